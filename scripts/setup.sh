@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build everything sgm needs on a fresh Debian machine (Python 3.11, root): system packages,
+# a virtual environment in .venv with the Python dependencies, and sgm itself (editable, so
+# the Cython extensions are compiled into the source tree).  Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(build-essential python3-dev python3-venv libsimde-dev)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing system packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -U pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26"
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
+echo "setup: ready ($(.venv/bin/python -c 'import sgm._native as n; print("kernels:", ", ".join(n.available_implementations()))'))" >&2

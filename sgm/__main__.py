@@ -1,0 +1,5 @@
+import sys
+
+from sgm.cli import main
+
+sys.exit(main())

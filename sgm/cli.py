@@ -1,0 +1,241 @@
+"""sgm's command line (the contract in docs: `sgm`, `sgm bench`, `sgm scan`, `sgm devices`).
+
+Exit codes: 0 clean stop, 2 usage or configuration error (message on stderr), 1 other failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from sgm import _native
+
+SUBCOMMANDS = ("bench", "scan", "devices")
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported on stderr with exit status 2."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _u32(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"must be in 0 .. 4294967295, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 1 << 32:
+        raise argparse.ArgumentTypeError(f"must be in 0 .. 4294967296, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- bench
+def _bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sgm bench",
+        description="Raw hash rate of each implementation beside a hashlib SHA-256 reference "
+        "measured in the same run (ratio = hashes/s * 128 / reference bytes/s).",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--impl", help="only this CPU implementation")
+    p.add_argument("--device", choices=["cpu", "opencl"], default="cpu")
+    p.add_argument("--threads", type=_positive_int, help="only this thread count "
+                   "(default: every count from 1 to the number of cores)")
+    p.add_argument("--seconds", type=_positive_float, default=1.0,
+                   help="length of one measurement (default 1.0)")
+    p.add_argument("--repeats", type=_positive_int, default=3,
+                   help="measurements per figure; the median is reported (default 3)")
+    return p
+
+
+def cmd_bench(argv: Sequence[str]) -> int:
+    from sgm.bench import format_bench, run_bench
+    from sgm.devices import cpu_count, detect_opencl
+
+    args = _bench_parser().parse_args(argv)
+    if args.device == "opencl":
+        devices, reason = detect_opencl()
+        if not devices:
+            raise UsageError(f"--device opencl: no OpenCL device available: {reason}")
+        raise UsageError("--device opencl: the OpenCL hash core is not part of this build yet")
+    if args.impl is not None:
+        if args.impl not in _native.all_implementations():
+            raise UsageError(f"--impl {args.impl!r} is unknown; built: "
+                             f"{', '.join(_native.all_implementations())}")
+        if args.impl not in _native.available_implementations():
+            raise UsageError(f"--impl {args.impl!r} is not supported by this CPU; available: "
+                             f"{', '.join(_native.available_implementations())}")
+        impls = [args.impl]
+    else:
+        impls = _native.available_implementations()
+    threads = [args.threads] if args.threads else list(range(1, cpu_count() + 1))
+    progress = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = run_bench(impls, threads, seconds=args.seconds, repeats=args.repeats,
+                       progress=progress)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_bench(result))
+    return 0
+
+
+# --------------------------------------------------------------------------- scan
+def _scan_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sgm scan",
+        description="Scan nonces START..START+COUNT-1 of an 80-byte header (its own nonce field "
+        "is ignored) and print each nonce whose sha256d meets the target, one decimal number per "
+        "line, ascending.  A range past 4294967295 is an error (no wrapping).",
+    )
+    p.add_argument("header", metavar="HEADER_HEX", help="the 80-byte block header, 160 hex digits")
+    p.add_argument("--start", type=_u32, required=True)
+    p.add_argument("--count", type=_count, required=True)
+    tg = p.add_mutually_exclusive_group()
+    tg.add_argument("--target", metavar="HEX64",
+                    help="target as 64 hex digits, big-endian as block explorers show it "
+                    "(default: the header's own nBits)")
+    tg.add_argument("--difficulty", type=_positive_float,
+                    help="pool difficulty (1 = 0x00000000FFFF << 208)")
+    ig = p.add_mutually_exclusive_group()
+    ig.add_argument("--impl", help="CPU implementation (default: the fastest available)")
+    ig.add_argument("--device", choices=["cpu", "opencl"], default="cpu")
+    return p
+
+
+def cmd_scan(argv: Sequence[str]) -> int:
+    from sgm.hashing import difficulty_to_target, nbits_to_target
+
+    args = _scan_parser().parse_args(argv)
+    text = args.header.strip()
+    if len(text) != 160:
+        raise UsageError(f"HEADER_HEX must be 160 hex digits (80 bytes), got {len(text)} characters")
+    try:
+        header = bytes.fromhex(text)
+    except ValueError:
+        raise UsageError("HEADER_HEX is not valid hex") from None
+    if args.start + args.count > 1 << 32:
+        raise UsageError(f"--start {args.start} + --count {args.count} runs past nonce "
+                         "4294967295 (wrapping is not allowed)")
+    if args.target is not None:
+        t = args.target.strip().lower().removeprefix("0x")
+        if len(t) != 64:
+            raise UsageError(f"--target must be 64 hex digits, got {len(t)}")
+        try:
+            target = int(t, 16)
+        except ValueError:
+            raise UsageError("--target is not valid hex") from None
+    elif args.difficulty is not None:
+        target = difficulty_to_target(args.difficulty)
+    else:
+        try:
+            target = nbits_to_target(int.from_bytes(header[72:76], "little"))
+        except ValueError as exc:
+            raise UsageError(f"the header's nBits gives no target: {exc}") from None
+    if args.device == "opencl":
+        raise UsageError("--device opencl: the OpenCL hash core is not part of this build yet")
+    impl = args.impl
+    if impl is not None and impl not in _native.available_implementations():
+        raise UsageError(f"--impl {impl!r} is not available; available: "
+                         f"{', '.join(_native.available_implementations())}")
+    midstate = _native.sha256_midstate(header[:64])
+    tail = header[64:76]
+    start, left = args.start, args.count
+    out = sys.stdout
+    while True:
+        res = _native.scan(midstate, tail, start, left, target, impl=impl)
+        for n in res.nonces:
+            out.write(f"{n}\n")
+        start += res.scanned
+        left -= res.scanned
+        if left == 0 or res.scanned == 0 and not res.truncated:
+            break
+    out.flush()
+    return 0
+
+
+# --------------------------------------------------------------------------- devices
+def cmd_devices(argv: Sequence[str]) -> int:
+    from sgm.devices import detect_cpu, detect_opencl
+
+    p = argparse.ArgumentParser(prog="sgm devices",
+                                description="The devices and implementations on this machine.")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    cpu = detect_cpu()
+    opencl, reason = detect_opencl()
+    features = _native.cpu_features()
+    if args.json:
+        devices = []
+        for d in [cpu, *opencl]:
+            devices.append({"name": d.name, "kind": d.kind, "description": d.description,
+                            "compute_units": d.compute_units,
+                            "implementations": d.implementations,
+                            "default_impl": d.default_impl})
+        print(json.dumps({
+            "devices": devices,
+            "cpu_features": features,
+            "implementations_built": _native.all_implementations(),
+            "opencl_unavailable_reason": reason,
+        }))
+        return 0
+    print(f"{cpu.name}  cpu     {cpu.description}, {cpu.compute_units} core(s)")
+    print(f"        implementations: {', '.join(cpu.implementations)} "
+          f"(default {cpu.default_impl}; built: {', '.join(_native.all_implementations())})")
+    print(f"        features: {', '.join(k for k, v in features.items() if v) or 'none'}")
+    for d in opencl:
+        print(f"{d.name}  opencl  {d.description}, {d.compute_units} compute units")
+    if not opencl:
+        print(f"opencl: none ({reason})")
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices}[argv[0]]
+            return handler(argv[1:])
+        from sgm.miner_cli import cmd_mine
+
+        return cmd_mine(argv)
+    except UsageError as exc:
+        print(f"sgm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
