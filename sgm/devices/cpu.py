@@ -1,0 +1,46 @@
+"""CPU devices: one worker thread per core running a native scan kernel."""
+from __future__ import annotations
+
+import time
+
+from sgm import _native
+from sgm.devices.base import BatchResult, Device
+from sgm.scheduler import Pulled
+
+_CAL_HEADER = bytes(range(80))
+
+
+class CpuDevice(Device):
+    kind = "cpu"
+
+    def __init__(self, index: int, impl: str | None = None) -> None:
+        impl = impl or _native.default_implementation()
+        if impl not in _native.available_implementations():
+            raise ValueError(f"CPU implementation {impl!r} is not available on this CPU; "
+                             f"available: {', '.join(_native.available_implementations())}")
+        super().__init__(f"cpu{index}", impl, lanes=1, granule=4096)
+
+    def calibrate(self, seconds: float = 0.05) -> float:
+        ms = _native.sha256_midstate(_CAL_HEADER[:64])
+        n = 1 << 16
+        t0 = time.perf_counter()
+        done = 0
+        while time.perf_counter() - t0 < seconds:
+            done += _native.scan(ms, _CAL_HEADER[64:76], 0, n, 0, impl=self.impl).scanned
+        return done / (time.perf_counter() - t0)
+
+    def run_batch(self, batch: Pulled) -> BatchResult:
+        prep = batch.prepared
+        target = batch.active.job.target
+        start, left, found = batch.start, batch.count, []
+        scanned = 0
+        while left:
+            res = _native.scan(prep.midstate, prep.tail, start, left, target, impl=self.impl,
+                               abort=self.abort)
+            found.extend(res.nonces)
+            scanned += res.scanned
+            start += res.scanned
+            left -= res.scanned
+            if not res.truncated:
+                break  # complete or aborted
+        return BatchResult(scanned, found)

@@ -1,0 +1,295 @@
+"""The Miner facade: the one object the CLI, the monitoring API and the GUI drive.
+
+    miner = Miner(MinerConfig(...)); miner.start(); ...; miner.stop(); miner.summary()
+
+It wires the layers together without letting them know each other: the Stratum client
+(protocol) hands Jobs to the Scheduler, devices pull work from the Scheduler, and found
+shares go back to the client through a submit callback.  All networking (the pool client
+and, when no pool is given, the embedded local pool) runs on one asyncio loop thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sgm import _native
+from sgm.devices import cpu_count
+from sgm.devices.base import Device
+from sgm.devices.cpu import CpuDevice
+from sgm.jobs import Job, Share
+from sgm.pool import LocalPool
+from sgm.scheduler import DEFAULT_BATCH_TIME, Scheduler
+from sgm.stratum.client import StratumClient, parse_pool_url
+from sgm.telemetry import Event, Subscription, Telemetry
+
+log = logging.getLogger(__name__)
+
+#: GIL switch interval while mining (Python's default is 5 ms)
+SWITCH_INTERVAL = 0.0005
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    url: str
+    user: str = ""
+    password: str = "x"
+
+
+@dataclass
+class MinerConfig:
+    pools: list[PoolConfig] = field(default_factory=list)  # empty: the embedded local pool
+    threads: int | None = None                 # CPU worker threads (default: one per core)
+    device_kinds: tuple[str, ...] = ("cpu",)
+    impl: str | None = None                    # CPU kernel (default: fastest available)
+    batch_time: float = DEFAULT_BATCH_TIME     # seconds one batch should take
+    local_jobs: int | None = 3                 # embedded pool: jobs to issue (None: forever)
+    local_difficulty_bits: int = 20            # embedded pool: leading zero bits of the share target
+    local_difficulty: float | None = None      # embedded pool: pool difficulty (wins over bits)
+    local_job_interval: float = 15.0           # embedded pool: seconds per job
+    local_clean_jobs: bool = True
+    version_rolling: bool = True
+
+    def validate(self) -> None:
+        """Raise ValueError with a clear message for any bad setting."""
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ValueError(f"threads must be in 1..1024, got {self.threads}")
+        unknown = set(self.device_kinds) - {"cpu", "opencl"}
+        if unknown or not self.device_kinds:
+            raise ValueError(f"devices must be a list of cpu, opencl; got {','.join(self.device_kinds)}")
+        if self.impl is not None and self.impl not in _native.available_implementations():
+            raise ValueError(f"impl {self.impl!r} is not available on this CPU; available: "
+                             f"{', '.join(_native.available_implementations())}")
+        if not 0.001 <= self.batch_time <= 60:
+            raise ValueError(f"batch time must be in 0.001..60 s, got {self.batch_time}")
+        if self.local_jobs is not None and self.local_jobs < 1:
+            raise ValueError(f"jobs must be >= 1, got {self.local_jobs}")
+        if not 1 <= self.local_difficulty_bits <= 255:
+            raise ValueError(f"difficulty bits must be in 1..255, got {self.local_difficulty_bits}")
+        if not self.local_job_interval > 0:
+            raise ValueError(f"duration must be > 0, got {self.local_job_interval}")
+        for p in self.pools:
+            parse_pool_url(p.url, p.user, p.password)  # raises ValueError on a bad URL
+
+
+class Miner:
+    """Start/stop mining, toggle devices, observe everything through telemetry events."""
+
+    def __init__(self, config: MinerConfig, telemetry: Telemetry | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.telemetry = telemetry or Telemetry()
+        self.scheduler = Scheduler(self.telemetry, submit=self._submit_from_device,
+                                   batch_time=config.batch_time)
+        self.devices: list[Device] = []
+        self.local_pool: LocalPool | None = None
+        self.client: StratumClient | None = None
+        self.finished = threading.Event()     # the embedded pool issued all its jobs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._net_thread: threading.Thread | None = None
+        self._net_ready = threading.Event()
+        self._net_error: BaseException | None = None
+        self._stop_net: asyncio.Event | None = None
+        self._pending: set[Future[Any]] = set()
+        self._pending_lock = threading.Lock()
+        self._started_at = 0.0
+        self._stopped_at: float | None = None
+        self._running = False
+
+    # ------------------------------------------------------------------ devices
+    def _make_devices(self) -> list[Device]:
+        devices: list[Device] = []
+        if "cpu" in self.config.device_kinds:
+            n = self.config.threads or cpu_count()
+            devices.extend(CpuDevice(i, self.config.impl) for i in range(n))
+        if "opencl" in self.config.device_kinds:
+            from sgm.devices import detect_opencl
+
+            found, reason = detect_opencl()
+            if not found:
+                log.warning("opencl: no device (%s)", reason)
+            else:
+                log.warning("opencl: %d device(s) found, but this build has no OpenCL hash core yet",
+                            len(found))
+        if not devices:
+            raise ValueError("no usable device: enable the CPU (--devices cpu)")
+        return devices
+
+    def device(self, name: str) -> Device:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(f"no device named {name!r}; devices: {', '.join(d.name for d in self.devices)}")
+
+    def set_device_enabled(self, name: str, enabled: bool) -> None:
+        self.device(name).set_enabled(enabled)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._running:
+            raise RuntimeError("miner already running")
+        self.devices = self._make_devices()
+        # device threads hand the GIL back and forth with the network thread at every batch
+        # edge; a short switch interval keeps a clean job's hand-over in the sub-ms range
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        for d in self.devices:   # measure each device before the pool's clock starts
+            d.score = d.calibrate()
+        self._started_at = time.monotonic()
+        self._net_thread = threading.Thread(target=self._net_main, name="sgm-net", daemon=True)
+        self._net_thread.start()
+        self._net_ready.wait(15)
+        if self._net_error is not None:
+            raise RuntimeError(f"network start failed: {self._net_error}") from self._net_error
+        for d in self.devices:
+            d.start(self.scheduler)
+        self._running = True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop devices, wait briefly for shares in flight, close the network side."""
+        if not self._running:
+            return
+        self._running = False
+        self.scheduler.close()
+        for d in self.devices:
+            d.stop()
+        with self._pending_lock:
+            pending = list(self._pending)
+        if pending:  # let shares already found reach the pool
+            futures_wait(pending, timeout)
+        if self._loop is not None and self._stop_net is not None:
+            self._loop.call_soon_threadsafe(self._stop_net.set)
+        if self._net_thread is not None:
+            self._net_thread.join(timeout)
+        self._stopped_at = time.monotonic()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the embedded pool finished its jobs (True) or timeout (False)."""
+        return self.finished.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def subscribe(self, callback: Callable[[Event], Any] | None = None,
+                  maxsize: int = 1000) -> Subscription:
+        return self.telemetry.subscribe(callback, maxsize)
+
+    def add_pool(self, url: str, user: str = "", password: str = "x") -> None:
+        """Append a failover pool (lowest priority)."""
+        endpoint = parse_pool_url(url, user, password)
+        self.config.pools.append(PoolConfig(url, user, password))
+        if self.client is not None:
+            self.client.pools.append(endpoint)
+
+    # ------------------------------------------------------------------ network thread
+    def _net_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._net())
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._net_error = exc
+            log.exception("network thread failed")
+        finally:
+            self._net_ready.set()
+            loop.close()
+
+    async def _net(self) -> None:
+        self._stop_net = asyncio.Event()
+        cfg = self.config
+        if cfg.pools:
+            entries = [(p.url, p.user, p.password) for p in cfg.pools]
+        else:
+            self.local_pool = LocalPool(
+                difficulty_bits=cfg.local_difficulty_bits, difficulty=cfg.local_difficulty,
+                jobs=cfg.local_jobs, job_interval=cfg.local_job_interval,
+                clean_jobs=cfg.local_clean_jobs)
+            self.local_pool.on_finished.append(self.finished.set)
+            await self.local_pool.start()
+            entries = [(self.local_pool.url, "sgm.local", "x")]
+        self.client = StratumClient(entries, on_job=self._on_job,
+                                    version_rolling=cfg.version_rolling)
+        client_task = asyncio.create_task(self.client.run())
+        self._net_ready.set()
+        try:
+            await self._stop_net.wait()
+        finally:
+            await self.client.close()
+            client_task.cancel()
+            await asyncio.gather(client_task, return_exceptions=True)
+            if self.local_pool is not None:
+                await self.local_pool.stop()
+
+    def _on_job(self, job: Job) -> None:
+        self.scheduler.set_job(job)
+
+    def _submit_from_device(self, share: Share, device: str) -> None:
+        """Called on a device thread for each verified share: submit it on the loop."""
+        loop, client = self._loop, self.client
+        if loop is None or client is None or loop.is_closed():
+            self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
+                                               share.difficulty, False, "not connected")
+            return
+
+        async def submit() -> None:
+            accepted, reason = await client.submit(share)
+            self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
+                                               share.difficulty, accepted, reason)
+            if not accepted:
+                log.warning("%s: share %s rejected: %s", device, share.nonce, reason)
+
+        try:
+            fut = asyncio.run_coroutine_threadsafe(submit(), loop)
+        except RuntimeError:  # loop closing
+            return
+        with self._pending_lock:
+            self._pending.add(fut)
+        fut.add_done_callback(self._forget)
+
+    def _forget(self, fut: Future[Any]) -> None:
+        with self._pending_lock:
+            self._pending.discard(fut)
+
+    # ------------------------------------------------------------------ reporting
+    def summary(self) -> dict[str, Any]:
+        """Final (or current) statistics in the --summary-json shape of the contract."""
+        snap = self.telemetry.snapshot()
+        end = self._stopped_at or time.monotonic()
+        elapsed = max(1e-9, end - self._started_at) if self._started_at else snap["elapsed_s"]
+        devices = []
+        by_name = {d["name"]: d for d in snap["devices"]}
+        for dev in self.devices:
+            d = by_name.get(dev.name, {})
+            hashes = int(d.get("hashes", 0))
+            devices.append({
+                "name": dev.name, "kind": dev.kind, "impl": dev.impl,
+                "hashes": hashes, "hashrate": hashes / elapsed,
+                "accepted": int(d.get("accepted", 0)), "rejected": int(d.get("rejected", 0)),
+                "stale": int(d.get("stale", 0)), "hw_errors": int(d.get("hw_errors", 0)),
+                "latency_ms": float(d.get("latency_ms", 0.0)),
+                "batch_size": int(d.get("batch_size", 0)),
+                "utilisation": float(d.get("utilisation", 0.0)),
+                "score": dev.score, "enabled": dev.enabled,
+                "error_rate": (int(d.get("hw_errors", 0)) / max(1, int(d.get("found", 0))
+                                                                + int(d.get("hw_errors", 0)))),
+            })
+        return {
+            "elapsed_s": elapsed,
+            "hashes": int(snap["hashes"]),
+            "hashrate": snap["hashes"] / elapsed,
+            "accepted": int(snap["accepted"]),
+            "rejected": int(snap["rejected"]),
+            "rejected_reasons": snap["rejected_reasons"],
+            "stale": int(snap["stale"]),
+            "hw_errors": int(snap["hw_errors"]),
+            "best_share_diff": float(snap["best_share_diff"]),
+            "devices": devices,
+        }

@@ -1,0 +1,347 @@
+"""`sgm` (mining): the embedded local pool by default, or `-o stratum+tcp://... -u ... -p ...`.
+
+Prints the configuration, the devices with their measured scores and batch sizes, each job,
+each share, a status line every 5 s and the final statistics.  Ctrl-C / SIGTERM stop
+cleanly.  Exit status: 0 clean stop, 2 usage/config error, 1 any other failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from sgm.cli import UsageError, _positive_float, _positive_int
+from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
+
+log = logging.getLogger("sgm")
+
+STATUS_INTERVAL = 5.0
+CONFIG_KEYS = {
+    "pools", "threads", "devices", "impl", "batch-time", "time-limit", "summary-json",
+    "quiet", "verbose", "jobs", "difficulty", "duration", "no-version-rolling",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sgm",
+        description="SHA-256d miner. With no pool (-o) it mines its embedded local Stratum pool "
+        "on 127.0.0.1. Subcommands: sgm bench | sgm scan | sgm devices (see sgm bench --help).",
+    )
+    g = p.add_argument_group("pool")
+    g.add_argument("-o", "--url", action="append", default=[], metavar="URL",
+                   help="pool URL stratum+tcp://HOST:PORT (stratum+ssl://, stratum+tcps://); "
+                   "repeat for failover pools in priority order")
+    g.add_argument("-u", "--user", action="append", default=[], metavar="USER",
+                   help="pool user (wallet.worker), one per -o")
+    g.add_argument("-p", "--pass", dest="password", action="append", default=[], metavar="PASS",
+                   help="pool password, one per -o")
+    g.add_argument("--solo", action="store_true", help="solo mining against a node (getblocktemplate)")
+    g.add_argument("--coinbase-addr", metavar="ADDRESS", help="payout address for --solo")
+    g.add_argument("--no-version-rolling", action="store_true",
+                   help="do not ask the pool for BIP 310 version rolling")
+    d = p.add_argument_group("embedded pool (no -o)")
+    d.add_argument("--jobs", type=_positive_int, default=None,
+                   help="jobs the embedded pool issues (default 3)")
+    d.add_argument("--difficulty", type=_positive_int, default=None, metavar="BITS",
+                   help="leading zero bits of the share target (default 20)")
+    d.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                   help="seconds per job (default 15)")
+    c = p.add_argument_group("common")
+    c.add_argument("-t", "--threads", type=_positive_int, default=None,
+                   help="CPU threads (default: one per core)")
+    c.add_argument("--devices", default=None, metavar="KINDS",
+                   help="which kinds of device to use: cpu, opencl (comma separated; default cpu)")
+    c.add_argument("--impl", default=None, help="CPU kernel (default: the fastest available)")
+    c.add_argument("--batch-time", type=_positive_float, default=None, metavar="SECONDS",
+                   help="time one batch should take on any device (default 0.1)")
+    c.add_argument("-c", "--config", metavar="FILE", help="JSON configuration file")
+    c.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS",
+                   help="stop after this long")
+    c.add_argument("--summary-json", metavar="PATH", default=None,
+                   help="write the final statistics as JSON here at exit")
+    c.add_argument("-q", "--quiet", action="store_true", default=None,
+                   help="print only the final statistics")
+    c.add_argument("--verbose", action="store_true", default=None, help="log more")
+    return p
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"config file {path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path}: expected a JSON object")
+    unknown = sorted(set(data) - CONFIG_KEYS)
+    if unknown:
+        raise UsageError(f"config file {path}: unknown key(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(CONFIG_KEYS))}")
+    return data
+
+
+def _typed(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) and kind is not bool:
+        raise UsageError(f"{where}: {key} must be {getattr(kind, '__name__', kind)}, got a boolean")
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise UsageError(f"{where}: {key} must be {names}, got {type(value).__name__}")
+    return value
+
+
+def build_config(args: argparse.Namespace):
+    """Merge the config file (if any) under the command-line flags; validate everything."""
+    from sgm.miner import MinerConfig, PoolConfig
+
+    file_cfg: dict[str, Any] = _load_config(args.config) if args.config else {}
+    where = f"config file {args.config}"
+
+    def pick(flag_value: Any, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        if flag_value is not None:
+            return flag_value
+        value = _typed(file_cfg, key, kind, where)
+        return default if value is None else value
+
+    if args.solo:
+        raise UsageError("--solo (getblocktemplate) is not supported by this build yet; "
+                         "mine a Stratum pool with -o or the embedded pool")
+    if args.coinbase_addr:
+        raise UsageError("--coinbase-addr only applies to --solo")
+
+    pools: list[PoolConfig] = []
+    if args.url:
+        if len(args.user) > len(args.url) or len(args.password) > len(args.url):
+            raise UsageError("more -u/-p than -o: give one -u and -p per pool URL")
+        for i, url in enumerate(args.url):
+            user = args.user[i] if i < len(args.user) else (args.user[-1] if args.user else "")
+            pw = args.password[i] if i < len(args.password) else (
+                args.password[-1] if args.password else "x")
+            pools.append(PoolConfig(url, user, pw))
+    else:
+        if args.user or args.password:
+            raise UsageError("-u/-p given without -o: name the pool URL with -o")
+        raw_pools = _typed(file_cfg, "pools", list, where) or []
+        for i, entry in enumerate(raw_pools):
+            if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+                raise UsageError(f"{where}: pools[{i}] must be an object with a \"url\" string")
+            user = entry.get("user", "")
+            pw = entry.get("pass", entry.get("password", "x"))
+            if not isinstance(user, str) or not isinstance(pw, str):
+                raise UsageError(f"{where}: pools[{i}] user/pass must be strings")
+            pools.append(PoolConfig(entry["url"], user, pw))
+
+    devices_text = pick(args.devices, "devices", str, "cpu")
+    kinds = tuple(k.strip() for k in devices_text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in ("cpu", "opencl")]
+    if bad or not kinds:
+        raise UsageError(f"--devices: unknown device kind(s) {', '.join(bad) or '(none)'}; "
+                         "use cpu, opencl")
+    threads = pick(args.threads, "threads", int, None)
+    if threads is not None and threads < 1:
+        raise UsageError(f"{where}: threads must be >= 1")
+    jobs = pick(args.jobs, "jobs", int, 3)
+    bits = pick(args.difficulty, "difficulty", int, 20)
+    duration = pick(args.duration, "duration", (int, float), 15.0)
+    batch_time = pick(args.batch_time, "batch-time", (int, float), 0.1)
+    time_limit = pick(args.time_limit, "time-limit", (int, float), None)
+    for name, value in (("jobs", jobs), ("duration", duration), ("batch-time", batch_time)):
+        if not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
+            raise UsageError(f"{name} must be a positive number, got {value}")
+    if not 1 <= bits <= 255:
+        raise UsageError(f"--difficulty must be 1..255 leading zero bits, got {bits}")
+    if time_limit is not None and (not time_limit > 0 or not math.isfinite(time_limit)):
+        raise UsageError(f"time-limit must be a positive number, got {time_limit}")
+    cfg = MinerConfig(
+        pools=pools, threads=threads, device_kinds=kinds,
+        impl=pick(args.impl, "impl", str, None), batch_time=float(batch_time),
+        local_jobs=jobs, local_difficulty_bits=bits, local_job_interval=float(duration),
+        version_rolling=not (args.no_version_rolling or bool(file_cfg.get("no-version-rolling"))),
+    )
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    extras = {
+        "time_limit": time_limit,
+        "summary_json": pick(args.summary_json, "summary-json", str, None),
+        "quiet": bool(pick(args.quiet, "quiet", bool, False)),
+        "verbose": bool(pick(args.verbose, "verbose", bool, False)),
+    }
+    return cfg, extras
+
+
+# --------------------------------------------------------------------------- output
+def _fmt_rate(h: float) -> str:
+    for unit, scale in (("GH/s", 1e9), ("MH/s", 1e6), ("kH/s", 1e3)):
+        if h >= scale:
+            return f"{h / scale:.2f} {unit}"
+    return f"{h:.0f} H/s"
+
+
+def _fmt_count(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+class Printer:
+    """Turns telemetry events into the miner's console lines (thread-safe)."""
+
+    def __init__(self, out: TextIO, quiet: bool) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.t0 = time.monotonic()
+        self.jobs = 0
+        self._lock = threading.Lock()
+
+    def line(self, text: str, force: bool = False) -> None:
+        if self.quiet and not force:
+            return
+        stamp = time.strftime("%H:%M:%S")
+        with self._lock:
+            try:
+                self.out.write(f"[{stamp}] {text}\n")
+                self.out.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+    def on_event(self, ev: Event) -> None:
+        if isinstance(ev, JobEvent):
+            self.jobs += 1
+            self.line(f"job {ev.job_id}{' (clean)' if ev.clean else ''}")
+        elif isinstance(ev, ShareEvent):
+            if ev.accepted is None:
+                return  # found; the pool's answer follows
+            verdict = "accepted" if ev.accepted else f"REJECTED ({ev.reason})"
+            self.line(f"share {ev.device} nonce {ev.nonce:08x} diff {ev.difficulty:.4g} "
+                      f"job {ev.job_id}: {verdict}")
+        elif isinstance(ev, DeviceEvent) and ev.what in ("enabled", "disabled", "hw_error"):
+            self.line(f"{ev.device}: {ev.what} {ev.detail}".rstrip())
+        elif isinstance(ev, LogEvent) and ev.level in ("WARNING", "ERROR", "CRITICAL"):
+            self.line(f"{ev.level.lower()}: {ev.message}")
+
+
+def _print_final(out: TextIO, summary: dict[str, Any]) -> None:
+    s = summary
+    lines = [
+        "",
+        "=== sgm final statistics ===",
+        f"elapsed {s['elapsed_s']:.1f} s | hashes {_fmt_count(s['hashes'])} | "
+        f"average {_fmt_rate(s['hashrate'])}",
+        f"shares: accepted {s['accepted']}  rejected {s['rejected']}  stale {s['stale']}  "
+        f"hw errors {s['hw_errors']}  best share diff {s['best_share_diff']:.4g}",
+        f"{'device':8s} {'impl':8s} {'hashrate':>12s} {'accepted':>8s} {'hw err':>6s} "
+        f"{'err rate':>8s} {'latency':>9s} {'batch':>10s} {'util':>5s}",
+    ]
+    for d in s["devices"]:
+        lines.append(
+            f"{d['name']:8s} {d['impl']:8s} {_fmt_rate(d['hashrate']):>12s} {d['accepted']:8d} "
+            f"{d['hw_errors']:6d} {100 * d['error_rate']:7.2f}% {d['latency_ms']:7.1f}ms "
+            f"{d['batch_size']:10d} {100 * d['utilisation']:4.0f}%")
+    try:
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def cmd_mine(argv: Sequence[str]) -> int:
+    parser = _parser()
+    args = parser.parse_args(list(argv))
+    cfg, extras = build_config(args)
+    logging.basicConfig(
+        level=logging.INFO if extras["verbose"] else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    from sgm import _native
+    from sgm.miner import Miner
+
+    out = sys.stdout
+    printer = Printer(out, extras["quiet"])
+    miner = Miner(cfg)
+    if cfg.pools:
+        printer.line("pools: " + ", ".join(f"{p.url} ({p.user or '-'})" for p in cfg.pools))
+    else:
+        printer.line(f"embedded local pool: {cfg.local_jobs} job(s) x {cfg.local_job_interval:g} s, "
+                     f"share target {cfg.local_difficulty_bits} leading zero bits")
+    printer.line(f"config: devices {','.join(cfg.device_kinds)}, threads "
+                 f"{cfg.threads or 'auto'}, kernel {cfg.impl or _native.default_implementation()}, "
+                 f"batch time {cfg.batch_time * 1e3:.0f} ms"
+                 + (f", time limit {extras['time_limit']:g} s" if extras["time_limit"] else ""))
+
+    stop = threading.Event()
+    reason = {"why": "stopped"}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        reason["why"] = signal.Signals(signum).name
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    sub = miner.subscribe(printer.on_event, maxsize=10_000)
+    try:
+        try:
+            miner.start()
+        except (ValueError, RuntimeError, OSError) as exc:
+            print(f"sgm: error: {exc}", file=sys.stderr)
+            return 1
+        for d in miner.devices:
+            printer.line(f"device {d.name}: {d.kind} {d.impl}, score {_fmt_rate(d.score)}, "
+                         f"batch {d.sizer.size() if d.sizer else 0} nonces")
+        if miner.local_pool is not None:
+            printer.line(f"embedded pool listening on {miner.local_pool.url}")
+        started = time.monotonic()
+        next_status = started + STATUS_INTERVAL
+        while not stop.is_set():
+            now = time.monotonic()
+            limit = extras["time_limit"]
+            if limit is not None and now - started >= limit:
+                reason["why"] = "time limit"
+                break
+            if miner.finished.is_set():
+                reason["why"] = f"{cfg.local_jobs} job(s) done"
+                break
+            wait = next_status - now
+            if limit is not None:
+                wait = min(wait, started + limit - now)
+            if stop.wait(max(0.01, min(wait, 0.5))):
+                break
+            if time.monotonic() >= next_status:
+                next_status += STATUS_INTERVAL
+                snap = miner.telemetry.snapshot()
+                rates = snap["rates"]
+                printer.line(
+                    f"status: {_fmt_rate(rates['5s'])} (5s) {_fmt_rate(rates['1m'])} (1m) | "
+                    f"accepted {snap['accepted']} rejected {snap['rejected']} stale {snap['stale']} "
+                    f"hw {snap['hw_errors']} | hashes {_fmt_count(snap['hashes'])}")
+        printer.line(f"stopping: {reason['why']}")
+    finally:
+        miner.stop()
+        sub.close()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    summary = miner.summary()
+    _print_final(out, summary)
+    if extras["summary_json"]:
+        try:
+            Path(extras["summary_json"]).write_text(json.dumps(summary, indent=2) + "\n")
+        except OSError as exc:
+            print(f"sgm: error: cannot write --summary-json {extras['summary_json']}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
+    return 0

@@ -1,0 +1,401 @@
+"""asyncio Stratum v1 client: a thin socket shell around :class:`StratumProtocol`.
+
+``StratumClient.run()`` connects, opens the session (configure / subscribe / authorize),
+hands every new job to ``on_job`` and every event to ``on_event``, and reconnects with
+exponential backoff.  Several pools can be given in priority order: after repeated
+failures (or a refused authorization) it moves to the next one, and while on a backup
+it probes the better pools every ``failback_interval`` seconds and returns to them.
+
+All methods run on the event loop thread.  From a worker thread, use
+``asyncio.run_coroutine_threadsafe(client.submit(share), loop)``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import ssl
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable, Sequence
+from urllib.parse import unquote, urlsplit
+
+from sgm.jobs import Job, Share
+from sgm.stratum.messages import MAX_LINE_BYTES
+from sgm.stratum.protocol import (
+    DEFAULT_VERSION_MASK, Authorized, Connected, Disconnected, NewJob, ProtocolError, Reconnect,
+    StratumProtocol, SubmitResult,
+)
+
+__all__ = ["PoolEndpoint", "parse_pool_url", "StratumClient", "PLAIN_SCHEMES", "TLS_SCHEMES"]
+
+log = logging.getLogger(__name__)
+
+PLAIN_SCHEMES = frozenset({"stratum+tcp", "stratum", "tcp"})
+TLS_SCHEMES = frozenset({"stratum+ssl", "stratum+tcps", "stratum+tls", "ssl", "tls"})
+
+Callback = Callable[..., Any] | Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class PoolEndpoint:
+    """One pool: where it is and which credentials to use."""
+
+    url: str
+    host: str
+    port: int
+    tls: bool
+    user: str = ""
+    password: str = "x"
+
+    def __str__(self) -> str:
+        scheme = "stratum+ssl" if self.tls else "stratum+tcp"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+def parse_pool_url(url: str, user: str | None = None, password: str | None = None) -> PoolEndpoint:
+    """Parse ``stratum+tcp://host:port`` (or ``stratum+ssl://`` / ``stratum+tcps://``).
+
+    A bare ``host:port`` means stratum+tcp.  Credentials in the URL (``user:pass@``) are
+    used unless ``user``/``password`` are given.  Raises ValueError naming the problem.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("pool URL is empty")
+    text = url.strip()
+    if "://" not in text:
+        text = "stratum+tcp://" + text
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ValueError(f"bad pool URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in PLAIN_SCHEMES | TLS_SCHEMES:
+        raise ValueError(f"unsupported pool URL scheme {scheme!r} in {url!r}: "
+                         "use stratum+tcp://, stratum+ssl:// or stratum+tcps://")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"pool URL {url!r} has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"pool URL {url!r} has an invalid port (must be 1..65535)") from None
+    if port is None:
+        raise ValueError(f"pool URL {url!r} needs a port (e.g. stratum+tcp://{host}:3333)")
+    if port == 0:
+        raise ValueError(f"pool URL {url!r}: port 0 is not valid")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"pool URL {url!r}: unexpected path/query after host:port")
+    url_user = unquote(parts.username) if parts.username else ""
+    url_pass = unquote(parts.password) if parts.password else "x"
+    return PoolEndpoint(url=text, host=host, port=port, tls=scheme in TLS_SCHEMES,
+                        user=user if user is not None else url_user,
+                        password=password if password is not None else url_pass)
+
+
+@dataclass
+class _Outcome:
+    got_job: bool = False
+    auth_failed: bool = False
+    reconnect: Reconnect | None = None
+    failback_to: int | None = None
+    reason: str = ""
+
+
+class StratumClient:
+    """Mine one pool (or several in failover order) over Stratum v1.
+
+    ``url`` is a pool URL (with ``user``/``password``) or a sequence of
+    ``(url, user, password)`` in priority order; ``failover`` adds more such tuples.
+    ``on_job(job)`` is called (sync or async) for each new job; ``job.clean_jobs`` is True
+    when all older work must be dropped (pool's flag, first job of a session, extranonce
+    change).  ``on_event(event)`` sees every event of :mod:`sgm.stratum.protocol`.
+    """
+
+    def __init__(self, url: str | Sequence[tuple[str, str, str]], user: str = "", password: str = "x", *,
+                 on_job: Callback, on_event: Callback | None = None, agent: str = "sgm/0.1",
+                 failover: Sequence[tuple[str, str, str]] = (), connect_timeout: float = 10.0,
+                 submit_timeout: float = 10.0, idle_timeout: float = 300.0,
+                 backoff_initial: float = 1.0, backoff_max: float = 30.0, retries_per_pool: int = 2,
+                 failback_interval: float = 60.0, version_rolling: bool = True,
+                 version_mask: int = DEFAULT_VERSION_MASK, extranonce_subscribe: bool = False,
+                 suggest_difficulty: float | None = None, ssl_verify: bool = True,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        entries: list[tuple[str, str, str]] = [(url, user, password)] if isinstance(url, str) else list(url)
+        entries.extend(failover)
+        if not entries:
+            raise ValueError("no pool given")
+        self.pools: list[PoolEndpoint] = [parse_pool_url(u, us, pw) for (u, us, pw) in entries]
+        self.on_job = on_job
+        self.on_event = on_event
+        self.agent = agent
+        self.connect_timeout = connect_timeout
+        self.submit_timeout = submit_timeout
+        self.idle_timeout = idle_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.retries_per_pool = max(1, retries_per_pool)
+        self.failback_interval = failback_interval
+        self.version_rolling = version_rolling
+        self.version_mask = version_mask
+        self.extranonce_subscribe = extranonce_subscribe
+        self.suggest_difficulty = suggest_difficulty
+        self.ssl_verify = ssl_verify
+        self._ssl_context = ssl_context
+
+        self.protocol: StratumProtocol | None = None
+        self.current_pool: PoolEndpoint | None = None
+        self.current_job: Job | None = None
+        self.accepted = 0
+        self.rejected = 0
+        self.stale = 0
+        self.jobs_received = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._futures: dict[int, asyncio.Future[tuple[bool, str | None]]] = {}
+        self._closing = False
+        self._wake: asyncio.Event | None = None
+        self._have_job: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and self.protocol is not None
+
+    @property
+    def difficulty(self) -> float | None:
+        return self.protocol.difficulty if self.protocol is not None else None
+
+    def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._have_job is None:
+            self._have_job = asyncio.Event()
+        return self._wake, self._have_job
+
+    async def wait_for_job(self, timeout: float | None = None) -> Job:
+        """Wait until a job is available (connect and authorize first); returns it."""
+        _, have_job = self._events()
+        await asyncio.wait_for(have_job.wait(), timeout)
+        assert self.current_job is not None
+        return self.current_job
+
+    # ------------------------------------------------------------------ public API
+    async def run(self) -> None:
+        """Connect and keep mining until close(); reconnects/fails over on its own."""
+        wake, _ = self._events()
+        idx, failures, delay = 0, 0, self.backoff_initial
+        override: tuple[str, int] | None = None
+        while not self._closing:
+            pool = self.pools[idx]
+            outcome = await self._session(idx, override or (pool.host, pool.port))
+            override = None
+            if self._closing:
+                break
+            if outcome.failback_to is not None:
+                log.info("stratum: failing back to %s", self.pools[outcome.failback_to])
+                idx, failures, delay = outcome.failback_to, 0, self.backoff_initial
+                continue
+            if outcome.reconnect is not None:
+                r = outcome.reconnect
+                host = pool.host
+                if r.host and r.host != pool.host:
+                    log.warning("stratum: ignoring redirect to another host %s (staying on %s)", r.host, pool.host)
+                override = (host, r.port or pool.port)
+                await self._sleep(r.wait)
+                continue
+            if outcome.got_job:
+                failures, delay = 0, self.backoff_initial
+            else:
+                failures += 1
+            if outcome.auth_failed or failures >= self.retries_per_pool:
+                if len(self.pools) > 1:
+                    log.warning("stratum: giving up on %s for now (%s)", pool, outcome.reason)
+                idx, failures = (idx + 1) % len(self.pools), 0
+                if idx != 0:
+                    continue  # try the next pool at once; back off once per full round
+            log.info("stratum: reconnecting in %.1fs", delay)
+            await self._sleep(delay)
+            delay = min(delay * 2, self.backoff_max)
+        wake.clear()
+
+    async def submit(self, share: Share) -> tuple[bool, str | None]:
+        """Send a share and wait for the pool's verdict: (accepted, reason)."""
+        proto, writer = self.protocol, self._writer
+        if proto is None or writer is None:
+            return False, "not connected"
+        if not proto.knows_share_job(share):
+            self.stale += 1
+            return False, "stale: job unknown to this session"
+        req_id = proto.submit(share)
+        fut: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
+        self._futures[req_id] = fut
+        try:
+            writer.write(proto.data_to_send())
+            await writer.drain()
+            return await asyncio.wait_for(asyncio.shield(fut), self.submit_timeout)
+        except asyncio.TimeoutError:  # (a subclass of OSError: catch it first)
+            log.warning("stratum: no answer to share %d within %.1fs", req_id, self.submit_timeout)
+            return False, "timeout"
+        except (ConnectionError, OSError):
+            return False, "disconnected"
+        finally:
+            self._futures.pop(req_id, None)
+
+    async def close(self) -> None:
+        """Stop run() and close the connection."""
+        self._closing = True
+        wake, _ = self._events()
+        wake.set()
+        writer = self._writer
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 2.0)
+
+    # ------------------------------------------------------------------ internals
+    async def _sleep(self, seconds: float) -> None:
+        wake, _ = self._events()
+        if seconds <= 0 or self._closing:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)
+
+    def _ssl(self, pool: PoolEndpoint) -> ssl.SSLContext | None:
+        if not pool.tls:
+            return None
+        if self._ssl_context is not None:
+            return self._ssl_context
+        ctx = ssl.create_default_context()
+        if not self.ssl_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    async def _emit(self, callback: Callback | None, *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            result = callback(*args)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # noqa: BLE001 - a faulty callback must not end the session
+            log.exception("stratum: callback %r failed", callback)
+
+    async def _open(self, pool: PoolEndpoint, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=self._ssl(pool),
+                                    server_hostname=host if pool.tls else None,
+                                    limit=MAX_LINE_BYTES + 2),
+            self.connect_timeout)
+
+    async def _session(self, idx: int, addr: tuple[str, int]) -> _Outcome:
+        pool = self.pools[idx]
+        outcome = _Outcome()
+        host, port = addr
+        try:
+            reader, writer = await self._open(pool, host, port)
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            outcome.reason = f"connect to {host}:{port} failed: {exc or type(exc).__name__}"
+            log.warning("stratum: %s", outcome.reason)
+            await self._emit(self.on_event, Disconnected(str(pool), outcome.reason))
+            return outcome
+        if self._closing:
+            writer.close()
+            return outcome
+        proto = StratumProtocol(pool.user, pool.password, agent=self.agent,
+                                version_rolling=self.version_rolling, requested_mask=self.version_mask,
+                                extranonce_subscribe=self.extranonce_subscribe,
+                                suggest_difficulty=self.suggest_difficulty)
+        self.protocol, self._writer, self.current_pool = proto, writer, pool
+        log.info("stratum: connected to %s:%d (%s)", host, port, pool)
+        await self._emit(self.on_event, Connected(str(pool)))
+        probe = asyncio.create_task(self._failback_probe(idx, outcome, writer)) if idx > 0 else None
+        outcome.reason = "closed"
+        try:
+            proto.start()
+            writer.write(proto.data_to_send())
+            await writer.drain()
+            while not self._closing:
+                try:
+                    line = await asyncio.wait_for(reader.readline(), self.idle_timeout)
+                except asyncio.TimeoutError:
+                    outcome.reason = f"no data from pool for {self.idle_timeout:.0f}s"
+                    break
+                except ValueError:
+                    outcome.reason = f"line from pool longer than {MAX_LINE_BYTES} bytes"
+                    break
+                if not line:
+                    outcome.reason = "closed by the client" if self._closing else "connection closed by pool"
+                    break
+                events = proto.feed(line)
+                out = proto.data_to_send()
+                if out:
+                    writer.write(out)
+                if await self._dispatch(events, outcome):
+                    break
+        except (ConnectionError, OSError, ssl.SSLError) as exc:
+            outcome.reason = f"connection error: {exc or type(exc).__name__}"
+        finally:
+            if probe is not None:
+                probe.cancel()
+            self.protocol, self._writer = None, None
+            for fut in self._futures.values():
+                if not fut.done():
+                    fut.set_result((False, "disconnected"))
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 2.0)
+            if outcome.failback_to is not None:
+                outcome.reason = "failing back to a preferred pool"
+            log.info("stratum: disconnected from %s: %s", pool, outcome.reason)
+            await self._emit(self.on_event, Disconnected(str(pool), outcome.reason))
+        return outcome
+
+    async def _dispatch(self, events: list[Any], outcome: _Outcome) -> bool:
+        """Handle events; True when the session must end."""
+        stop = False
+        for ev in events:
+            if isinstance(ev, NewJob):
+                job = ev.job if ev.job.clean_jobs or not ev.clean else replace(ev.job, clean_jobs=True)
+                outcome.got_job = True
+                self.current_job = job
+                self.jobs_received += 1
+                _, have_job = self._events()
+                have_job.set()
+                await self._emit(self.on_job, job)
+            elif isinstance(ev, SubmitResult):
+                if ev.accepted:
+                    self.accepted += 1
+                else:
+                    self.rejected += 1
+                    if ev.code == 21:
+                        self.stale += 1
+                fut = self._futures.get(ev.id)
+                if fut is not None and not fut.done():
+                    fut.set_result((ev.accepted, ev.reason))
+            elif isinstance(ev, Authorized) and not ev.ok:
+                outcome.auth_failed, outcome.reason, stop = True, f"not authorized: {ev.reason}", True
+            elif isinstance(ev, ProtocolError) and ev.fatal:
+                outcome.reason, stop = ev.message, True
+            elif isinstance(ev, Reconnect):
+                outcome.reconnect, outcome.reason, stop = ev, "pool asked to reconnect", True
+            await self._emit(self.on_event, ev)
+        return stop
+
+    async def _failback_probe(self, idx: int, outcome: _Outcome, writer: asyncio.StreamWriter) -> None:
+        """While on backup pool ``idx``, look for a better pool that answers again."""
+        try:
+            while True:
+                await asyncio.sleep(self.failback_interval)
+                for j in range(idx):
+                    better = self.pools[j]
+                    try:
+                        _, w = await self._open(better, better.host, better.port)
+                    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+                        continue
+                    w.close()
+                    outcome.failback_to = j
+                    writer.close()
+                    return
+        except asyncio.CancelledError:
+            pass

@@ -1,0 +1,667 @@
+"""Telemetry: decaying hash rates, per-device counters and the event stream.
+
+This module imports nothing else from sgm; every other part writes to it.
+
+* :class:`DecayingRate` -- exponentially decaying hash-rate averages over 5 s, 1 min,
+  5 min and 15 min windows (continuous-time, exact for piecewise-constant input,
+  start-up bias corrected).
+* :class:`DeviceStats` -- the counters of one device (or of all of them), thread-safe,
+  one ``record_batch`` call per batch on the hot path.
+* :class:`EventBus` -- bounded publish/subscribe; slow subscribers lose their oldest
+  events (and count them) instead of blocking the miner.
+* :class:`Telemetry` -- the facade holding devices, totals and the bus, with a
+  JSON-ready :meth:`Telemetry.snapshot`.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Union
+
+__all__ = [
+    "WINDOWS", "DecayingRate", "DeviceStats", "Event", "JobEvent", "ShareEvent",
+    "DeviceEvent", "StatusEvent", "LogEvent", "AnyEvent", "Subscription", "EventBus",
+    "BusLogHandler", "Telemetry", "event_to_dict",
+]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+#: Averaging windows (time constants, seconds) of :class:`DecayingRate`.
+WINDOWS: dict[str, float] = {"5s": 5.0, "1m": 60.0, "5m": 300.0, "15m": 900.0}
+
+#: Time constant (s) of the utilisation average.
+UTILISATION_WINDOW = 10.0
+#: Weight of the newest sample in the batch-latency EWMA.
+LATENCY_ALPHA = 0.2
+
+
+def _check_nonneg(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not value >= 0:  # also rejects NaN
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- rates
+
+
+class DecayingRate:
+    """Exponentially decaying averages of a rate (hashes per second).
+
+    The estimate for a window of time constant tau is
+    ``r(t) = (1/tau) * integral x(s) exp(-(t - s)/tau) ds`` where x is the hash rate;
+    the hashes of each :meth:`add` are taken as spread evenly over the time since the
+    previous add (or since ``start``), which makes the average independent of how often
+    batches report.  Until a few tau have passed the integral is normalised by the
+    weight seen so far, so a constant input reads as that constant from the start rather
+    than ramping up.  Reading later without new input decays toward 0.
+
+    Not thread-safe on its own; :class:`DeviceStats` guards it with its lock.
+    """
+
+    __slots__ = ("_clock", "_start", "_last", "_keys", "_taus", "_values", "total")
+
+    def __init__(self, start: float | None = None, *, windows: Mapping[str, float] = WINDOWS,
+                 clock: Clock = time.monotonic) -> None:
+        if not windows:
+            raise ValueError("windows must name at least one window")
+        for key, tau in windows.items():
+            if not (isinstance(tau, (int, float)) and tau > 0):
+                raise ValueError(f"windows[{key!r}] must be a positive time constant, got {tau}")
+        self._clock = clock
+        self._keys: tuple[str, ...] = tuple(windows)
+        self._taus: tuple[float, ...] = tuple(float(t) for t in windows.values())
+        self._start = float(clock() if start is None else start)
+        self._last = self._start
+        self._values = [0.0] * len(self._taus)
+        #: Hashes added since start.
+        self.total = 0
+
+    def reset(self, start: float | None = None) -> None:
+        """Forget everything; averaging restarts at ``start`` (default: now)."""
+        self._start = float(self._clock() if start is None else start)
+        self._last = self._start
+        self._values = [0.0] * len(self._taus)
+        self.total = 0
+
+    @property
+    def start(self) -> float:
+        return self._start
+
+    def add(self, hashes: float, now: float | None = None) -> None:
+        """Account ``hashes`` done between the previous add and ``now``."""
+        _check_nonneg(hashes, "hashes")
+        t = self._clock() if now is None else float(now)
+        dt = t - self._last
+        values = self._values
+        if dt > 0:
+            inv = hashes / dt
+            for i, tau in enumerate(self._taus):
+                x = dt / tau
+                # r <- r * e^-x + (h/dt) * (1 - e^-x); expm1 keeps small x accurate
+                keep = math.exp(-x)
+                values[i] = values[i] * keep + inv * -math.expm1(-x)
+            self._last = t
+        else:
+            # Same instant (or a sample from the past): an impulse at the latest time.
+            for i, tau in enumerate(self._taus):
+                values[i] += hashes / tau
+        self.total += hashes
+
+    def rates(self, now: float | None = None) -> dict[str, float]:
+        """Averages per window, e.g. ``{"5s": .., "1m": .., "5m": .., "15m": ..}``."""
+        t = self._clock() if now is None else float(now)
+        if t < self._last:
+            t = self._last
+        elapsed = t - self._start
+        if elapsed <= 0 or self.total == 0:
+            return {k: 0.0 for k in self._keys}
+        since = t - self._last
+        out: dict[str, float] = {}
+        for key, tau, value in zip(self._keys, self._taus, self._values):
+            weight = -math.expm1(-elapsed / tau)  # 1 - e^(-elapsed/tau): bias correction
+            out[key] = value * math.exp(-since / tau) / weight
+        return out
+
+    def average(self, now: float | None = None) -> float:
+        """Plain average since start: total / elapsed."""
+        t = self._clock() if now is None else float(now)
+        elapsed = max(t, self._last) - self._start
+        return self.total / elapsed if elapsed > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- counters
+
+
+@dataclass(eq=False)
+class DeviceStats:
+    """Counters of one device (or, for the totals, of all devices).
+
+    Every method takes the instance's lock, so many threads may record at once.
+    ``record_batch`` is the hot-path call: once per batch.
+    """
+
+    name: str
+    kind: str = "cpu"           # "cpu" / "opencl" / "total" / "unknown"
+    impl: str = ""
+    lanes: int = 1              # parallel workers; utilisation is divided by it
+    enabled: bool = True
+    clock: Clock = field(default=time.monotonic, repr=False)
+    hashes: int = 0
+    batches: int = 0
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    found: int = 0
+    stale: int = 0
+    duplicates_suppressed: int = 0
+    hw_errors: int = 0
+    best_share_diff: float = 0.0
+    batch_size: int = 0
+    latency_last_ms: float = 0.0
+    latency_ewma_ms: float = 0.0
+    started: float = field(default=0.0, repr=False)
+    _rate: DecayingRate = field(init=False, repr=False)
+    _busy: DecayingRate = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
+            raise ValueError(f"lanes must be an int >= 1, got {self.lanes!r}")
+        now = self.clock()
+        self.started = now
+        self._rate = DecayingRate(now, clock=self.clock)
+        self._busy = DecayingRate(now, windows={"u": UTILISATION_WINDOW}, clock=self.clock)
+
+    # hot path ---------------------------------------------------------------
+
+    def record_batch(self, hashes: int, seconds_busy: float, batch_size: int,
+                     latency_s: float, now: float | None = None) -> None:
+        """One finished batch: ``hashes`` done, ``seconds_busy`` spent hashing,
+        ``batch_size`` nonces asked for, ``latency_s`` from pull to result."""
+        t = self.clock() if now is None else now
+        _check_nonneg(seconds_busy, "seconds_busy")
+        _check_nonneg(latency_s, "latency_s")
+        lat_ms = latency_s * 1e3
+        with self._lock:
+            self._rate.add(hashes, t)
+            self._busy.add(seconds_busy, t)
+            self.hashes += hashes
+            self.batches += 1
+            self.batch_size = batch_size
+            self.latency_last_ms = lat_ms
+            if self.batches == 1:
+                self.latency_ewma_ms = lat_ms
+            else:
+                self.latency_ewma_ms += LATENCY_ALPHA * (lat_ms - self.latency_ewma_ms)
+
+    # rarer events -----------------------------------------------------------
+
+    def record_share_found(self, difficulty: float) -> None:
+        with self._lock:
+            self.found += 1
+            if difficulty > self.best_share_diff:
+                self.best_share_diff = float(difficulty)
+
+    def record_share_result(self, accepted: bool, reason: str | None = None) -> None:
+        with self._lock:
+            if accepted:
+                self.accepted += 1
+            else:
+                key = reason or "unknown"
+                self.rejected[key] = self.rejected.get(key, 0) + 1
+
+    def record_stale(self, n: int = 1) -> None:
+        with self._lock:
+            self.stale += n
+
+    def record_duplicate(self, n: int = 1) -> None:
+        with self._lock:
+            self.duplicates_suppressed += n
+
+    def record_hw_error(self, n: int = 1) -> None:
+        with self._lock:
+            self.hw_errors += n
+
+    def set_enabled(self, enabled: bool) -> None:
+        with self._lock:
+            self.enabled = bool(enabled)
+
+    def set_impl(self, impl: str) -> None:
+        with self._lock:
+            self.impl = impl
+
+    # reading ----------------------------------------------------------------
+
+    def rates(self, now: float | None = None) -> dict[str, float]:
+        with self._lock:
+            return self._rate.rates(now)
+
+    def utilisation(self, now: float | None = None) -> float:
+        """Fraction of wall time spent hashing (per lane) over the last ~10 s, in [0, 1]."""
+        with self._lock:
+            busy = self._busy.rates(now)["u"]
+        return min(1.0, max(0.0, busy / self.lanes))
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        """JSON-ready view."""
+        t = self.clock() if now is None else now
+        with self._lock:
+            rates = self._rate.rates(t)
+            busy = self._busy.rates(t)["u"]
+            rejected = dict(self.rejected)
+            return {
+                "name": self.name,
+                "kind": self.kind,
+                "impl": self.impl,
+                "enabled": self.enabled,
+                "lanes": self.lanes,
+                "hashes": self.hashes,
+                "hashrate": rates["5s"],
+                "hashrate_avg": self._rate.average(t),
+                "rates": rates,
+                "batches": self.batches,
+                "found": self.found,
+                "accepted": self.accepted,
+                "rejected": sum(rejected.values()),
+                "rejected_reasons": rejected,
+                "stale": self.stale,
+                "duplicates_suppressed": self.duplicates_suppressed,
+                "hw_errors": self.hw_errors,
+                "best_share_diff": self.best_share_diff,
+                "batch_size": self.batch_size,
+                "latency_ms": self.latency_ewma_ms,
+                "latency_last_ms": self.latency_last_ms,
+                "utilisation": min(1.0, max(0.0, busy / self.lanes)),
+                "elapsed_s": t - self.started,
+            }
+
+
+# --------------------------------------------------------------------------- events
+
+
+class Event:
+    """Marker base of all telemetry events."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class JobEvent(Event):
+    job_id: str
+    clean: bool
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class ShareEvent(Event):
+    """A share found (accepted None), answered by the pool (True/False), or dropped."""
+
+    device: str
+    job_id: str
+    nonce: int
+    difficulty: float
+    accepted: bool | None = None
+    reason: str | None = None
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class DeviceEvent(Event):
+    """Something happened to a device: what = "enabled", "disabled", "hw_error", ..."""
+
+    device: str
+    what: str
+    detail: str = ""
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StatusEvent(Event):
+    snapshot: dict[str, Any]
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class LogEvent(Event):
+    level: str          # "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"
+    message: str
+    ts: float = field(default_factory=time.time)
+
+
+AnyEvent = Union[JobEvent, ShareEvent, DeviceEvent, StatusEvent, LogEvent]
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """JSON-ready dict of an event, with its class name under "type"."""
+    out = {"type": type(event).__name__}
+    out.update(asdict(event))  # type: ignore[call-overload]
+    return out
+
+
+class Subscription:
+    """One subscriber of an :class:`EventBus`.
+
+    Callback subscriptions run ``callback(event)`` in the publisher's thread (exceptions
+    are logged and counted in ``errors``).  Queue subscriptions buffer up to ``maxsize``
+    events; when full the oldest is discarded and ``dropped`` counts it.
+    """
+
+    def __init__(self, bus: EventBus, callback: Callable[[Event], Any] | None, maxsize: int,
+                 kinds: tuple[type, ...] | None) -> None:
+        self._bus = bus
+        self.callback = callback
+        self.maxsize = maxsize
+        self.kinds = kinds
+        self._buf: collections.deque[Event] = collections.deque(maxlen=maxsize)
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        #: Events discarded because the buffer was full.
+        self.dropped = 0
+        #: Events delivered (buffered or passed to the callback).
+        self.delivered = 0
+        #: Callback invocations that raised.
+        self.errors = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _deliver(self, event: Event) -> None:
+        if self.kinds is not None and not isinstance(event, self.kinds):
+            return
+        if self.callback is not None:
+            if self._closed:
+                return
+            self.delivered += 1  # callback subs are called from publishers; benign race
+            try:
+                self.callback(event)
+            except Exception:
+                self.errors += 1
+                log.exception("telemetry subscriber %r raised on %s; event skipped",
+                              self.callback, type(event).__name__)
+            return
+        with self._cond:
+            if self._closed:
+                return
+            if len(self._buf) == self.maxsize:
+                self.dropped += 1  # deque(maxlen) discards the oldest on append
+            self._buf.append(event)
+            self.delivered += 1
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """Next event; waits up to ``timeout`` s (None: until one comes or the
+        subscription closes).  None on timeout or when closed and empty."""
+        if self.callback is not None:
+            raise RuntimeError("get() is for queue subscriptions; this one has a callback")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._buf:
+                if self._closed:
+                    return None
+                if deadline is None:
+                    self._cond.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self._cond.wait(left)
+            return self._buf.popleft()
+
+    def get_nowait(self) -> Event | None:
+        with self._cond:
+            return self._buf.popleft() if self._buf else None
+
+    def drain(self) -> list[Event]:
+        """Every buffered event, oldest first, leaving the buffer empty."""
+        with self._cond:
+            out = list(self._buf)
+            self._buf.clear()
+            return out
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._buf)
+
+    def __iter__(self) -> Iterator[Event]:
+        """Events as they come, until the subscription is closed and drained."""
+        while True:
+            event = self.get()
+            if event is None:
+                return
+            yield event
+
+    def close(self) -> None:
+        """Unsubscribe; a blocked get() returns what is buffered, then None."""
+        self._bus.unsubscribe(self)
+
+    def _mark_closed(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    """Thread-safe publish/subscribe that never blocks a publisher on a slow reader."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: tuple[Subscription, ...] = ()
+        self._published = 0
+
+    def subscribe(self, callback: Callable[[Event], Any] | None = None, maxsize: int = 1000,
+                  kinds: type | tuple[type, ...] | None = None) -> Subscription:
+        """A new subscription: with ``callback`` a push subscriber, else a bounded queue.
+
+        ``kinds`` restricts delivery to instances of those event classes.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
+        if kinds is not None and not isinstance(kinds, tuple):
+            kinds = (kinds,)
+        sub = Subscription(self, callback, maxsize, kinds)
+        with self._lock:
+            self._subs = self._subs + (sub,)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> bool:
+        """Remove ``sub``; False if it was not subscribed."""
+        with self._lock:
+            present = sub in self._subs
+            if present:
+                self._subs = tuple(s for s in self._subs if s is not sub)
+        sub._mark_closed()
+        return present
+
+    def publish(self, event: Event) -> None:
+        """Deliver ``event`` to every subscriber, in subscription order."""
+        if not isinstance(event, Event):
+            raise TypeError(f"event must be a telemetry Event, not {type(event).__name__}")
+        subs = self._subs  # copy-on-write tuple: no lock held while delivering
+        with self._lock:
+            self._published += 1
+        for sub in subs:
+            sub._deliver(event)
+
+    @property
+    def published(self) -> int:
+        return self._published
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+
+class BusLogHandler(logging.Handler):
+    """A logging handler that republishes records as :class:`LogEvent`."""
+
+    def __init__(self, bus: EventBus, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self.bus = bus
+        self._local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._local, "busy", False):
+            return  # a subscriber logging from inside publish: do not loop
+        self._local.busy = True
+        try:
+            self.bus.publish(LogEvent(record.levelname, self.format(record), record.created))
+        except Exception:
+            self.handleError(record)
+        finally:
+            self._local.busy = False
+
+
+# --------------------------------------------------------------------------- facade
+
+
+class Telemetry:
+    """Per-device stats, totals and the event bus of one miner."""
+
+    def __init__(self, clock: Clock = time.monotonic, bus: EventBus | None = None) -> None:
+        self.clock = clock
+        self.bus = bus if bus is not None else EventBus()
+        self.started = clock()
+        self.total = DeviceStats("total", kind="total", clock=clock)
+        self._devices: dict[str, DeviceStats] = {}
+        self._lock = threading.Lock()
+
+    # devices ------------------------------------------------------------------
+
+    def register_device(self, name: str, kind: str = "cpu", impl: str = "", lanes: int = 1,
+                        enabled: bool = True) -> DeviceStats:
+        """Add a device (or update kind/impl/lanes of a known one) and return its stats."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        with self._lock:
+            stats = self._devices.get(name)
+            if stats is None:
+                stats = DeviceStats(name, kind=kind, impl=impl, lanes=lanes, enabled=enabled,
+                                    clock=self.clock)
+                self._devices[name] = stats
+                return stats
+        with stats._lock:
+            stats.kind, stats.impl, stats.enabled = kind, impl, enabled
+            if lanes >= 1:
+                stats.lanes = lanes
+        return stats
+
+    def device(self, name: str) -> DeviceStats:
+        """Stats of ``name``; an unknown device is registered with kind "unknown"."""
+        stats = self._devices.get(name)
+        if stats is None:
+            with self._lock:
+                stats = self._devices.get(name)
+                if stats is None:
+                    log.debug("telemetry: auto-registering device %r", name)
+                    stats = DeviceStats(name, kind="unknown", clock=self.clock)
+                    self._devices[name] = stats
+        return stats
+
+    def devices(self) -> list[DeviceStats]:
+        with self._lock:
+            return list(self._devices.values())
+
+    def set_device_enabled(self, name: str, enabled: bool, detail: str = "") -> None:
+        self.device(name).set_enabled(enabled)
+        self.bus.publish(DeviceEvent(name, "enabled" if enabled else "disabled", detail))
+
+    def set_device_impl(self, name: str, impl: str) -> None:
+        self.device(name).set_impl(impl)
+        self.bus.publish(DeviceEvent(name, "impl", impl))
+
+    # recording ----------------------------------------------------------------
+
+    def record_batch(self, device: str, hashes: int, seconds_busy: float, batch_size: int,
+                     latency_s: float) -> None:
+        """Hot path: one call per finished batch of ``device``."""
+        now = self.clock()
+        self.device(device).record_batch(hashes, seconds_busy, batch_size, latency_s, now)
+        self.total.record_batch(hashes, 0.0, batch_size, latency_s, now)
+
+    def record_share_found(self, device: str, job_id: str, nonce: int,
+                           difficulty: float) -> None:
+        """A nonce passed the re-check and is being submitted."""
+        self.device(device).record_share_found(difficulty)
+        self.total.record_share_found(difficulty)
+        self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, None, None))
+
+    def record_share_result(self, device: str, job_id: str, nonce: int, difficulty: float,
+                            accepted: bool, reason: str | None = None) -> None:
+        """The pool's answer to a submitted share."""
+        self.device(device).record_share_result(accepted, reason)
+        self.total.record_share_result(accepted, reason)
+        self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, bool(accepted), reason))
+
+    def record_stale(self, device: str, job_id: str = "", nonce: int = 0,
+                     difficulty: float = 0.0) -> None:
+        """A share found for a job that is no longer valid (not submitted)."""
+        self.device(device).record_stale()
+        self.total.record_stale()
+        self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, False, "stale"))
+
+    def record_duplicate(self, device: str, n: int = 1) -> None:
+        """A share already submitted was found again and suppressed."""
+        self.device(device).record_duplicate(n)
+        self.total.record_duplicate(n)
+
+    def record_hw_error(self, device: str, n: int = 1, detail: str = "") -> None:
+        """A device result failed the CPU re-check."""
+        self.device(device).record_hw_error(n)
+        self.total.record_hw_error(n)
+        self.bus.publish(DeviceEvent(device, "hw_error", detail))
+
+    def job(self, job_id: str, clean: bool) -> None:
+        self.bus.publish(JobEvent(job_id, clean))
+
+    def log(self, level: str | int, message: str) -> None:
+        name = logging.getLevelName(level) if isinstance(level, int) else level
+        self.bus.publish(LogEvent(str(name), message))
+
+    # reading ------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Event], Any] | None = None, maxsize: int = 1000,
+                  kinds: type | tuple[type, ...] | None = None) -> Subscription:
+        return self.bus.subscribe(callback, maxsize, kinds)
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready summary with a ``devices`` list (registration order)."""
+        now = self.clock()
+        total = self.total.to_dict(now)
+        return {
+            "elapsed_s": now - self.started,
+            "hashes": total["hashes"],
+            "hashrate": total["hashrate"],
+            "hashrate_avg": total["hashrate_avg"],
+            "rates": total["rates"],
+            "found": total["found"],
+            "accepted": total["accepted"],
+            "rejected": total["rejected"],
+            "rejected_reasons": total["rejected_reasons"],
+            "stale": total["stale"],
+            "duplicates_suppressed": total["duplicates_suppressed"],
+            "hw_errors": total["hw_errors"],
+            "best_share_diff": total["best_share_diff"],
+            "devices": [d.to_dict(now) for d in self.devices()],
+        }
+
+    def publish_status(self) -> dict[str, Any]:
+        """Publish a :class:`StatusEvent` with a fresh snapshot; returns the snapshot."""
+        snap = self.snapshot()
+        self.bus.publish(StatusEvent(snap))
+        return snap

@@ -1,0 +1,249 @@
+"""The whole miner over real sockets: the embedded pool's own checks accept every share,
+devices stop and resume while the others keep hashing, a misbehaving pool is refused with a
+clear log line, and the `sgm` command line keeps its contract."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sgm.hashing import meets_target, sha256d
+from sgm.miner import Miner, MinerConfig, PoolConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SUMMARY_KEYS = {"elapsed_s", "hashes", "hashrate", "accepted", "rejected", "stale", "hw_errors",
+                "best_share_diff", "devices"}
+DEVICE_KEYS = {"name", "kind", "impl", "hashes", "hashrate", "accepted", "hw_errors",
+               "latency_ms", "batch_size"}
+
+
+def wait_for(pred, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.slow
+def test_mining_the_embedded_pool_every_share_is_accepted_by_the_pools_own_checks():
+    miner = Miner(MinerConfig(threads=2, local_jobs=2, local_job_interval=2.0,
+                              local_difficulty_bits=18))
+    miner.start()
+    try:
+        assert miner.wait(30), "the embedded pool never finished its jobs"
+    finally:
+        miner.stop()
+    summary = miner.summary()
+    stats = miner.local_pool.stats
+    assert stats.accepted >= 5
+    assert stats.rejected_total == 0 and summary["rejected"] == 0
+    assert summary["hw_errors"] == 0
+    assert summary["accepted"] == stats.accepted
+    for share in stats.accepted_shares:  # the pool's record, re-verified independently
+        assert meets_target(bytes.fromhex(share.hash_hex)[::-1], miner.local_pool.target)
+    assert SUMMARY_KEYS <= set(summary)
+    assert {d["name"] for d in summary["devices"]} == {"cpu0", "cpu1"}
+    for d in summary["devices"]:
+        assert DEVICE_KEYS <= set(d) and d["kind"] == "cpu" and d["hashes"] > 0
+
+
+def test_a_device_stopped_while_mining_stops_within_a_second_and_resumes():
+    miner = Miner(MinerConfig(threads=2, local_jobs=None, local_difficulty_bits=30))
+    miner.start()
+    tel = miner.telemetry
+    try:
+        assert wait_for(lambda: all(tel.device(n).hashes > 0 for n in ("cpu0", "cpu1")))
+        miner.set_device_enabled("cpu0", False)
+        assert wait_for(lambda: not miner.device("cpu0").hashing, timeout=1.0)
+        frozen = tel.device("cpu0").hashes
+        other = tel.device("cpu1").hashes
+        time.sleep(0.5)
+        assert tel.device("cpu0").hashes == frozen          # stopped
+        assert tel.device("cpu1").hashes > other            # the other keeps going
+        assert tel.device("cpu0").to_dict()["enabled"] is False
+        miner.set_device_enabled("cpu0", True)
+        assert wait_for(lambda: tel.device("cpu0").hashes > frozen, timeout=2.0)
+    finally:
+        miner.stop()
+    with pytest.raises(KeyError, match="nope"):
+        miner.set_device_enabled("nope", True)
+
+
+class BadPool:
+    """A Stratum server that sends a zero share target and an empty job, nothing else."""
+
+    def __init__(self):
+        self.port = None
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._serve())
+
+    async def _serve(self):
+        async def handle(reader, writer):
+            while line := await reader.readline():
+                msg = json.loads(line)
+                if msg.get("method") == "mining.subscribe":
+                    reply = {"id": msg["id"], "result": [[], "00000001", 4], "error": None}
+                else:
+                    reply = {"id": msg["id"], "result": True, "error": None}
+                writer.write((json.dumps(reply) + "\n").encode())
+                if msg.get("method") == "mining.authorize":
+                    writer.write(b'{"id":null,"method":"mining.set_difficulty","params":[0]}\n')
+                    writer.write(b'{"id":null,"method":"mining.notify","params":'
+                                 b'["7","","","",[],"","","",true]}\n')
+                await writer.drain()
+
+        self.stop_event = asyncio.Event()
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        async with server:
+            await self.stop_event.wait()
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(5)
+
+
+def test_a_pool_sending_target_zero_or_an_empty_job_is_refused_with_a_clear_log(caplog):
+    pool = BadPool()
+    pool.thread.start()
+    assert pool.ready.wait(5)
+    caplog.set_level(logging.WARNING)
+    miner = Miner(MinerConfig(threads=1, pools=[PoolConfig(f"stratum+tcp://127.0.0.1:{pool.port}",
+                                                           "w", "x")]))
+    miner.start()
+    try:
+        assert wait_for(lambda: "refused job" in caplog.text, timeout=5)
+        time.sleep(0.3)
+        assert miner.scheduler.current_job is None
+        assert miner.telemetry.snapshot()["hashes"] == 0
+    finally:
+        miner.stop()
+        pool.stop()
+    assert "set_difficulty" in caplog.text and "difficulty must be > 0" in caplog.text
+    assert "'7'" in caplog.text  # the refused job is named
+
+
+# ------------------------------------------------------------------ command line
+def sgm(*args, timeout=60):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "sgm", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_sgm_mines_the_embedded_pool_and_writes_the_summary(tmp_path):
+    out = tmp_path / "summary.json"
+    r = sgm("--jobs", "2", "--duration", "2", "--difficulty", "18", "-t", "2",
+            "--summary-json", str(out))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(out.read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["accepted"] > 0 and summary["rejected"] == 0 and summary["hw_errors"] == 0
+    assert summary["hashes"] > 1e6 and summary["hashrate"] > 0
+    assert len(summary["devices"]) == 2
+    for d in summary["devices"]:
+        assert DEVICE_KEYS <= set(d)
+    text = r.stdout
+    assert "job 1" in text and "job 2" in text
+    assert "device cpu0" in text and "score" in text and "batch" in text
+    assert "share cpu" in text and "accepted" in text
+    assert "final statistics" in text
+
+
+def test_sigterm_stops_cleanly_with_final_statistics(tmp_path):
+    out = tmp_path / "s.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "sgm", "--jobs", "100", "-t", "1",
+                             "--summary-json", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "embedded pool listening" in line:
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stopping: SIGTERM" in stdout and "final statistics" in stdout
+    assert json.loads(out.read_text())["hashes"] > 0
+
+
+def test_time_limit_stops_a_run(tmp_path):
+    t0 = time.monotonic()
+    r = sgm("--jobs", "100", "--time-limit", "1.5", "-t", "1", "-q")
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 20
+    assert "final statistics" in r.stdout and "share cpu" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--threads", "0"], "--threads"),
+        (["--jobs", "x"], "--jobs"),
+        (["--difficulty", "300"], "--difficulty"),
+        (["--devices", "gpu"], "--devices"),
+        (["-o", "http//nonsense"], "http//nonsense"),
+        (["-u", "wallet"], "-o"),
+        (["--solo"], "--solo"),
+        (["--impl", "nope"], "nope"),
+        (["--bogus-flag"], "--bogus-flag"),
+        (["-c", "/nonexistent/sgm.json"], "/nonexistent/sgm.json"),
+    ],
+)
+def test_bad_mining_input_exits_2_with_a_message(args, fragment):
+    r = sgm(*args, timeout=30)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert fragment in r.stderr
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("{not json", "invalid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"threads": "two"}', "threads must be int"),
+        ('{"colour": "blue"}', "unknown key"),
+        ('{"pools": [{"user": "x"}]}', "pools[0]"),
+    ],
+)
+def test_bad_config_files_exit_2_naming_the_problem(tmp_path, content, fragment):
+    cfg = tmp_path / "sgm.json"
+    cfg.write_text(content)
+    r = sgm("-c", str(cfg), timeout=30)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert fragment in r.stderr
+
+
+def test_a_config_file_drives_the_run(tmp_path):
+    cfg = tmp_path / "sgm.json"
+    out = tmp_path / "s.json"
+    cfg.write_text(json.dumps({"threads": 1, "jobs": 1, "duration": 1, "difficulty": 16,
+                               "summary-json": str(out), "quiet": True}))
+    r = sgm("-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(out.read_text())
+    assert [d["name"] for d in summary["devices"]] == ["cpu0"]

@@ -1,0 +1,412 @@
+"""Tests of sgm.telemetry: decaying rates, device counters, event bus, snapshot."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+import time
+
+import pytest
+
+from sgm.telemetry import (
+    BusLogHandler,
+    DecayingRate,
+    DeviceEvent,
+    DeviceStats,
+    EventBus,
+    JobEvent,
+    LogEvent,
+    ShareEvent,
+    StatusEvent,
+    Telemetry,
+    event_to_dict,
+)
+
+
+class FakeClock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> float:
+        self.t += dt
+        return self.t
+
+
+# --------------------------------------------------------------------------- DecayingRate
+
+
+def feed(rate: DecayingRate, clock: FakeClock, hps: float, seconds: float,
+         rng: random.Random, noise: float = 0.0) -> None:
+    """Report hashes at ``hps`` in batches of random length for ``seconds``."""
+    end = clock.t + seconds
+    while clock.t < end:
+        dt = min(rng.uniform(0.05, 0.6), end - clock.t)
+        clock.advance(dt)
+        rate.add(hps * dt * (1 + rng.uniform(-noise, noise)))
+
+
+def test_no_data_reads_zero() -> None:
+    clock = FakeClock()
+    r = DecayingRate(clock=clock)
+    assert r.rates() == {"5s": 0.0, "1m": 0.0, "5m": 0.0, "15m": 0.0}
+    clock.advance(10)
+    assert r.rates() == {"5s": 0.0, "1m": 0.0, "5m": 0.0, "15m": 0.0}
+    assert r.average() == 0.0
+
+
+def test_constant_rate_converges_all_windows() -> None:
+    clock = FakeClock()
+    r = DecayingRate(clock=clock)
+    feed(r, clock, 2.5e6, 30.0, random.Random(1))
+    rates = r.rates()
+    # start-up bias corrected: even the 15 min window reads the input after 30 s
+    for key, value in rates.items():
+        assert value == pytest.approx(2.5e6, rel=0.01), key
+    feed(r, clock, 2.5e6, 3000.0, random.Random(2))
+    for key, value in r.rates().items():
+        assert value == pytest.approx(2.5e6, rel=0.01), key
+    assert r.average() == pytest.approx(2.5e6, rel=0.01)
+
+
+def test_noisy_rate_converges_within_a_few_percent() -> None:
+    clock = FakeClock()
+    r = DecayingRate(clock=clock)
+    feed(r, clock, 1e9, 1800.0, random.Random(3), noise=0.3)
+    rates = r.rates()
+    for key in ("1m", "5m", "15m"):
+        assert rates[key] == pytest.approx(1e9, rel=0.04), key
+    assert rates["5s"] == pytest.approx(1e9, rel=0.15)
+
+
+def test_step_change_short_window_follows_long_lags() -> None:
+    clock = FakeClock()
+    r = DecayingRate(clock=clock)
+    rng = random.Random(4)
+    feed(r, clock, 1e6, 1800.0, rng)
+    feed(r, clock, 3e6, 60.0, rng)
+    rates = r.rates()
+    assert rates["5s"] == pytest.approx(3e6, rel=0.01)
+    # the 1 min window has seen one time constant of the new rate: 1 - 1/e of the step
+    assert rates["1m"] == pytest.approx(1e6 + 2e6 * (1 - math.exp(-1)), rel=0.01)
+    assert rates["5m"] < rates["1m"]
+    # 15 min: 1800 s of 1e6 then 60 s of 3e6, normalised by the weight of 1860 s
+    k_new, k_all = math.exp(-60 / 900), math.exp(-1860 / 900)
+    expect = (1e6 * (k_new - k_all) + 3e6 * (1 - k_new)) / (1 - k_all)
+    assert rates["15m"] == pytest.approx(expect, rel=0.01)
+
+
+def test_decays_toward_zero_after_input_stops() -> None:
+    clock = FakeClock()
+    r = DecayingRate(clock=clock)
+    feed(r, clock, 1e6, 1000.0, random.Random(5))
+    clock.advance(30)                       # nothing reported for 30 s
+    rates = r.rates()
+    assert rates["5s"] < 1e6 * 0.01         # e^-6
+    assert rates["1m"] == pytest.approx(1e6 * math.exp(-0.5), rel=0.02)
+    assert rates["15m"] == pytest.approx(1e6 * math.exp(-30 / 900), rel=0.02)
+    clock.advance(3000)
+    assert all(v < 1e6 * 0.04 for v in r.rates().values())
+    clock.advance(30000)
+    assert all(v < 1.0 for v in r.rates().values())
+
+
+def test_reporting_granularity_does_not_matter() -> None:
+    clock_a, clock_b = FakeClock(0.0), FakeClock(0.0)
+    a = DecayingRate(clock=clock_a)
+    b = DecayingRate(clock=clock_b)
+    for _ in range(100):                    # 100 s at 1000 H/s, reported every 1 s ...
+        a.add(1000.0, clock_a.advance(1.0))
+    for _ in range(10):                     # ... or every 10 s
+        b.add(10000.0, clock_b.advance(10.0))
+    for key in ("1m", "5m", "15m"):
+        assert a.rates()[key] == pytest.approx(b.rates()[key], rel=1e-9)
+
+
+def test_explicit_now_and_bad_input() -> None:
+    r = DecayingRate(start=0.0)
+    r.add(500, now=1.0)
+    r.add(500, now=2.0)
+    assert r.rates(now=2.0)["5s"] == pytest.approx(500.0)
+    assert r.total == 1000
+    with pytest.raises(ValueError, match="hashes"):
+        r.add(-1, now=3.0)
+    with pytest.raises(ValueError, match="windows"):
+        DecayingRate(start=0.0, windows={"x": 0})
+    # a sample stamped in the past is counted, not lost
+    r.add(100, now=1.5)
+    assert r.total == 1100
+
+
+# --------------------------------------------------------------------------- DeviceStats
+
+
+def test_device_stats_batch_accounting() -> None:
+    clock = FakeClock()
+    d = DeviceStats("cpu0", kind="cpu", impl="shani", lanes=2, clock=clock)
+    for _ in range(200):                    # 2 lanes, each busy half of the time
+        clock.advance(0.1)
+        d.record_batch(100_000, 0.1, 1 << 16, 0.020)
+    assert d.hashes == 20_000_000
+    assert d.batches == 200
+    assert d.batch_size == 1 << 16
+    assert d.latency_ewma_ms == pytest.approx(20.0)
+    assert d.utilisation() == pytest.approx(0.5, rel=0.01)
+    assert d.rates()["5s"] == pytest.approx(1e6, rel=0.01)
+    d.record_batch(0, 0.0, 1024, 0.120)
+    assert d.latency_last_ms == pytest.approx(120.0)
+    assert d.latency_ewma_ms == pytest.approx(20.0 + 0.2 * 100.0)
+    with pytest.raises(ValueError, match="latency_s"):
+        d.record_batch(1, 0.1, 1, -1.0)
+    with pytest.raises(ValueError, match="lanes"):
+        DeviceStats("x", lanes=0)
+
+
+def test_device_stats_thread_safe() -> None:
+    d = DeviceStats("gpu0", kind="opencl")
+
+    def worker() -> None:
+        for i in range(2000):
+            d.record_batch(10, 0.0, 1, 0.0)
+            d.record_share_result(i % 3 != 0, "low difficulty")
+            d.record_hw_error()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert d.hashes == 80_000 and d.batches == 8000 and d.hw_errors == 8000
+    assert d.accepted + sum(d.rejected.values()) == 8000
+    assert d.rejected == {"low difficulty": 4 * 667}
+
+
+# --------------------------------------------------------------------------- EventBus
+
+
+def test_bus_delivers_in_order() -> None:
+    bus = EventBus()
+    seen: list[int] = []
+    bus.subscribe(lambda e: seen.append(e.nonce))
+    sub = bus.subscribe(maxsize=100)
+    for n in range(50):
+        bus.publish(ShareEvent("cpu0", "j", n, 1.0))
+    assert seen == list(range(50))
+    assert [e.nonce for e in sub.drain()] == list(range(50))
+    assert sub.dropped == 0
+    assert bus.published == 50
+
+
+def test_bus_bounded_drops_oldest() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(maxsize=10)
+    for n in range(25):
+        bus.publish(JobEvent(f"job{n}", False))
+    assert sub.dropped == 15
+    assert len(sub) == 10
+    assert [e.job_id for e in sub.drain()] == [f"job{n}" for n in range(15, 25)]
+    assert sub.get_nowait() is None
+
+
+def test_callback_exceptions_do_not_break_publishing(caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus()
+    good: list[object] = []
+
+    def bad(event: object) -> None:
+        raise RuntimeError("subscriber bug")
+
+    bad_sub = bus.subscribe(bad)
+    bus.subscribe(good.append)
+    with caplog.at_level(logging.ERROR, logger="sgm.telemetry"):
+        for n in range(5):
+            bus.publish(DeviceEvent("cpu0", "hw_error", str(n)))
+    assert len(good) == 5
+    assert bad_sub.errors == 5
+    assert "subscriber bug" in caplog.text
+
+
+def test_concurrent_publishers() -> None:
+    bus = EventBus()
+    got: list[ShareEvent] = []
+    lock = threading.Lock()
+
+    def on_event(e: ShareEvent) -> None:
+        with lock:
+            got.append(e)
+
+    bus.subscribe(on_event)
+    sub = bus.subscribe(maxsize=100_000)
+    small = bus.subscribe(maxsize=50)
+    n_threads, per = 4, 2000
+    barrier = threading.Barrier(n_threads)
+
+    def publisher(i: int) -> None:
+        barrier.wait()
+        for n in range(per):
+            bus.publish(ShareEvent(f"dev{i}", "j", n, 1.0))
+
+    threads = [threading.Thread(target=publisher, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queued = sub.drain()
+    assert len(got) == len(queued) == n_threads * per
+    for i in range(n_threads):      # each publisher's events arrive in its own order
+        assert [e.nonce for e in queued if e.device == f"dev{i}"] == list(range(per))
+        assert [e.nonce for e in got if e.device == f"dev{i}"] == list(range(per))
+    assert small.dropped == n_threads * per - 50 and len(small) == 50
+    assert bus.published == n_threads * per
+
+
+def test_get_timeout_close_and_iteration() -> None:
+    bus = EventBus()
+    sub = bus.subscribe()
+    t0 = time.monotonic()
+    assert sub.get(timeout=0.05) is None
+    assert time.monotonic() - t0 >= 0.04
+    bus.publish(LogEvent("INFO", "a"))
+    bus.publish(LogEvent("INFO", "b"))
+
+    # a reader blocked in iteration ends once the subscription closes
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(e.message for e in sub))
+    reader.start()
+    time.sleep(0.05)
+    bus.publish(LogEvent("INFO", "c"))
+    time.sleep(0.05)
+    sub.close()
+    reader.join(5)
+    assert not reader.is_alive()
+    assert seen == ["a", "b", "c"]
+    assert sub.closed
+    bus.publish(LogEvent("INFO", "d"))        # no longer delivered
+    assert sub.get(timeout=0) is None
+    assert bus.subscribers == 0
+    assert bus.unsubscribe(sub) is False
+
+
+def test_kinds_filter_and_validation() -> None:
+    bus = EventBus()
+    jobs = bus.subscribe(kinds=JobEvent)
+    bus.publish(JobEvent("j1", True))
+    bus.publish(LogEvent("INFO", "x"))
+    assert [type(e) for e in jobs.drain()] == [JobEvent]
+    with pytest.raises(ValueError, match="maxsize"):
+        bus.subscribe(maxsize=0)
+    with pytest.raises(TypeError, match="callback"):
+        bus.subscribe(callback=42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="event"):
+        bus.publish("not an event")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        bus.subscribe(print).get()
+
+
+def test_log_handler_publishes_without_looping() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(kinds=LogEvent)
+    logger = logging.getLogger("sgm.test.handler")
+    logger.propagate = False
+    handler = BusLogHandler(bus)
+    logger.addHandler(handler)
+    tele_log = logging.getLogger("sgm.telemetry")
+    tele_log.addHandler(handler)    # the bus's own error logs go back to the bus too
+    try:
+        def bad(event: object) -> None:
+            raise RuntimeError("boom")
+
+        bus.subscribe(bad, kinds=LogEvent)
+        logger.warning("hello %s", "world")
+    finally:
+        logger.removeHandler(handler)
+        tele_log.removeHandler(handler)
+    events = sub.drain()
+    assert events[0].level == "WARNING" and events[0].message == "hello world"
+    assert len(events) == 1   # the subscriber error raised inside publish is not re-published
+
+
+# --------------------------------------------------------------------------- Telemetry
+
+
+def test_snapshot_shape_and_values() -> None:
+    clock = FakeClock()
+    tele = Telemetry(clock=clock)
+    tele.register_device("cpu0", kind="cpu", impl="shani", lanes=4)
+    tele.register_device("gpu0", kind="opencl", impl="sha256d.cl")
+    sub = tele.subscribe()
+    for _ in range(100):
+        clock.advance(0.1)
+        tele.record_batch("cpu0", 50_000, 0.4, 4096, 0.01)
+        tele.record_batch("gpu0", 200_000, 0.1, 1 << 20, 0.05)
+    tele.record_share_found("gpu0", "j1", 0x1234, 12.5)
+    tele.record_share_result("gpu0", "j1", 0x1234, 12.5, True)
+    tele.record_share_result("cpu0", "j1", 0x99, 2.0, False, "low difficulty share")
+    tele.record_share_result("cpu0", "j1", 0x98, 2.0, False, "duplicate")
+    tele.record_stale("cpu0", "j0", 0x5, 1.0)
+    tele.record_duplicate("gpu0")
+    tele.record_hw_error("gpu0", detail="bad nonce")
+    tele.set_device_enabled("gpu0", False)
+    tele.job("j2", clean=True)
+    snap = tele.snapshot()
+    json.dumps(snap)                                   # JSON-ready
+    for key in ("elapsed_s", "hashes", "hashrate", "accepted", "rejected", "stale",
+                "hw_errors", "best_share_diff", "devices"):
+        assert key in snap, key
+    assert snap["elapsed_s"] == pytest.approx(10.0)
+    assert snap["hashes"] == 25_000_000
+    assert snap["hashrate"] == pytest.approx(2.5e6, rel=0.01)
+    assert (snap["accepted"], snap["rejected"], snap["stale"]) == (1, 2, 1)
+    assert snap["rejected_reasons"] == {"low difficulty share": 1, "duplicate": 1}
+    assert snap["hw_errors"] == 1 and snap["duplicates_suppressed"] == 1
+    assert snap["best_share_diff"] == 12.5
+    names = [d["name"] for d in snap["devices"]]
+    assert names == ["cpu0", "gpu0"]
+    cpu, gpu = snap["devices"]
+    for key in ("name", "kind", "impl", "hashes", "hashrate", "accepted", "hw_errors",
+                "latency_ms", "batch_size", "rates", "utilisation", "enabled"):
+        assert key in cpu, key
+    assert cpu["kind"] == "cpu" and gpu["kind"] == "opencl"
+    assert cpu["hashrate"] == pytest.approx(5e5, rel=0.01)
+    assert gpu["hashrate"] == pytest.approx(2e6, rel=0.01)
+    assert cpu["utilisation"] == pytest.approx(1.0, rel=0.01)   # 0.4 s busy / 0.1 s / 4 lanes
+    assert gpu["utilisation"] == pytest.approx(1.0, rel=0.01)
+    assert gpu["latency_ms"] == pytest.approx(50.0)
+    assert gpu["batch_size"] == 1 << 20
+    assert gpu["enabled"] is False and cpu["enabled"] is True
+    assert (gpu["accepted"], gpu["hw_errors"], cpu["rejected"], cpu["stale"]) == (1, 1, 2, 1)
+    kinds = [type(e).__name__ for e in sub.drain()]
+    assert kinds == ["ShareEvent"] * 5 + ["DeviceEvent", "DeviceEvent", "JobEvent"]
+    status = tele.publish_status()
+    ev = sub.get(timeout=1)
+    assert isinstance(ev, StatusEvent) and ev.snapshot == status
+    assert event_to_dict(ev)["type"] == "StatusEvent"
+
+
+def test_unknown_device_auto_registers() -> None:
+    tele = Telemetry()
+    tele.record_batch("mystery", 10, 0.0, 10, 0.001)
+    snap = tele.snapshot()
+    assert snap["devices"][0]["name"] == "mystery"
+    assert snap["devices"][0]["kind"] == "unknown"
+    assert snap["hashes"] == 10
+
+
+def test_telemetry_concurrent_record_batch() -> None:
+    tele = Telemetry()
+
+    def worker(i: int) -> None:
+        for _ in range(3000):
+            tele.record_batch(f"cpu{i % 2}", 7, 0.0, 7, 0.0)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    snap = tele.snapshot()
+    assert snap["hashes"] == 4 * 3000 * 7
+    assert sorted(d["hashes"] for d in snap["devices"]) == [2 * 3000 * 7] * 2
