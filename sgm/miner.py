@@ -211,7 +211,10 @@ class Miner:
             self.local_pool = LocalPool(
                 difficulty_bits=cfg.local_difficulty_bits, difficulty=cfg.local_difficulty,
                 jobs=cfg.local_jobs, job_interval=cfg.local_job_interval,
-                clean_jobs=cfg.local_clean_jobs)
+                clean_jobs=cfg.local_clean_jobs,
+                # the embedded pool's job changes are timer ticks, not new blocks: shares of
+                # the previous job still in flight are accepted for a moment, as pools do
+                stale_grace=min(2.0, cfg.local_job_interval / 4))
             self.local_pool.on_finished.append(self.finished.set)
             await self.local_pool.start()
             entries = [(self.local_pool.url, "sgm.local", "x")]

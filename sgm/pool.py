@@ -168,6 +168,10 @@ class AcceptedShare:
         return self.hash[::-1].hex()
 
 
+#: How many of the latest accepted shares PoolStats.accepted_shares keeps (at least half).
+KEEP_ACCEPTED_SHARES = 2000
+
+
 @dataclass
 class PoolStats:
     accepted: int = 0
@@ -643,6 +647,8 @@ class LocalPool:
             st = self._stats
             st.accepted += 1
             st.accepted_shares.append(share)
+            if len(st.accepted_shares) > KEEP_ACCEPTED_SHARES:  # bounded: long runs stay flat
+                del st.accepted_shares[:len(st.accepted_shares) - KEEP_ACCEPTED_SHARES // 2]
             st.best_share_difficulty = max(st.best_share_difficulty, diff)
             ws = st.workers.setdefault(worker or "", WorkerStats())
             ws.accepted += 1

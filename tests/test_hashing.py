@@ -16,16 +16,7 @@ from sgm.hashing import (
 )
 
 
-def vectors_dir() -> Path:
-    env = os.environ.get("SGM_VECTORS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "vectors"
-    if not (path / "stratum_shares.json").is_file():
-        pytest.fail(f"test vectors not found in {path}: set SGM_VECTORS to the shared/vectors folder")
-    return path
-
-
-def load(name: str) -> dict:
-    return json.loads((vectors_dir() / name).read_text())
+from tests.conftest import load_vectors as load, vectors_dir  # noqa: E402,F401
 
 
 def test_sha256d_is_double_sha256():

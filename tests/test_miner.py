@@ -247,3 +247,25 @@ def test_a_config_file_drives_the_run(tmp_path):
     assert r.returncode == 0, r.stderr
     summary = json.loads(out.read_text())
     assert [d["name"] for d in summary["devices"]] == ["cpu0"]
+
+
+@pytest.mark.slow
+def test_sgm_mines_a_pool_given_with_o_u_p(tmp_path):
+    """`sgm -o stratum+tcp://... -u ... -p ...` against a real pool server in another thread:
+    the pool's own accounting matches what the miner reports."""
+    from sgm.pool import PoolThread
+
+    pool = PoolThread(difficulty_bits=18, jobs=None, job_interval=1.0, stale_grace=0.5).start()
+    out = tmp_path / "s.json"
+    try:
+        r = sgm("-o", pool.url, "-u", "wallet.rig1", "-p", "x", "-t", "1", "--time-limit", "3",
+                "--summary-json", str(out))
+        stats = pool.stats
+    finally:
+        pool.stop()
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(out.read_text())
+    assert summary["accepted"] > 0 and summary["rejected"] == 0
+    assert stats.accepted == summary["accepted"] and stats.rejected_total == 0
+    assert "wallet.rig1" in stats.workers
+    assert f"pools: {pool.url} (wallet.rig1)" in r.stdout

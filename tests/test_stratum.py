@@ -3,13 +3,16 @@ embedded LocalPool over real sockets."""
 import asyncio
 import json
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from sgm import _native
-from sgm.hashing import DIFF1, difficulty_to_target, meets_target
+from sgm.hashing import DIFF1, difficulty_to_target
 from sgm.jobs import Job, MidstateCache, Share, make_share
 from sgm.pool import LocalPool
 from sgm.stratum.client import StratumClient, parse_pool_url
@@ -24,12 +27,7 @@ from sgm.stratum.protocol import (
 )
 
 
-def vectors_dir() -> Path:
-    env = os.environ.get("SGM_VECTORS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "vectors"
-    if not (path / "stratum_shares.json").is_file():
-        pytest.fail(f"test vectors not found in {path}: set SGM_VECTORS to the shared/vectors folder")
-    return path
+from tests.conftest import vectors_dir  # noqa: E402
 
 
 VECTORS = json.loads((vectors_dir() / "stratum_shares.json").read_text())
@@ -541,5 +539,93 @@ def test_submit_times_out_when_the_pool_does_not_answer():
             await client.close()
             await task
             server.close()
+
+    run(main())
+
+
+@pytest.fixture
+def tls_cert(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("scheme", ["stratum+ssl", "stratum+tcps"])
+def test_client_over_tls(tls_cert, scheme):
+    cert, key = tls_cert
+
+    async def main():
+        pool = LocalPool(difficulty_bits=12, jobs=None, job_interval=60)
+        await pool.start()
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(cert, key)
+
+        async def pump(reader, writer):
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def tls_front(reader, writer):  # TLS terminator in front of the TCP pool
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", pool.port)
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+        front = await asyncio.start_server(tls_front, "127.0.0.1", 0, ssl=server_ctx)
+        port = front.sockets[0].getsockname()[1]
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        jobs: asyncio.Queue = asyncio.Queue()
+        client = StratumClient(f"{scheme}://127.0.0.1:{port}", "tls", "x", on_job=jobs.put_nowait,
+                               ssl_context=client_ctx)
+        assert client.pools[0].tls
+        task = asyncio.create_task(client.run())
+        try:
+            job = await asyncio.wait_for(jobs.get(), 5)
+            assert await client.submit(find_share(job, MidstateCache(), 0)) == (True, None)
+            assert pool.stats.workers["tls"].accepted == 1
+        finally:
+            await client.close()
+            await task
+            front.close()
+            await pool.stop()
+
+    run(main())
+
+
+def test_client_refuses_an_untrusted_tls_certificate(tls_cert):
+    cert, key = tls_cert
+
+    async def main():
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(cert, key)
+
+        async def handler(reader, writer):
+            await reader.read()
+            writer.close()
+
+        front = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
+        port = front.sockets[0].getsockname()[1]
+        events: list = []
+        client = StratumClient(f"stratum+ssl://127.0.0.1:{port}", "u", "x", on_job=lambda job: None,
+                               on_event=events.append, backoff_initial=5)
+        task = asyncio.create_task(client.run())
+        try:
+            for _ in range(100):
+                if events:
+                    break
+                await asyncio.sleep(0.02)
+            assert isinstance(events[0], Disconnected) and "connect" in events[0].reason
+            assert not client.connected
+        finally:
+            await client.close()
+            await task
+            front.close()
 
     run(main())

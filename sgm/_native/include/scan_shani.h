@@ -71,6 +71,22 @@
         QUAD_MK(mk_);                                                        \
     } while (0)
 
+/* rounds 16..59: schedule quads 4..14 with the message words rotating through M0..M3 */
+#define SQUADS_4_TO_14()                                                     \
+    do {                                                                     \
+        kq_ = SGM_KV(4);  SQUAD(4, M0, M1, M2, M3);                          \
+        kq_ = SGM_KV(5);  SQUAD(5, M1, M2, M3, M0);                          \
+        kq_ = SGM_KV(6);  SQUAD(6, M2, M3, M0, M1);                          \
+        kq_ = SGM_KV(7);  SQUAD(7, M3, M0, M1, M2);                          \
+        kq_ = SGM_KV(8);  SQUAD(8, M0, M1, M2, M3);                          \
+        kq_ = SGM_KV(9);  SQUAD(9, M1, M2, M3, M0);                          \
+        kq_ = SGM_KV(10); SQUAD(10, M2, M3, M0, M1);                         \
+        kq_ = SGM_KV(11); SQUAD(11, M3, M0, M1, M2);                         \
+        kq_ = SGM_KV(12); SQUAD(12, M0, M1, M2, M3);                         \
+        kq_ = SGM_KV(13); SQUAD(13, M1, M2, M3, M0);                         \
+        kq_ = SGM_KV(14); SQUAD(14, M2, M3, M0, M1);                         \
+    } while (0)
+
 SGM_SHANI_TARGET
 static void sgm_scan_shani(const sgm_work *wk, uint32_t start, uint64_t count, uint32_t *out,
                            uint32_t cap, const volatile int *abort, sgm_scan_result *res) {
@@ -134,17 +150,7 @@ static void sgm_scan_shani(const sgm_work *wk, uint32_t start, uint64_t count, u
             }
             {
                 __m128i kq_;
-                kq_ = SGM_KV(4);  SQUAD(4, M0, M1, M2, M3);
-                kq_ = SGM_KV(5);  SQUAD(5, M1, M2, M3, M0);
-                kq_ = SGM_KV(6);  SQUAD(6, M2, M3, M0, M1);
-                kq_ = SGM_KV(7);  SQUAD(7, M3, M0, M1, M2);
-                kq_ = SGM_KV(8);  SQUAD(8, M0, M1, M2, M3);
-                kq_ = SGM_KV(9);  SQUAD(9, M1, M2, M3, M0);
-                kq_ = SGM_KV(10); SQUAD(10, M2, M3, M0, M1);
-                kq_ = SGM_KV(11); SQUAD(11, M3, M0, M1, M2);
-                kq_ = SGM_KV(12); SQUAD(12, M0, M1, M2, M3);
-                kq_ = SGM_KV(13); SQUAD(13, M1, M2, M3, M0);
-                kq_ = SGM_KV(14); SQUAD(14, M2, M3, M0, M1);
+                SQUADS_4_TO_14();
                 kq_ = SGM_KV(15); SQUAD(15, M3, M0, M1, M2);
             }
             /* add the midstate, turn (ABEF, CDGH) into message words (A,B,C,D), (E,F,G,H) */
@@ -173,17 +179,7 @@ static void sgm_scan_shani(const sgm_work *wk, uint32_t start, uint64_t count, u
             }
             {
                 __m128i kq_;
-                kq_ = SGM_KV(4);  SQUAD(4, M0, M1, M2, M3);
-                kq_ = SGM_KV(5);  SQUAD(5, M1, M2, M3, M0);
-                kq_ = SGM_KV(6);  SQUAD(6, M2, M3, M0, M1);
-                kq_ = SGM_KV(7);  SQUAD(7, M3, M0, M1, M2);
-                kq_ = SGM_KV(8);  SQUAD(8, M0, M1, M2, M3);
-                kq_ = SGM_KV(9);  SQUAD(9, M1, M2, M3, M0);
-                kq_ = SGM_KV(10); SQUAD(10, M2, M3, M0, M1);
-                kq_ = SGM_KV(11); SQUAD(11, M3, M0, M1, M2);
-                kq_ = SGM_KV(12); SQUAD(12, M0, M1, M2, M3);
-                kq_ = SGM_KV(13); SQUAD(13, M1, M2, M3, M0);
-                kq_ = SGM_KV(14); SQUAD(14, M2, M3, M0, M1);
+                SQUADS_4_TO_14();
                 /* rounds 60,61 only: the new F lane is e after round 60 */
                 SCHED(M3, M0, M1, M2);
                 _Pragma("GCC unroll 8") FOR_S {
@@ -216,5 +212,6 @@ out:
 #undef QUAD_CONST
 #undef SCHED
 #undef SQUAD
+#undef SQUADS_4_TO_14
 
 #endif /* SGM_SCAN_SHANI_H */
