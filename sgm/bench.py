@@ -94,7 +94,7 @@ def run_bench(
                 ref_samples.append(measure_reference())
             runs.append(BenchRun("cpu", impl, threads, statistics.median(samples), 0.0, samples))
             if progress:
-                progress(f"  {impl:8s} {threads} thread(s): {statistics.median(samples) / 1e6:8.2f} MH/s")
+                progress(f"  {impl:10s} {threads} thread(s): {statistics.median(samples) / 1e6:8.2f} MH/s")
     reference = statistics.median(ref_samples)
     for r in runs:
         r.ratio = r.hashes_per_s * 128 / reference
@@ -110,11 +110,11 @@ def format_bench(result: dict) -> str:
     lines = [
         f"reference: {REFERENCE_WHAT}: {ref / 1e9:.3f} GB/s "
         f"(= {ref / 128 / 1e6:.2f} M nonces/s at 128 bytes a nonce)",
-        f"{'device':7s} {'impl':8s} {'threads':>7s} {'MH/s':>10s} {'ratio':>7s}",
+        f"{'device':7s} {'impl':10s} {'threads':>7s} {'MH/s':>10s} {'ratio':>7s}",
     ]
     for r in result["runs"]:
         lines.append(
-            f"{r['device']:7s} {r['impl']:8s} {r['threads']:7d} "
+            f"{r['device']:7s} {r['impl']:10s} {r['threads']:7d} "
             f"{r['hashes_per_s'] / 1e6:10.2f} {r['ratio']:7.3f}"
         )
     return "\n".join(lines)

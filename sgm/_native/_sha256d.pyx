@@ -119,7 +119,7 @@ def cpu_features() -> dict:
     """What CPUID says about the features the kernels use."""
     cdef int f = sgm_cpu_features()
     return {"sse4.1": bool(f & 1), "sha-ni": bool(f & 2), "avx2": bool(f & 4),
-            "avx512f": bool(f & 8)}
+            "avx512f": bool(f & 8), "avx": bool(f & 16)}
 
 
 cdef int _impl_index(object name) except -1:

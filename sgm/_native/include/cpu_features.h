@@ -11,7 +11,7 @@
 #define SGM_X86 0
 #endif
 
-enum { SGM_CPU_SSE41 = 1, SGM_CPU_SHA = 2, SGM_CPU_AVX2 = 4, SGM_CPU_AVX512 = 8 };
+enum { SGM_CPU_SSE41 = 1, SGM_CPU_SHA = 2, SGM_CPU_AVX2 = 4, SGM_CPU_AVX512 = 8, SGM_CPU_AVX = 16 };
 
 static int sgm_cpu_features(void) {
 #if SGM_X86
@@ -25,6 +25,7 @@ static int sgm_cpu_features(void) {
         __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
         os_avx = (xcr0_lo & 0x6) == 0x6;            /* XMM and YMM state */
         os_avx512 = os_avx && (xcr0_lo & 0xE0) == 0xE0; /* opmask, ZMM_Hi256, Hi16_ZMM */
+        if (os_avx) f |= SGM_CPU_AVX;
     }
     if (max_leaf >= 7) {
         __cpuid_count(7, 0, a, b, c, d);

@@ -21,7 +21,8 @@ typedef struct {
 /* Fastest first: the default is the first available entry. */
 static const sgm_impl SGM_IMPLS[] = {
 #if SGM_X86
-    {"sha-ni", 4, SGM_CPU_SHA, sgm_scan_shani},
+    {"sha-ni", 4, SGM_CPU_SHA | SGM_CPU_AVX, sgm_scan_shani},
+    {"sha-ni-sse", 4, SGM_CPU_SHA, sgm_scan_shani_sse},
     {"avx512", 16, SGM_CPU_AVX512, sgm_scan_avx512},
     {"avx2", 8, SGM_CPU_AVX2, sgm_scan_avx2},
 #endif
