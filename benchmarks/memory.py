@@ -47,15 +47,20 @@ def main() -> None:
     base = after[0][1] if after else samples[0][1]
     growth = after[-1][1] - base if after else 0
     peak = max(r for _, r in after) - base if after else 0
+    half_t = (after[0][0] + after[-1][0]) / 2 if after else 0
+    second = [(t, r) for t, r in after if t >= half_t]
+    second_half = second[-1][1] - second[0][1] if len(second) > 1 else 0
     s = miner.summary()
     out = {"minutes": a.minutes, "warmup_s": a.warmup, "rss_start_mb": samples[0][1] / 2**20,
            "rss_baseline_mb": base / 2**20, "rss_end_mb": samples[-1][1] / 2**20,
            "growth_mb": growth / 2**20, "peak_over_baseline_mb": peak / 2**20,
+           "second_half_growth_mb": second_half / 2**20,
            "accepted": s["accepted"], "hashes": s["hashes"], "dropped_events": sub.dropped}
     print(json.dumps(out) if a.json else
           f"{a.minutes:g} min: RSS {out['rss_baseline_mb']:.1f} MB after {a.warmup:g} s warm-up -> "
           f"{out['rss_end_mb']:.1f} MB at the end (growth {out['growth_mb']:+.2f} MB, peak "
-          f"{out['peak_over_baseline_mb']:+.2f} MB); {s['accepted']} shares accepted")
+          f"{out['peak_over_baseline_mb']:+.2f} MB; second half {out['second_half_growth_mb']:+.2f} MB); "
+          f"{s['accepted']} shares accepted")
 
 
 if __name__ == "__main__":

@@ -229,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cmd_mine(argv)
     except UsageError as exc:
-        print(f"sgm: error: {exc}", file=sys.stderr)
+        sub = argv[0] if argv and argv[0] in SUBCOMMANDS else ""
+        print(f"sgm: error: {exc}\nusage: see 'sgm {sub + ' ' if sub else ''}--help'",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0

@@ -169,7 +169,7 @@ class AcceptedShare:
 
 
 #: How many of the latest accepted shares PoolStats.accepted_shares keeps (at least half).
-KEEP_ACCEPTED_SHARES = 2000
+KEEP_ACCEPTED_SHARES = 1000
 
 
 @dataclass
