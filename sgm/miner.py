@@ -27,6 +27,9 @@ from sgm.jobs import Job, Share
 from sgm.pool import LocalPool
 from sgm.scheduler import DEFAULT_BATCH_TIME, Scheduler
 from sgm.stratum.client import StratumClient, parse_pool_url
+from sgm.stratum.protocol import (
+    Authorized, Connected, DifficultyChanged, Disconnected, ProtocolError, ServerMessage,
+)
 from sgm.telemetry import Event, Subscription, Telemetry
 
 log = logging.getLogger(__name__)
@@ -218,7 +221,7 @@ class Miner:
             self.local_pool.on_finished.append(self.finished.set)
             await self.local_pool.start()
             entries = [(self.local_pool.url, "sgm.local", "x")]
-        self.client = StratumClient(entries, on_job=self._on_job,
+        self.client = StratumClient(entries, on_job=self._on_job, on_event=self._on_pool_event,
                                     version_rolling=cfg.version_rolling)
         client_task = asyncio.create_task(self.client.run())
         self._net_ready.set()
@@ -233,6 +236,22 @@ class Miner:
 
     def _on_job(self, job: Job) -> None:
         self.scheduler.set_job(job)
+
+    def _on_pool_event(self, ev: object) -> None:
+        """Pool-side happenings worth showing to the user, as telemetry log events."""
+        tel = self.telemetry
+        if isinstance(ev, Connected):
+            tel.log("INFO", f"pool: connected to {ev.url}")
+        elif isinstance(ev, Disconnected):
+            tel.log("WARNING", f"pool: disconnected from {ev.url}: {ev.reason}")
+        elif isinstance(ev, DifficultyChanged):
+            tel.log("INFO", f"pool: share difficulty {ev.difficulty:.6g}")
+        elif isinstance(ev, Authorized) and not ev.ok:
+            tel.log("ERROR", f"pool: worker not authorized: {ev.reason}")
+        elif isinstance(ev, ProtocolError):
+            tel.log("WARNING", f"pool: {ev.message}")
+        elif isinstance(ev, ServerMessage):
+            tel.log("INFO", f"pool says: {ev.text}")
 
     def _submit_from_device(self, share: Share, device: str) -> None:
         """Called on a device thread for each verified share: submit it on the loop."""

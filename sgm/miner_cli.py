@@ -235,6 +235,8 @@ class Printer:
             self.line(f"{ev.device}: {ev.what} {ev.detail}".rstrip())
         elif isinstance(ev, LogEvent) and ev.level in ("WARNING", "ERROR", "CRITICAL"):
             self.line(f"{ev.level.lower()}: {ev.message}")
+        elif isinstance(ev, LogEvent) and ev.level == "INFO":
+            self.line(ev.message)
 
 
 def _print_final(out: TextIO, summary: dict[str, Any]) -> None:
