@@ -201,3 +201,31 @@ def test_cpu_batches_take_about_the_target_time():
 def test_bad_scheduler_settings_are_refused():
     with pytest.raises(ValueError, match="batch_time"):
         Scheduler(Telemetry(), batch_time=0)
+
+
+class CrashingDevice(Device):
+    kind = "cpu"
+
+    def calibrate(self, seconds=0.05):
+        return 1e6
+
+    def run_batch(self, batch):
+        raise RuntimeError("the device fell over")
+
+
+def test_a_failing_device_is_stopped_its_work_handed_back_and_others_continue(caplog):
+    tel = Telemetry()
+    sched = Scheduler(tel, batch_time=0.05)
+    sched.set_job(make_job("1", bits=40))
+    bad, good = CrashingDevice("bad0", "test"), CpuDevice(0)
+    bad.start(sched)
+    good.start(sched)
+    try:
+        assert run_until(lambda: not bad.enabled)
+        before = tel.device("cpu0").hashes
+        assert run_until(lambda: tel.device("cpu0").hashes > before)
+        assert sched.queue.given_back > 0  # the failed batch went back to the queue
+    finally:
+        bad.stop()
+        good.stop()
+    assert "the device fell over" in caplog.text and "bad0" in caplog.text

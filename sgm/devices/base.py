@@ -117,44 +117,54 @@ class Device(ABC):
 
     # ------------------------------------------------------------ worker
     def _loop(self) -> None:
-        sched = self._scheduler
-        assert sched is not None and self.sizer is not None
-        tel = sched.telemetry
+        assert self._scheduler is not None
         _lower_thread_priority()
         while not self._terminate:
-            if not self._enabled.is_set():
-                self._enabled.wait(0.25)
-                continue
-            self.abort.clear()
-            batch = sched.pull(self.sizer.size())
-            if batch is None:
-                continue
-            if self._terminate or not self._enabled.is_set():
-                sched.give_back(batch, 0)
-                continue
-            self._idle.clear()
-            t0 = time.perf_counter()
-            self.last_batch_start = (batch.active.generation, t0)
             try:
-                result = self.run_batch(batch)
+                self._iteration()
             except Exception:  # noqa: BLE001 - a failing device must not take the miner down
-                log.exception("%s: batch failed; disabling the device", self.name)
-                sched.give_back(batch, 0)
+                log.exception("%s: unexpected error; the device is stopped", self.name)
                 self._idle.set()
                 self.set_enabled(False)
-                continue
-            busy = time.perf_counter() - t0
+
+    def _iteration(self) -> None:
+        """One pull -> run -> report step (or a short wait while disabled / without work)."""
+        sched = self._scheduler
+        assert sched is not None and self.sizer is not None
+        if not self._enabled.is_set():
+            self._enabled.wait(0.25)
+            return
+        self.abort.clear()
+        batch = sched.pull(self.sizer.size())
+        if batch is None:
+            return
+        if self._terminate or not self._enabled.is_set():
+            sched.give_back(batch, 0)
+            return
+        self._idle.clear()
+        t0 = time.perf_counter()
+        self.last_batch_start = (batch.active.generation, t0)
+        try:
+            result = self.run_batch(batch)
+        except BaseException:
+            sched.give_back(batch, 0)  # nothing of it counts: hand it all back
+            raise
+        finally:
             self._idle.set()
-            if result.scanned < batch.count:
-                sched.give_back(batch, result.scanned)
-            self.sizer.observe(result.scanned, busy)
-            tel.record_batch(self.name, result.scanned, busy, batch.count,
-                             time.perf_counter() - batch.pulled_at)
-            if result.nonces:
-                if sched.handle_nonces(self.name, batch, result.nonces):
-                    self.sizer.hw_error()
-                else:
-                    self.sizer.clean_batch()
+        busy = time.perf_counter() - t0
+        if not 0 <= result.scanned <= batch.count:
+            raise RuntimeError(f"{self.name} reported {result.scanned} nonces scanned "
+                               f"of a {batch.count}-nonce batch")
+        if result.scanned < batch.count:
+            sched.give_back(batch, result.scanned)
+        self.sizer.observe(result.scanned, busy)
+        sched.telemetry.record_batch(self.name, result.scanned, busy, batch.count,
+                                     time.perf_counter() - batch.pulled_at)
+        if result.nonces:
+            if sched.handle_nonces(self.name, batch, result.nonces):
+                self.sizer.hw_error()
+            else:
+                self.sizer.clean_batch()
 
 
 def _lower_thread_priority() -> None:
