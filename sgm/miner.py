@@ -243,7 +243,8 @@ class Miner:
         if isinstance(ev, Connected):
             tel.log("INFO", f"pool: connected to {ev.url}")
         elif isinstance(ev, Disconnected):
-            tel.log("WARNING", f"pool: disconnected from {ev.url}: {ev.reason}")
+            if self._running:  # not our own shutdown
+                tel.log("WARNING", f"pool: disconnected from {ev.url}: {ev.reason}")
         elif isinstance(ev, DifficultyChanged):
             tel.log("INFO", f"pool: share difficulty {ev.difficulty:.6g}")
         elif isinstance(ev, Authorized) and not ev.ok:
