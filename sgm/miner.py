@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: GIL switch interval while mining (Python's default is 5 ms)
 SWITCH_INTERVAL = 0.0005
+#: Shares submitted but not yet answered, at most.  A device that finds more waits for a
+#: slot (backpressure: hashing slows to the pool's pace instead of queueing without bound).
+MAX_SUBMITS_IN_FLIGHT = 256
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Miner:
         self._stop_net: asyncio.Event | None = None
         self._pending: set[Future[Any]] = set()
         self._pending_lock = threading.Lock()
+        self._submit_slots = threading.BoundedSemaphore(MAX_SUBMITS_IN_FLIGHT)
         self._started_at = 0.0
         self._stopped_at: float | None = None
         self._running = False
@@ -255,9 +259,18 @@ class Miner:
             tel.log("INFO", f"pool says: {ev.text}")
 
     def _submit_from_device(self, share: Share, device: str) -> None:
-        """Called on a device thread for each verified share: submit it on the loop."""
+        """Called on a device thread for each verified share: submit it on the loop.
+
+        Blocks while MAX_SUBMITS_IN_FLIGHT shares await the pool's answer, so a flood of
+        shares (a very low difficulty) slows the devices instead of piling up."""
+        while not self._submit_slots.acquire(timeout=0.1):
+            if not self._running:
+                self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
+                log.info("%s: share %s not submitted: the miner is stopping", device, share.nonce)
+                return
         loop, client = self._loop, self.client
         if loop is None or client is None or loop.is_closed():
+            self._submit_slots.release()
             self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
                                                share.difficulty, False, "not connected")
             return
@@ -272,6 +285,7 @@ class Miner:
         try:
             fut = asyncio.run_coroutine_threadsafe(submit(), loop)
         except RuntimeError:  # loop closing
+            self._submit_slots.release()
             return
         with self._pending_lock:
             self._pending.add(fut)
@@ -280,6 +294,7 @@ class Miner:
     def _forget(self, fut: Future[Any]) -> None:
         with self._pending_lock:
             self._pending.discard(fut)
+        self._submit_slots.release()
 
     # ------------------------------------------------------------------ reporting
     def summary(self) -> dict[str, Any]:

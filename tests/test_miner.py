@@ -269,3 +269,27 @@ def test_sgm_mines_a_pool_given_with_o_u_p(tmp_path):
     assert stats.accepted == summary["accepted"] and stats.rejected_total == 0
     assert "wallet.rig1" in stats.workers
     assert f"pools: {pool.url} (wallet.rig1)" in r.stdout
+
+
+@pytest.mark.slow
+def test_a_flood_of_shares_is_throttled_not_dropped():
+    """At 10-bit shares (thousands a second) submissions in flight stay bounded, devices
+    wait for the pool instead of piling shares up, and nothing is lost or rejected."""
+    from sgm import miner as miner_mod
+
+    m = Miner(MinerConfig(threads=2, local_jobs=1, local_job_interval=2.0,
+                          local_difficulty_bits=10))
+    peak = 0
+    m.start()
+    try:
+        while not m.finished.is_set():
+            with m._pending_lock:
+                peak = max(peak, len(m._pending))
+            time.sleep(0.005)
+    finally:
+        m.stop()
+    s = m.summary()
+    assert s["accepted"] > 1000
+    assert s["rejected"] == 0 and s["rejected_reasons"] == {}
+    assert m.local_pool.stats.accepted == s["accepted"]
+    assert peak <= miner_mod.MAX_SUBMITS_IN_FLIGHT
