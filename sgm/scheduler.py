@@ -104,6 +104,7 @@ class Scheduler:
         self._seen: OrderedDict[tuple, None] = OrderedDict()
         self._abort_flags: set[AbortFlag] = set()
         self._closed = False
+        self._exhausted_reported = 0             # generation whose exhaustion was logged
         self.job_switches: list[float] = []     # monotonic times of clean-job flushes
 
     # ------------------------------------------------------------------ jobs
@@ -192,6 +193,11 @@ class Scheduler:
                     return None
                 if self.queue.has_job and not self.queue.exhausted:
                     continue
+                if self.queue.exhausted and self._current is not None \
+                        and self._exhausted_reported != self._current.generation:
+                    self._exhausted_reported = self._current.generation
+                    log.warning("job %s: every nonce of its work space is handed out; devices "
+                                "wait for the pool's next job", self._current.job.job_id)
                 self._work_ready.wait(left)
 
     def give_back(self, batch: Pulled, scanned: int) -> None:

@@ -229,3 +229,20 @@ def test_a_failing_device_is_stopped_its_work_handed_back_and_others_continue(ca
         bad.stop()
         good.stop()
     assert "the device fell over" in caplog.text and "bad0" in caplog.text
+
+
+def test_an_exhausted_job_is_reported_once_and_devices_wait(caplog):
+    """A job without extranonce2 space or version rolling has 2^32 nonces; once they are all
+    handed out, pulls wait (no busy loop, no crash) and the user is told once."""
+    params = list(NOTIFY)
+    job = Job.from_notify(params, extranonce1="00000001", extranonce2_size=0,
+                          target=bits_to_target(40))
+    assert job.n_midstates == 1
+    sched = Scheduler(Telemetry())
+    sched.set_job(job)
+    assert sched.pull(1 << 32).count == 1 << 32
+    t0 = time.monotonic()
+    assert sched.pull(1 << 20, timeout=0.2) is None
+    assert sched.pull(1 << 20, timeout=0.2) is None
+    assert time.monotonic() - t0 >= 0.35  # waited rather than spun
+    assert caplog.text.count("every nonce of its work space is handed out") == 1
