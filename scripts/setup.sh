@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(build-essential python3-dev python3-venv libsimde-dev)
+APT_PACKAGES=(build-essential python3-dev python3-venv libsimde-dev openssl)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -546,7 +546,8 @@ def test_submit_times_out_when_the_pool_does_not_answer():
 @pytest.fixture
 def tls_cert(tmp_path):
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
+        pytest.fail("the openssl command is needed to make a test certificate: "
+                    "apt-get install openssl (scripts/setup.sh installs it)", pytrace=False)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
