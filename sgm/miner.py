@@ -39,6 +39,8 @@ SWITCH_INTERVAL = 0.0005
 #: Shares submitted but not yet answered, at most.  A device that finds more waits for a
 #: slot (backpressure: hashing slows to the pool's pace instead of queueing without bound).
 MAX_SUBMITS_IN_FLIGHT = 256
+#: StratumClient.submit reasons meaning the share never reached the pool
+UNSENT_REASONS = frozenset({"not connected", "disconnected"})
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,10 @@ class Miner:
             tel.log("INFO", f"pool: connected to {ev.url}")
         elif isinstance(ev, Disconnected):
             if self._running:  # not our own shutdown
-                tel.log("WARNING", f"pool: disconnected from {ev.url}: {ev.reason}")
+                tel.log("WARNING", f"pool: disconnected from {ev.url}: {ev.reason}; "
+                                   "devices wait for the next job")
+                # shares of this session's jobs can no longer be submitted: stop hashing them
+                self.scheduler.clear_jobs()
         elif isinstance(ev, DifficultyChanged):
             tel.log("INFO", f"pool: share difficulty {ev.difficulty:.6g}")
         elif isinstance(ev, Authorized) and not ev.ok:
@@ -277,6 +282,11 @@ class Miner:
 
         async def submit() -> None:
             accepted, reason = await client.submit(share)
+            if not accepted and (reason in UNSENT_REASONS or (reason or "").startswith("stale: job")):
+                # never reached the pool (connection lost, session replaced): stale, not rejected
+                self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
+                log.info("%s: share %s not submitted: %s", device, share.nonce, reason)
+                return
             self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
                                                share.difficulty, accepted, reason)
             if not accepted:

@@ -420,6 +420,13 @@ class LocalPool:
             return
         conn.writer.write(line.encode("utf-8"))
 
+    async def disconnect_all(self) -> int:
+        """Close every client connection (as a pool restart would); returns how many."""
+        conns = list(self._conns.values())
+        for conn in conns:
+            self._close(conn)
+        return len(conns)
+
     def _close(self, conn: _Conn) -> None:
         if not conn.closed:
             conn.closed = True
@@ -736,6 +743,10 @@ class PoolThread:
         async def get() -> PoolJob | None:
             return self.pool.current_job if self.pool is not None else None
         return self._call(get())
+
+    def disconnect_all(self) -> int:
+        assert self.pool is not None
+        return self._call(self.pool.disconnect_all())
 
     def wait_finished(self, timeout: float | None = None) -> bool:
         return self._finished.wait(timeout)

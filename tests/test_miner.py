@@ -293,3 +293,27 @@ def test_a_flood_of_shares_is_throttled_not_dropped():
     assert s["rejected"] == 0 and s["rejected_reasons"] == {}
     assert m.local_pool.stats.accepted == s["accepted"]
     assert peak <= miner_mod.MAX_SUBMITS_IN_FLIGHT
+
+
+@pytest.mark.slow
+def test_when_the_pool_drops_the_connection_devices_pause_and_mining_resumes():
+    from sgm.pool import PoolThread
+
+    pool = PoolThread(difficulty_bits=18, jobs=None, job_interval=30.0).start()
+    miner = Miner(MinerConfig(threads=2, pools=[PoolConfig(pool.url, "w", "x")]))
+    miner.start()
+    tel = miner.telemetry
+    try:
+        assert wait_for(lambda: tel.total.accepted >= 3)
+        assert pool.disconnect_all() == 1
+        assert wait_for(lambda: miner.scheduler.current_job is None, timeout=5)
+        before = tel.total.accepted
+        # the client reconnects on its own, gets a fresh (clean) job and shares flow again
+        assert wait_for(lambda: tel.total.accepted > before + 2, timeout=20)
+        assert pool.stats.connections_total >= 2
+    finally:
+        miner.stop()
+        pool.stop()
+    s = miner.summary()
+    assert s["rejected"] == 0, s["rejected_reasons"]  # nothing the pool refused
+    assert s["accepted"] == pool.stats.accepted
