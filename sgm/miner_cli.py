@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="pool user (wallet.worker), one per -o")
     g.add_argument("-p", "--pass", dest="password", action="append", default=[], metavar="PASS",
                    help="pool password, one per -o")
-    g.add_argument("--solo", action="store_true", help="solo mining against a node (getblocktemplate)")
+    g.add_argument("--solo", action="store_true", help="solo mining against a node (getblocktemplate; not in this build yet)")
     g.add_argument("--coinbase-addr", metavar="ADDRESS", help="payout address for --solo")
     g.add_argument("--no-version-rolling", action="store_true",
                    help="do not ask the pool for BIP 310 version rolling")
