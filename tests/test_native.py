@@ -179,31 +179,47 @@ def test_a_kernel_this_cpu_lacks_is_refused_clearly():
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_abort_stops_a_long_scan_within_10ms_and_reports_progress(impl):
+    """Raised from another thread, the flag stops a 2^32-nonce scan within 10 ms (median of
+    5 tries, so one scheduling hiccup on a shared machine does not decide) and the scan
+    reports exactly how far it got."""
     ms, tail = prepared(bytes(80))
+    latencies = []
+    for attempt in range(5):
+        flag = _native.AbortFlag()
+        box = {}
+
+        def run():
+            box["res"] = _native.scan(ms, tail, 0, 1 << 32, 0, impl=impl, abort=flag)
+            box["end"] = time.perf_counter()
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(0.03)
+        raised = time.perf_counter()
+        flag.set()
+        worker.join(5)
+        assert not worker.is_alive()
+        res = box["res"]
+        assert res.aborted and not res.truncated
+        assert 0 < res.scanned < 1 << 32
+        latencies.append(box["end"] - raised)
+    latencies.sort()
+    assert latencies[2] < 0.010, f"median {latencies[2] * 1e3:.2f} ms ({latencies})"
+    assert latencies[-1] < 0.100, latencies
+    # the reported progress is exact: aborted mid-way and resumed at `scanned`, the two
+    # parts together find exactly what one uninterrupted scan finds
+    n, target = 1 << 21, TARGET_MAX >> 10
+    full = _native.scan(ms, tail, 0, n, target, impl=impl)
     flag = _native.AbortFlag()
-    box = {}
-
-    def run():
-        box["res"] = _native.scan(ms, tail, 0, 1 << 32, 0, impl=impl, abort=flag)
-        box["end"] = time.perf_counter()
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    time.sleep(0.05)
-    raised = time.perf_counter()
-    flag.set()
-    worker.join(5)
-    assert not worker.is_alive()
-    res = box["res"]
-    assert res.aborted and not res.truncated
-    assert 0 < res.scanned < 1 << 32
-    assert (box["end"] - raised) < 0.010, f"took {(box['end'] - raised) * 1e3:.2f} ms"
-    # the reported progress is exact: resuming from there finds what a full scan finds
-    target = TARGET_MAX >> 6
-    part = _native.scan(ms, tail, 0, 4096, target, impl=impl, abort=flag)
-    assert part.aborted and part.scanned == 0  # still raised: stops before any work
+    timer = threading.Timer(0.005, flag.set)
+    timer.start()
+    part = _native.scan(ms, tail, 0, n, target, impl=impl, abort=flag)
+    timer.join()
+    assert part.aborted and 0 < part.scanned < n
     flag.clear()
-    assert not flag.is_set()
+    rest = _native.scan(ms, tail, part.scanned, n - part.scanned, target, impl=impl, abort=flag)
+    assert rest.complete
+    assert part.nonces + rest.nonces == full.nonces and len(full.nonces) > 1000
 
 
 def test_the_gil_is_released_while_a_scan_runs():
