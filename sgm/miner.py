@@ -325,6 +325,8 @@ class Miner:
                 "latency_ms": float(d.get("latency_ms", 0.0)),
                 "batch_size": int(d.get("batch_size", 0)),
                 "utilisation": float(d.get("utilisation", 0.0)),
+                "best_share_diff": float(d.get("best_share_diff", 0.0)),
+                "rates": d.get("rates", {}),   # decaying averages: 5s, 1m, 5m, 15m
                 "score": dev.score, "enabled": dev.enabled,
                 "error_rate": (int(d.get("hw_errors", 0)) / max(1, int(d.get("found", 0))
                                                                 + int(d.get("hw_errors", 0)))),
@@ -339,5 +341,6 @@ class Miner:
             "stale": int(snap["stale"]),
             "hw_errors": int(snap["hw_errors"]),
             "best_share_diff": float(snap["best_share_diff"]),
+            "rates": snap["rates"],
             "devices": devices,
         }

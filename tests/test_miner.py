@@ -56,6 +56,8 @@ def test_mining_the_embedded_pool_every_share_is_accepted_by_the_pools_own_check
     assert {d["name"] for d in summary["devices"]} == {"cpu0", "cpu1"}
     for d in summary["devices"]:
         assert DEVICE_KEYS <= set(d) and d["kind"] == "cpu" and d["hashes"] > 0
+        assert set(d["rates"]) == {"5s", "1m", "5m", "15m"} and d["rates"]["5s"] > 0
+        assert 0 < d["best_share_diff"] <= summary["best_share_diff"]
 
 
 def test_a_device_stopped_while_mining_stops_within_a_second_and_resumes():
