@@ -246,3 +246,20 @@ def test_an_exhausted_job_is_reported_once_and_devices_wait(caplog):
     assert sched.pull(1 << 20, timeout=0.2) is None
     assert time.monotonic() - t0 >= 0.35  # waited rather than spun
     assert caplog.text.count("every nonce of its work space is handed out") == 1
+
+
+def test_at_an_absurdly_easy_target_a_batch_stops_at_the_candidate_cap_and_hands_back_the_rest():
+    from sgm.devices.cpu import MAX_CANDIDATES_PER_BATCH
+
+    tel = Telemetry()
+    got = Collector()
+    sched = Scheduler(tel, submit=got)
+    sched.set_job(make_job("1", bits=1))      # every other nonce is a share
+    dev = CpuDevice(0)
+    batch = sched.pull(1 << 20)
+    result = dev.run_batch(batch)
+    assert len(result.nonces) == MAX_CANDIDATES_PER_BATCH
+    assert 0 < result.scanned < batch.count
+    sched.give_back(batch, result.scanned)
+    nxt = sched.pull(1 << 20)                 # the unscanned rest comes out next
+    assert nxt.start == batch.start + result.scanned

@@ -8,6 +8,9 @@ from sgm.devices.base import BatchResult, Device
 from sgm.scheduler import Pulled
 
 _CAL_HEADER = bytes(range(80))
+#: A batch stops early once it has this many candidates (the unscanned rest goes back to
+#: the queue): at absurdly easy targets a batch stays small in memory and quick to re-check.
+MAX_CANDIDATES_PER_BATCH = 4096
 
 
 class CpuDevice(Device):
@@ -32,15 +35,8 @@ class CpuDevice(Device):
     def run_batch(self, batch: Pulled) -> BatchResult:
         prep = batch.prepared
         target = batch.active.job.target
-        start, left, found = batch.start, batch.count, []
-        scanned = 0
-        while left:
-            res = _native.scan(prep.midstate, prep.tail, start, left, target, impl=self.impl,
-                               abort=self.abort)
-            found.extend(res.nonces)
-            scanned += res.scanned
-            start += res.scanned
-            left -= res.scanned
-            if not res.truncated:
-                break  # complete or aborted
-        return BatchResult(scanned, found)
+        start, left = batch.start, batch.count
+        res = _native.scan(prep.midstate, prep.tail, start, left, target, impl=self.impl,
+                           abort=self.abort, max_results=MAX_CANDIDATES_PER_BATCH)
+        # complete, aborted, or stopped at the candidate cap: `scanned` is exact either way
+        return BatchResult(res.scanned, res.nonces)

@@ -221,7 +221,7 @@ class StratumClient:
     async def submit(self, share: Share) -> tuple[bool, str | None]:
         """Send a share and wait for the pool's verdict: (accepted, reason)."""
         proto, writer = self.protocol, self._writer
-        if proto is None or writer is None:
+        if proto is None or writer is None or writer.is_closing():
             return False, "not connected"
         if not proto.knows_share_job(share):
             self.stale += 1
