@@ -106,3 +106,27 @@ def test_one_corrupted_notify_field_is_refused_naming_a_field(case):
                         target=bits_to_target(20))
     except JobError as exc:
         assert str(exc)  # a message, naming what was wrong
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(
+    st.sampled_from(sorted(__import__("sgm.miner_cli", fromlist=["CONFIG_KEYS"]).CONFIG_KEYS)
+                    + ["unknown-key"]),
+    json_values, max_size=6))
+def test_any_config_file_gives_a_config_or_a_usage_error(tmp_path_factory, content):
+    from sgm.cli import UsageError
+    from sgm.miner_cli import _parser, build_config
+
+    path = tmp_path_factory.mktemp("cfg") / "sgm.json"
+    try:
+        path.write_text(json.dumps(content))
+    except (ValueError, OverflowError):
+        return
+    args = _parser().parse_args(["-c", str(path)])
+    try:
+        cfg, extras = build_config(args)
+    except UsageError as exc:
+        assert str(exc)
+        return
+    cfg.validate()  # what was accepted is a valid configuration
+    assert cfg.local_jobs >= 1 and cfg.batch_time > 0 and cfg.device_kinds
