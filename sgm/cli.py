@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -222,6 +223,11 @@ def cmd_devices(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if os.environ.get("SGM_IMPL"):
+            try:
+                _native.default_implementation()
+            except ValueError as exc:
+                raise UsageError(f"environment variable SGM_IMPL: {exc}") from None
         if argv and argv[0] in SUBCOMMANDS:
             handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices}[argv[0]]
             return handler(argv[1:])

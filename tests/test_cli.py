@@ -103,3 +103,17 @@ def test_devices_lists_the_cpu_and_its_kernels():
     assert cpu[0]["compute_units"] >= 1
     text = sgm("devices")
     assert text.returncode == 0 and _native.default_implementation() in text.stdout
+
+
+def test_sgm_impl_environment_variable_forces_the_default_kernel():
+    forced = _native.available_implementations()[-1]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SGM_IMPL=forced)
+    r = subprocess.run([sys.executable, "-m", "sgm", "devices", "--json"], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cpu = [d for d in json.loads(r.stdout)["devices"] if d["kind"] == "cpu"][0]
+    assert cpu["default_impl"] == forced
+    env["SGM_IMPL"] = "no-such-kernel"
+    r = subprocess.run([sys.executable, "-m", "sgm", "devices"], capture_output=True, text=True,
+                       env=env, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and "SGM_IMPL" in r.stderr and "no-such-kernel" in r.stderr

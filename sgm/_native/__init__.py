@@ -8,6 +8,7 @@ from sgm._native._sha256d import (
     ScanResult,
     all_implementations,
     available_implementations,
+    calibration,
     cpu_features,
     default_implementation,
     implementation_lanes,
@@ -18,7 +19,7 @@ from sgm._native._sha256d import (
 
 __all__ = [
     "ABORT_STRIDE", "DEFAULT_MAX_RESULTS", "MAX_RESULTS_LIMIT", "NONCE_SPACE", "AbortFlag",
-    "ScanResult", "all_implementations", "available_implementations", "cpu_features",
+    "ScanResult", "all_implementations", "available_implementations", "calibration", "cpu_features",
     "default_implementation", "implementation_lanes", "scan", "sha256_midstate",
     "sha256d_final_state",
 ]
