@@ -630,3 +630,36 @@ def test_client_refuses_an_untrusted_tls_certificate(tls_cert):
             front.close()
 
     run(main())
+
+
+def test_a_pool_that_never_sends_a_job_is_left_for_the_failover_pool_quickly():
+    """A server that accepts the connection and then stays silent is dropped after the
+    handshake timeout, and the client fails over to the next pool and gets work there."""
+    async def main():
+        async def silent(reader, writer):
+            await reader.read()  # swallow everything, answer nothing
+
+        dead = await asyncio.start_server(silent, "127.0.0.1", 0)
+        dead_url = f"stratum+tcp://127.0.0.1:{dead.sockets[0].getsockname()[1]}"
+        good = LocalPool(difficulty_bits=12, jobs=None, job_interval=60)
+        await good.start()
+        events = []
+        client = StratumClient([(dead_url, "w", "x"), (good.url, "w", "x")], on_job=lambda j: None,
+                               on_event=events.append, handshake_timeout=0.3,
+                               retries_per_pool=1, backoff_initial=0.05)
+        task = asyncio.create_task(client.run())
+        try:
+            t0 = asyncio.get_running_loop().time()
+            job = await client.wait_for_job(timeout=10)
+            elapsed = asyncio.get_running_loop().time() - t0
+        finally:
+            await client.close()
+            await asyncio.gather(task, return_exceptions=True)
+            await good.stop()
+            dead.close()
+        assert job is not None and client.current_pool.port == good.port
+        assert elapsed < 5
+        reasons = [e.reason for e in events if isinstance(e, Disconnected)]
+        assert any("no job from pool within 0.3s" in r for r in reasons), reasons
+
+    asyncio.run(main())

@@ -116,6 +116,7 @@ class StratumClient:
                  on_job: Callback, on_event: Callback | None = None, agent: str = "sgm/0.1",
                  failover: Sequence[tuple[str, str, str]] = (), connect_timeout: float = 10.0,
                  submit_timeout: float = 10.0, idle_timeout: float = 300.0,
+                 handshake_timeout: float = 30.0,
                  backoff_initial: float = 1.0, backoff_max: float = 30.0, retries_per_pool: int = 2,
                  failback_interval: float = 60.0, version_rolling: bool = True,
                  version_mask: int = DEFAULT_VERSION_MASK, extranonce_subscribe: bool = False,
@@ -132,6 +133,7 @@ class StratumClient:
         self.connect_timeout = connect_timeout
         self.submit_timeout = submit_timeout
         self.idle_timeout = idle_timeout
+        self.handshake_timeout = handshake_timeout  # connect -> first job, at most
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.retries_per_pool = max(1, retries_per_pool)
@@ -316,10 +318,13 @@ class StratumClient:
             writer.write(proto.data_to_send())
             await writer.drain()
             while not self._closing:
+                # until the first job a silent pool is dropped quickly (reconnect / failover)
+                limit = self.idle_timeout if outcome.got_job else self.handshake_timeout
                 try:
-                    line = await asyncio.wait_for(reader.readline(), self.idle_timeout)
+                    line = await asyncio.wait_for(reader.readline(), limit)
                 except asyncio.TimeoutError:
-                    outcome.reason = f"no data from pool for {self.idle_timeout:.0f}s"
+                    outcome.reason = (f"no data from pool for {limit:g}s" if outcome.got_job else
+                                      f"no job from pool within {limit:g}s of connecting")
                     break
                 except ValueError:
                     outcome.reason = f"line from pool longer than {MAX_LINE_BYTES} bytes"
