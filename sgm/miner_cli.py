@@ -23,7 +23,8 @@ from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
 log = logging.getLogger("sgm")
 
-STATUS_INTERVAL = 5.0
+STATUS_INTERVAL = 5.0        # plain status lines (pipes, files)
+LIVE_STATUS_INTERVAL = 1.0   # the live status line on a terminal
 CONFIG_KEYS = {
     "pools", "threads", "devices", "impl", "batch-time", "time-limit", "summary-json",
     "quiet", "verbose", "jobs", "difficulty", "duration", "no-version-rolling",
@@ -201,25 +202,52 @@ def _fmt_count(n: float) -> str:
 
 
 class Printer:
-    """Turns telemetry events into the miner's console lines (thread-safe)."""
+    """Turns telemetry events into the miner's console lines (thread-safe).
 
-    def __init__(self, out: TextIO, quiet: bool) -> None:
+    On a terminal a live status line stays at the bottom (rewritten in place) while job and
+    share lines scroll above it; elsewhere (pipes, files) status lines are plain lines.
+    """
+
+    def __init__(self, out: TextIO, quiet: bool, live: bool | None = None) -> None:
         self.out = out
         self.quiet = quiet
         self.t0 = time.monotonic()
         self.jobs = 0
         self._lock = threading.Lock()
+        if live is None:
+            live = not quiet and _isatty(out)
+        self.live = live
+        self._status = ""   # the live line currently shown (terminal only)
 
     def line(self, text: str, force: bool = False) -> None:
         if self.quiet and not force:
             return
         stamp = time.strftime("%H:%M:%S")
         with self._lock:
-            try:
-                self.out.write(f"[{stamp}] {text}\n")
-                self.out.flush()
-            except (BrokenPipeError, ValueError):
-                pass
+            clear = "\r\x1b[K" if self._status else ""
+            self._write(f"{clear}[{stamp}] {text}\n{self._status}")
+
+    def status(self, text: str) -> None:
+        """The live status line (terminal) or a plain status line."""
+        if not self.live:
+            self.line(f"status: {text}")
+            return
+        with self._lock:
+            self._status = f"[{time.strftime('%H:%M:%S')}] {text}"
+            self._write(f"\r\x1b[K{self._status}")
+
+    def end_status(self) -> None:
+        with self._lock:
+            if self._status:
+                self._status = ""
+                self._write("\n")
+
+    def _write(self, data: str) -> None:
+        try:
+            self.out.write(data)
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            pass
 
     def on_event(self, ev: Event) -> None:
         if isinstance(ev, JobEvent):
@@ -237,6 +265,13 @@ class Printer:
             self.line(f"{ev.level.lower()}: {ev.message}")
         elif isinstance(ev, LogEvent) and ev.level == "INFO":
             self.line(ev.message)
+
+
+def _isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty() and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):
+        return False
 
 
 def _print_final(out: TextIO, summary: dict[str, Any]) -> None:
@@ -308,7 +343,8 @@ def cmd_mine(argv: Sequence[str]) -> int:
         if miner.local_pool is not None:
             printer.line(f"embedded pool listening on {miner.local_pool.url}")
         started = time.monotonic()
-        next_status = started + STATUS_INTERVAL
+        interval = LIVE_STATUS_INTERVAL if printer.live else STATUS_INTERVAL
+        next_status = started + interval
         while not stop.is_set():
             now = time.monotonic()
             limit = extras["time_limit"]
@@ -324,13 +360,14 @@ def cmd_mine(argv: Sequence[str]) -> int:
             if stop.wait(max(0.01, min(wait, 0.5))):
                 break
             if time.monotonic() >= next_status:
-                next_status += STATUS_INTERVAL
+                next_status += interval
                 snap = miner.telemetry.snapshot()
                 rates = snap["rates"]
-                printer.line(
-                    f"status: {_fmt_rate(rates['5s'])} (5s) {_fmt_rate(rates['1m'])} (1m) | "
+                printer.status(
+                    f"{_fmt_rate(rates['5s'])} (5s) {_fmt_rate(rates['1m'])} (1m) | "
                     f"accepted {snap['accepted']} rejected {snap['rejected']} stale {snap['stale']} "
                     f"hw {snap['hw_errors']} | hashes {_fmt_count(snap['hashes'])}")
+        printer.end_status()
         printer.line(f"stopping: {reason['why']}")
     finally:
         miner.stop()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -319,3 +320,33 @@ def test_when_the_pool_drops_the_connection_devices_pause_and_mining_resumes():
     s = miner.summary()
     assert s["rejected"] == 0, s["rejected_reasons"]  # nothing the pool refused
     assert s["accepted"] == pool.stats.accepted
+
+
+def test_on_a_terminal_a_live_status_line_stays_at_the_bottom():
+    import pty
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "sgm", "-t", "1", "--jobs", "1",
+                             "--duration", "2.5", "--difficulty", "22"], stdout=slave,
+                            stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    text = out.decode()
+    # the status is rewritten in place (carriage return + erase line), once a second
+    live = [part for part in text.split("\r\x1b[K") if "(5s)" in part]
+    assert len(live) >= 2
+    assert "status:" not in text  # no scrolling status lines on a terminal
+    # share lines still scroll above it, each ending with a newline, and the run ends cleanly
+    assert re.search(r"share cpu0 nonce [0-9a-f]{8} .*accepted\r\n", text)
+    assert "final statistics" in text
