@@ -116,7 +116,7 @@ def merkle_branch(txids: list[bytes]) -> list[bytes]:
         branch.append(sibling)
         if len(level) % 2:
             level.append(level[-1])
-        level = [None] + [sha256d(level[i] + level[i + 1]) for i in range(2, len(level), 2)]  # type: ignore[operator]
+        level = [None] + [sha256d(level[i] + level[i + 1]) for i in range(2, len(level), 2)]  # type: ignore[operator, misc, assignment]
     return branch
 
 

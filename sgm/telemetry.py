@@ -82,7 +82,7 @@ class DecayingRate:
         self._last = self._start
         self._values = [0.0] * len(self._taus)
         #: Hashes added since start.
-        self.total = 0
+        self.total: float = 0
 
     def reset(self, start: float | None = None) -> None:
         """Forget everything; averaging restarts at ``start`` (default: now)."""

@@ -13,6 +13,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 from sgm._native import AbortFlag
 from sgm.scheduler import BatchSizer, Pulled, Scheduler
@@ -108,9 +109,9 @@ class Device(ABC):
     def hashing(self) -> bool:
         return not self._idle.is_set()
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         tel = self._scheduler.telemetry if self._scheduler else None
-        data = tel.device(self.name).to_dict() if tel else {"name": self.name}
+        data: dict[str, Any] = tel.device(self.name).to_dict() if tel else {"name": self.name}
         data["score"] = self.score
         data["batch_target"] = self.sizer.size() if self.sizer else 0
         return data

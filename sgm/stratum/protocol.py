@@ -408,7 +408,7 @@ class StratumProtocol:
                 log.debug("stratum: share %d accepted", resp.id)
             else:
                 log.info("stratum: share %d rejected: %s", resp.id, reason)
-            return [SubmitResult(resp.id, accepted, reason, code, pending.share)]
+            return [SubmitResult(int(resp.id), accepted, reason, code, pending.share)]  # type: ignore[arg-type]
         if kind == "mining.subscribe":
             return self._on_subscribe_result(resp)
         if kind == "mining.authorize":
