@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from sgm import _native
@@ -256,6 +256,13 @@ class Miner:
                 self.scheduler.clear_jobs()
         elif isinstance(ev, DifficultyChanged):
             tel.log("INFO", f"pool: share difficulty {ev.difficulty:.6g}")
+            # Pools differ on when a new difficulty applies (at once, or from the next job).
+            # A higher one is applied to the current job at once: shares that meet it meet
+            # either rule.  A lower one waits for the next job, which carries it.
+            current = self.scheduler.current_job
+            if (ev.job is not None and current is not None and ev.job.job_id == current.job_id
+                    and ev.target < current.target):
+                self.scheduler.set_job(replace(ev.job, clean_jobs=False))
         elif isinstance(ev, Authorized) and not ev.ok:
             tel.log("ERROR", f"pool: worker not authorized: {ev.reason}")
         elif isinstance(ev, ProtocolError):

@@ -420,6 +420,16 @@ class LocalPool:
             return
         conn.writer.write(line.encode("utf-8"))
 
+    async def set_difficulty(self, difficulty: float) -> None:
+        """Change the share difficulty of every client now (as a vardiff pool does): shares
+        are checked against the new target from this moment, and clients are told."""
+        target = difficulty_to_target(difficulty)  # ValueError for <= 0, nan, inf
+        self.difficulty, self.target = float(difficulty), target
+        for conn in list(self._conns.values()):
+            conn.difficulty, conn.target = float(difficulty), target
+            if conn.got_work:
+                self._send(conn, encode_request(None, "mining.set_difficulty", [conn.difficulty]))
+
     async def disconnect_all(self) -> int:
         """Close every client connection (as a pool restart would); returns how many."""
         conns = list(self._conns.values())
@@ -743,6 +753,10 @@ class PoolThread:
         async def get() -> PoolJob | None:
             return self.pool.current_job if self.pool is not None else None
         return self._call(get())
+
+    def set_difficulty(self, difficulty: float) -> None:
+        assert self.pool is not None
+        self._call(self.pool.set_difficulty(difficulty))
 
     def disconnect_all(self) -> int:
         assert self.pool is not None

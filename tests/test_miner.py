@@ -350,3 +350,35 @@ def test_on_a_terminal_a_live_status_line_stays_at_the_bottom():
     # share lines still scroll above it, each ending with a newline, and the run ends cleanly
     assert re.search(r"share cpu0 nonce [0-9a-f]{8} .*accepted\r\n", text)
     assert "final statistics" in text
+
+
+@pytest.mark.slow
+def test_a_higher_difficulty_mid_job_applies_at_once_a_lower_one_from_the_next_job():
+    from sgm.hashing import difficulty_to_target
+    from sgm.pool import PoolThread
+
+    pool = PoolThread(difficulty_bits=14, jobs=None, job_interval=60.0).start()
+    miner = Miner(MinerConfig(threads=1, pools=[PoolConfig(pool.url, "w", "x")]))
+    miner.start()
+    try:
+        assert wait_for(lambda: miner.telemetry.total.accepted >= 3)
+        job_id = miner.scheduler.current_job.job_id
+        harder = 2 ** (18 - 32)                       # 18 leading zero bits
+        pool.set_difficulty(harder)
+        assert wait_for(lambda: miner.scheduler.current_job.target == difficulty_to_target(harder),
+                        timeout=5)
+        assert miner.scheduler.current_job.job_id == job_id   # same job, retargeted
+        time.sleep(0.5)                                    # shares in flight settle
+        before = dict(pool.stats.rejected)
+        accepted = pool.stats.accepted
+        assert wait_for(lambda: pool.stats.accepted >= accepted + 3, timeout=20)
+        assert pool.stats.rejected == before               # no low-difficulty shares since
+        pool.set_difficulty(2 ** (12 - 32))                # easier: waits for the next job
+        time.sleep(0.5)
+        assert miner.scheduler.current_job.target == difficulty_to_target(harder)
+        pool.new_job(clean=True)
+        assert wait_for(lambda: miner.scheduler.current_job.target
+                        == difficulty_to_target(2 ** (12 - 32)), timeout=5)
+    finally:
+        miner.stop()
+        pool.stop()
