@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -105,7 +105,8 @@ class Scheduler:
         self._abort_flags: set[AbortFlag] = set()
         self._closed = False
         self._exhausted_reported = 0             # generation whose exhaustion was logged
-        self.job_switches: list[float] = []     # monotonic times of clean-job flushes
+        #: monotonic times of the latest clean-job flushes (bounded)
+        self.job_switches: deque[float] = deque(maxlen=1000)
 
     # ------------------------------------------------------------------ jobs
     @property
