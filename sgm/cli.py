@@ -29,34 +29,22 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def _int_in(lo: int, hi: int | None, what: str):
+    """argparse type: an integer (decimal or 0x...) in lo..hi (hi None: no upper bound)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    return parse
 
 
-def _u32(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"must be in 0 .. 4294967295, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value <= 1 << 32:
-        raise argparse.ArgumentTypeError(f"must be in 0 .. 4294967296, got {text!r}")
-    return value
+_positive_int = _int_in(1, None, "a positive integer")
+_u32 = _int_in(0, 0xFFFFFFFF, "in 0 .. 4294967295")
+_count = _int_in(0, 1 << 32, "in 0 .. 4294967296")
 
 
 # --------------------------------------------------------------------------- bench
