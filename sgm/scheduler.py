@@ -21,6 +21,7 @@ from typing import Callable
 
 from sgm._native import AbortFlag
 from sgm._native._queue import WorkQueue
+from sgm.hashing import target_to_difficulty
 from sgm.jobs import Job, MidstateCache, PreparedWork, Share, make_share
 from sgm.telemetry import Telemetry
 
@@ -146,7 +147,7 @@ class Scheduler:
             self._work_ready.notify_all()
         self.telemetry.job(job.job_id, clean)
         log.info("job %s (%s), target difficulty %.6g", job.job_id,
-                 "clean" if clean else "not clean", _target_difficulty(job.target))
+                 "clean" if clean else "not clean", target_to_difficulty(job.target))
         return gen
 
     def clear_jobs(self) -> None:
@@ -245,6 +246,3 @@ class Scheduler:
                 self.submit(share, device)
         return hw
 
-
-def _target_difficulty(target: int) -> float:
-    return (0xFFFF << 208) / target if target else float("inf")
