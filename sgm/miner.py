@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sgm import _native
@@ -26,7 +26,7 @@ from sgm.devices.cpu import CpuDevice
 from sgm.jobs import Job, Share
 from sgm.pool import LocalPool
 from sgm.scheduler import DEFAULT_BATCH_TIME, Scheduler
-from sgm.stratum.client import StratumClient, parse_pool_url
+from sgm.stratum.client import NOT_SENT_REASONS, StratumClient, parse_pool_url
 from sgm.stratum.protocol import (
     Authorized, Connected, DifficultyChanged, Disconnected, ProtocolError, ServerMessage,
 )
@@ -39,8 +39,6 @@ SWITCH_INTERVAL = 0.0005
 #: Shares submitted but not yet answered, at most.  A device that finds more waits for a
 #: slot (backpressure: hashing slows to the pool's pace instead of queueing without bound).
 MAX_SUBMITS_IN_FLIGHT = 256
-#: StratumClient.submit reasons meaning the share never reached the pool
-UNSENT_REASONS = frozenset({"not connected", "disconnected"})
 
 
 @dataclass(frozen=True)
@@ -256,13 +254,6 @@ class Miner:
                 self.scheduler.clear_jobs()
         elif isinstance(ev, DifficultyChanged):
             tel.log("INFO", f"pool: share difficulty {ev.difficulty:.6g}")
-            # Pools differ on when a new difficulty applies (at once, or from the next job).
-            # A higher one is applied to the current job at once: shares that meet it meet
-            # either rule.  A lower one waits for the next job, which carries it.
-            current = self.scheduler.current_job
-            if (ev.job is not None and current is not None and ev.job.job_id == current.job_id
-                    and ev.target < current.target):
-                self.scheduler.set_job(replace(ev.job, clean_jobs=False))
         elif isinstance(ev, Authorized) and not ev.ok:
             tel.log("ERROR", f"pool: worker not authorized: {ev.reason}")
         elif isinstance(ev, ProtocolError):
@@ -289,7 +280,7 @@ class Miner:
 
         async def submit() -> None:
             accepted, reason = await client.submit(share)
-            if not accepted and (reason in UNSENT_REASONS or (reason or "").startswith("stale: job")):
+            if not accepted and reason in NOT_SENT_REASONS:
                 # never reached the pool (connection lost, session replaced): stale, not rejected
                 self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
                 log.info("%s: share %s not submitted: %s", device, share.nonce, reason)

@@ -23,7 +23,8 @@ from urllib.parse import unquote, urlsplit
 from sgm.jobs import Job, Share
 from sgm.stratum.messages import MAX_LINE_BYTES
 from sgm.stratum.protocol import (
-    DEFAULT_VERSION_MASK, Authorized, Connected, Disconnected, NewJob, ProtocolError, Reconnect,
+    DEFAULT_VERSION_MASK, Authorized, Connected, DifficultyChanged, Disconnected, NewJob,
+    ProtocolError, Reconnect,
     StratumProtocol, SubmitResult,
 )
 
@@ -36,6 +37,12 @@ TLS_SCHEMES = frozenset({"stratum+ssl", "stratum+tcps", "stratum+tls", "ssl", "t
 
 Callback = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
+
+#: submit() reasons for shares that never reached the pool (nothing for the pool to reject)
+NOT_CONNECTED = "not connected"
+DISCONNECTED = "disconnected"
+STALE_SESSION = "stale: job unknown to this session"
+NOT_SENT_REASONS = frozenset({NOT_CONNECTED, DISCONNECTED, STALE_SESSION})
 
 @dataclass(frozen=True)
 class PoolEndpoint:
@@ -224,10 +231,10 @@ class StratumClient:
         """Send a share and wait for the pool's verdict: (accepted, reason)."""
         proto, writer = self.protocol, self._writer
         if proto is None or writer is None or writer.is_closing():
-            return False, "not connected"
+            return False, NOT_CONNECTED
         if not proto.knows_share_job(share):
             self.stale += 1
-            return False, "stale: job unknown to this session"
+            return False, STALE_SESSION
         req_id = proto.submit(share)
         fut: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
         self._futures[req_id] = fut
@@ -239,7 +246,7 @@ class StratumClient:
             log.warning("stratum: no answer to share %d within %.1fs", req_id, self.submit_timeout)
             return False, "timeout"
         except (ConnectionError, OSError):
-            return False, "disconnected"
+            return False, DISCONNECTED
         finally:
             self._futures.pop(req_id, None)
 
@@ -346,7 +353,7 @@ class StratumClient:
             self.protocol, self._writer = None, None
             for fut in self._futures.values():
                 if not fut.done():
-                    fut.set_result((False, "disconnected"))
+                    fut.set_result((False, DISCONNECTED))
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
@@ -368,6 +375,16 @@ class StratumClient:
                 _, have_job = self._events()
                 have_job.set()
                 await self._emit(self.on_job, job)
+            elif isinstance(ev, DifficultyChanged):
+                # Pools differ on when a new difficulty applies (at once, or from the next
+                # job).  A higher one is applied to the current job at once: shares that
+                # meet it meet either rule.  A lower one waits for the next job.
+                cur = self.current_job
+                if ev.job is not None and cur is not None and ev.job.job_id == cur.job_id \
+                        and ev.target < cur.target:
+                    job = replace(ev.job, clean_jobs=False)
+                    self.current_job = job
+                    await self._emit(self.on_job, job)
             elif isinstance(ev, SubmitResult):
                 if ev.accepted:
                     self.accepted += 1
