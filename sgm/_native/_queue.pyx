@@ -26,18 +26,18 @@ from cpython.pythread cimport (
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 
-import operator
+from sgm._native._args cimport SGM_MAX_MIDSTATES, SGM_NONCE_SPACE, int_arg
 
-#: Size of the nonce space of one midstate.
-NONCE_SPACE = 1 << 32
+#: Size of the nonce space of one midstate (sgm_limits.h).
+NONCE_SPACE = SGM_NONCE_SPACE
 #: Default bound on the number of given-back units pending at once.
 DEFAULT_MAX_PENDING = 1 << 16
 #: Largest accepted generation (generations are C int64).
 MAX_GENERATION = (1 << 63) - 1
-#: Largest accepted midstate count.
-MAX_MIDSTATES = (1 << 32) - 1
+#: Largest accepted midstate count: the most midstate ids one job enumerates (sgm_limits.h).
+MAX_MIDSTATES = SGM_MAX_MIDSTATES
 
-cdef uint64_t _SPACE = (<uint64_t>1) << 32
+cdef uint64_t _SPACE = SGM_NONCE_SPACE
 cdef size_t _INITIAL_CAP = 16
 cdef size_t _KEEP_CAP = 256     # larger pending arrays are released on set_job / flush
 
@@ -56,16 +56,6 @@ _GIVE_BACK_ERRORS = {
 }
 
 
-cdef object _int_arg(object value, str name):
-    """value as a Python int, or TypeError naming the argument (bool is refused)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not bool")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
-
-
 cdef class WorkQueue:
     """Work queue over (midstate id x nonce range) of the current job.
 
@@ -75,7 +65,7 @@ cdef class WorkQueue:
     """
 
     def __cinit__(self, max_pending=DEFAULT_MAX_PENDING):
-        cdef object mp = _int_arg(max_pending, "max_pending")
+        cdef object mp = int_arg(max_pending, "max_pending")
         if mp < 1 or mp > (1 << 30):
             raise ValueError(f"max_pending must be in [1, 2**30], got {mp}")
         self._lock = PyThread_allocate_lock()
@@ -238,10 +228,10 @@ cdef class WorkQueue:
 
         ``generation`` must be larger than every generation set before on this queue.
         """
-        cdef object g = _int_arg(generation, "generation")
-        cdef object n = _int_arg(n_midstates, "n_midstates")
-        cdef object s = _int_arg(nonce_start, "nonce_start")
-        cdef object e = _int_arg(nonce_end, "nonce_end")
+        cdef object g = int_arg(generation, "generation")
+        cdef object n = int_arg(n_midstates, "n_midstates")
+        cdef object s = int_arg(nonce_start, "nonce_start")
+        cdef object e = int_arg(nonce_end, "nonce_end")
         if g < 0 or g > MAX_GENERATION:
             raise ValueError(f"generation must be in [0, 2**63 - 1], got {g}")
         if n < 1 or n > MAX_MIDSTATES:
@@ -283,7 +273,7 @@ cdef class WorkQueue:
         1 <= nonce_count <= max_nonces; a unit never crosses a midstate boundary.
         Given-back units of the current generation are handed out before fresh work.
         """
-        cdef object m = _int_arg(max_nonces, "max_nonces")
+        cdef object m = int_arg(max_nonces, "max_nonces")
         if m < 1:
             raise ValueError(f"max_nonces must be >= 1, got {m}")
         cdef uint64_t cm = m if m < NONCE_SPACE else NONCE_SPACE
@@ -303,10 +293,10 @@ cdef class WorkQueue:
         argument: nonce_count < 1, midstate_id >= n_midstates, a range outside the job's
         nonce range, not yet handed out, or overlapping a unit already given back.
         """
-        cdef object g = _int_arg(generation, "generation")
-        cdef object mid = _int_arg(midstate_id, "midstate_id")
-        cdef object s = _int_arg(nonce_start, "nonce_start")
-        cdef object c = _int_arg(nonce_count, "nonce_count")
+        cdef object g = int_arg(generation, "generation")
+        cdef object mid = int_arg(midstate_id, "midstate_id")
+        cdef object s = int_arg(nonce_start, "nonce_start")
+        cdef object c = int_arg(nonce_count, "nonce_count")
         if g < 0 or g > MAX_GENERATION:
             raise ValueError(f"generation must be in [0, 2**63 - 1], got {g}")
         if mid < 0 or mid > MAX_MIDSTATES:
@@ -455,32 +445,3 @@ cdef class WorkQueue:
                 f"{st['nonce_end']}), cursor={st['cursor']}, handed_out={st['handed_out']}, "
                 f"returned_pending={st['returned_pending']})")
 
-
-def _pull_many(WorkQueue queue, max_nonces, max_units):
-    """Pull up to ``max_units`` units in one loop over the C API with the GIL released.
-
-    Exercises ``pull_c`` the way a native worker would; several threads calling this at
-    once really do contend for the queue's lock (tests use it for that).
-    """
-    cdef object m = _int_arg(max_nonces, "max_nonces")
-    cdef object k = _int_arg(max_units, "max_units")
-    if m < 1:
-        raise ValueError(f"max_nonces must be >= 1, got {m}")
-    if k < 0 or k > (1 << 24):
-        raise ValueError(f"max_units must be in [0, 2**24], got {k}")
-    cdef uint64_t cm = m if m < NONCE_SPACE else NONCE_SPACE
-    cdef size_t ck = k
-    cdef size_t got = 0
-    cdef sgm_wq_unit *buf = NULL
-    if ck:
-        buf = <sgm_wq_unit *>realloc(NULL, ck * sizeof(sgm_wq_unit))
-        if buf == NULL:
-            raise MemoryError("cannot allocate the unit buffer")
-    try:
-        with nogil:
-            while got < ck and queue.pull_c(cm, &buf[got]):
-                got += 1
-        return [(buf[i].generation, buf[i].midstate_id, buf[i].nonce_start, buf[i].nonce_count)
-                for i in range(got)]
-    finally:
-        free(buf)

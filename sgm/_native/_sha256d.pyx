@@ -14,6 +14,8 @@ from libc.stdint cimport uint32_t, uint64_t, uint8_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
+from sgm._native._args cimport SGM_NONCE_SPACE, int_arg
+
 #: Most nonces one scan returns unless max_results says otherwise.  When a scan finds
 #: more, it stops at the first one that does not fit and reports truncated=True and how
 #: far it got (``scanned``), so the caller resumes from there: nothing is dropped.
@@ -23,7 +25,8 @@ MAX_RESULTS_LIMIT = 1 << 24
 #: The kernels look at the abort flag at least this often (in nonces).
 ABORT_STRIDE = SGM_ABORT_STRIDE
 
-NONCE_SPACE = 1 << 32
+#: Nonces of one midstate (the 32-bit header nonce); defined once in sgm_limits.h.
+NONCE_SPACE = SGM_NONCE_SPACE
 _TARGET_MAX = (1 << 256) - 1
 
 
@@ -82,14 +85,6 @@ cdef bytes _as_bytes(object value, str name, Py_ssize_t length):
     if len(b) != length:
         raise ValueError(f"{name} must be {length} bytes long, got {len(b)}")
     return b
-
-
-cdef object _as_int(object value, str name, object lo, object hi):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < lo or value > hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-    return value
 
 
 def _impl_names():
@@ -226,13 +221,13 @@ def scan(midstate, tail, start, count, target, *, impl=None, AbortFlag abort=Non
     """
     cdef bytes ms = _as_bytes(midstate, "midstate", 32)
     cdef bytes tl = _as_bytes(tail, "tail", 12)
-    _as_int(start, "start", 0, NONCE_SPACE - 1)
-    _as_int(count, "count", 0, NONCE_SPACE)
+    int_arg(start, "start", 0, NONCE_SPACE - 1)
+    int_arg(count, "count", 0, NONCE_SPACE)
     if start + count > NONCE_SPACE:
         raise ValueError(f"start + count must be <= 2^32 (the nonce space), got "
                          f"start={start} count={count}")
-    _as_int(target, "target", 0, _TARGET_MAX)
-    _as_int(max_results, "max_results", 1, MAX_RESULTS_LIMIT)
+    int_arg(target, "target", 0, _TARGET_MAX)
+    int_arg(max_results, "max_results", 1, MAX_RESULTS_LIMIT)
     cdef int idx = _impl_index(impl) if impl is not None else _impl_index(default_implementation())
     cdef sgm_work wk
     _fill_work(&wk, ms, tl, target)
@@ -264,7 +259,7 @@ def sha256d_final_state(midstate, tail, nonce) -> bytes:
     (the same bytes hashlib's sha256(sha256(header)).digest() gives).  For tests and re-checks."""
     cdef bytes ms = _as_bytes(midstate, "midstate", 32)
     cdef bytes tl = _as_bytes(tail, "tail", 12)
-    _as_int(nonce, "nonce", 0, NONCE_SPACE - 1)
+    int_arg(nonce, "nonce", 0, NONCE_SPACE - 1)
     cdef sgm_work wk
     _fill_work(&wk, ms, tl, 0)
     cdef uint32_t h[8]

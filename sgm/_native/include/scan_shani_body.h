@@ -21,16 +21,12 @@ static void SGM_SHANI_FN(const sgm_work *wk, uint32_t start, uint64_t count, uin
     const __m128i B2_MK3 = _mm_add_epi32(SGM_SET4(0, 0, 0, 256u), SGM_KV(3));
     const __m128i B2_M2 = SGM_SET4(0x80000000u, 0, 0, 0);
     const __m128i B2_M3 = SGM_SET4(0, 0, 0, 256u);
-    const __m128i REV = _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
-    const __m128i LANE = _mm_set_epi32(0, 0, 1, 0); /* +1 on the nonce lane per stream */
     uint64_t i = 0;
     uint32_t found = 0;
 
     SGM_PACK_STATE(wk->midstate, MS0, MS1);
     SGM_PACK_STATE(wk->st2, ST2_0, ST2_1);
     SGM_PACK_STATE(SGM_H0, IV0, IV1);
-    (void)REV;
-    (void)LANE;
 
     res->status = SGM_SCAN_DONE;
     while (i < count) {
