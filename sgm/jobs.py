@@ -8,6 +8,10 @@ Byte-order rules (see ``shared/vectors/stratum_shares.json`` → ``conventions``
 * prevhash: the Stratum hex with the 4 bytes of each of its 8 words reversed;
 * version / nbits / ntime / nonce: big-endian hex of a u32, written little-endian;
 * BIP 310 version rolling: ``version = (job_version & ~mask) | (version_bits & mask)``.
+  Pools read the submitted bits three ways (BIP 310's text, ckpool's ``job | bits``,
+  public-pool's ``job ^ bits``); the three agree exactly when the job version has no bit
+  inside the mask, so a job whose version does is mined without version rolling
+  (see :func:`rolling_readable`).
 
 A *midstate id* names one (extranonce2, version) combination of a job.  Version variants
 vary fastest, so consecutive ids share a coinbase and merkle root.
@@ -15,31 +19,30 @@ vary fastest, so consecutive ids share a coinbase and merkle root.
 from __future__ import annotations
 
 import logging
-import re
 import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
+from sgm import _native
+from sgm._native import MAX_MIDSTATES
+from sgm.checks import HEX_RE, check_int
 from sgm.hashing import MAX_TARGET, display_hash, hash_difficulty, meets_target, nbits_to_target, sha256d
 
 __all__ = [
     "JobError", "Job", "PreparedWork", "MidstateCache", "Share", "make_share",
     "word_swap", "merkle_root_from_branch", "build_header", "MAX_VERSION_VARIANT_BITS",
-    "MAX_MIDSTATES", "MAX_EXTRANONCE2_SIZE",
+    "MAX_MIDSTATES", "MAX_EXTRANONCE2_SIZE", "rolling_readable",
 ]
 
 log = logging.getLogger(__name__)
 
 #: At most this many mask bits are rolled (2**16 version variants per extranonce2).
 MAX_VERSION_VARIANT_BITS = 16
-#: Cap on the number of midstate ids of one job.
-MAX_MIDSTATES = 1 << 62
 #: Largest extranonce2 accepted (bytes).
 MAX_EXTRANONCE2_SIZE = 16
 
-_HEX_RE = re.compile(r"\A[0-9a-fA-F]*\Z")
 
 
 class JobError(ValueError):
@@ -78,7 +81,7 @@ def _hex_field(value: Any, name: str, *, length: int | None = None, allow_empty:
         raise JobError(f"{name}: expected {length} hex digits, got {len(value)}")
     if not allow_empty and not value:
         raise JobError(f"{name}: must not be empty")
-    if len(value) % 2 or not _HEX_RE.match(value):
+    if len(value) % 2 or not HEX_RE.match(value):
         raise JobError(f"{name}: not valid hex ({value[:40]!r})")
     return bytes.fromhex(value)
 
@@ -88,11 +91,19 @@ def _u32_field(value: Any, name: str) -> int:
 
 
 def _int_field(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise JobError(f"{name}: expected an int, got {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise JobError(f"{name}: {value} is outside {lo}..{hi}")
-    return value
+    return check_int(value, name, lo, hi, error=JobError)
+
+
+def rolling_readable(version: int, mask: int) -> bool:
+    """True when rolled versions of ``version`` under ``mask`` read the same at every pool.
+
+    A pool rebuilds the header version from the job's and the submitted bits as
+    ``(job & ~mask) | bits`` (BIP 310), ``job | bits`` (ckpool) or ``job ^ bits``
+    (public-pool, ESP-Miner).  With no job bit inside the mask all three give
+    ``job | bits``; otherwise no submitted value satisfies all three, and the job is
+    mined without version rolling (no sixth submit parameter: every pool reads that alike).
+    """
+    return mask != 0 and version & mask == 0
 
 
 def _spread_bits(k: int, positions: Sequence[int]) -> int:
@@ -111,7 +122,11 @@ class Job:
 
     ``prevhash`` is the 32 bytes as they go into the header (already word-swapped);
     ``prevhash_hex`` keeps the Stratum text.  ``target`` is the share target (int);
-    ``version_mask`` the negotiated BIP 310 mask (0 = no rolling).
+    ``version_mask`` the negotiated BIP 310 mask (0 = no rolling); the job rolls version
+    bits only when :func:`rolling_readable` says pools read them alike.
+    ``extranonce2_start``: the first extranonce2 value its work space uses (a job rebuilt
+    mid-way, e.g. for a new version mask, continues after the extranonce2 values that
+    were already handed out instead of hashing them again).
     """
 
     job_id: str
@@ -128,6 +143,7 @@ class Job:
     extranonce2_size: int
     target: int
     version_mask: int = 0
+    extranonce2_start: int = 0
     _roll_positions: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,7 +156,10 @@ class Job:
             raise JobError("prevhash: expected 32 bytes")
         if len(self.extranonce1) > 64:
             raise JobError("extranonce1: longer than 64 bytes")
-        positions = tuple(i for i in range(32) if (self.version_mask >> i) & 1)
+        _int_field(self.extranonce2_start, "extranonce2_start", 0, self.n_extranonce2 - 1)
+        positions: tuple[int, ...] = ()
+        if rolling_readable(self.version, self.version_mask):
+            positions = tuple(i for i in range(32) if (self.version_mask >> i) & 1)
         object.__setattr__(self, "_roll_positions", positions[:MAX_VERSION_VARIANT_BITS])
 
     # ---------------------------------------------------------------- construction
@@ -205,8 +224,14 @@ class Job:
         return f"{self.ntime:08x}"
 
     @property
+    def rolls_version(self) -> bool:
+        """True when this job's shares carry rolled version bits (mining.submit's 6th param)."""
+        return bool(self._roll_positions)
+
+    @property
     def n_version_variants(self) -> int:
-        """2**popcount(mask), capped at 2**16 (the low-order mask bits are rolled)."""
+        """2**popcount(mask), capped at 2**16 (the low-order mask bits are rolled); 1 when
+        the job does not roll."""
         return 1 << len(self._roll_positions)
 
     @property
@@ -215,35 +240,38 @@ class Job:
 
     @property
     def n_midstates(self) -> int:
-        """How many midstate ids this job has (each is 2**32 nonces of work); capped at 2**62."""
-        return min(self.n_extranonce2 * self.n_version_variants, MAX_MIDSTATES)
+        """How many midstate ids this job has (each is 2**32 nonces of work), from
+        ``extranonce2_start`` on; capped at MAX_MIDSTATES (what the native queue enumerates)."""
+        return min((self.n_extranonce2 - self.extranonce2_start) * self.n_version_variants,
+                   MAX_MIDSTATES)
 
     # ------------------------------------------------------------- enumeration
     def version_variant_bits(self, k: int) -> int:
         """version_bits of version variant k (variant 0 = the job's own version)."""
         if not 0 <= k < self.n_version_variants:
             raise ValueError(f"version variant {k} outside 0..{self.n_version_variants - 1}")
-        return ((self.version & self.version_mask) ^ _spread_bits(k, self._roll_positions)) & self.version_mask
+        return _spread_bits(k, self._roll_positions)
 
     def work_params(self, midstate_id: int) -> tuple[bytes, int]:
         """(extranonce2, version_bits) named by ``midstate_id`` (0 <= id < n_midstates).
 
-        Version variants vary fastest; extranonce2 is the remaining quotient, big-endian.
+        Version variants vary fastest; extranonce2 is ``extranonce2_start`` plus the
+        remaining quotient, big-endian.
         """
-        if isinstance(midstate_id, bool) or not isinstance(midstate_id, int):
-            raise TypeError("midstate_id must be an int")
-        if not 0 <= midstate_id < self.n_midstates:
-            raise ValueError(f"midstate id {midstate_id} outside 0..{self.n_midstates - 1}")
+        check_int(midstate_id, "midstate_id", 0, self.n_midstates - 1)
         n_var = self.n_version_variants
         en2_index, variant = divmod(midstate_id, n_var)
+        en2_index += self.extranonce2_start
         extranonce2 = en2_index.to_bytes(self.extranonce2_size, "big") if self.extranonce2_size else b""
         return extranonce2, self.version_variant_bits(variant)
 
     def midstate_id_of(self, extranonce2: bytes, version_bits: int | None = None) -> int:
         """Inverse of work_params for rolled bits within the enumerated positions."""
         self._check_en2(extranonce2)
-        vb = self.version & self.version_mask if version_bits is None else version_bits
-        diff = (vb ^ self.version) & self.version_mask
+        vb = 0 if version_bits is None else version_bits
+        if not self.rolls_version and vb:
+            raise ValueError("this job does not roll version bits")
+        diff = vb & self.version_mask
         k = 0
         for i, pos in enumerate(self._roll_positions):
             if (diff >> pos) & 1:
@@ -252,7 +280,10 @@ class Job:
         if diff:
             raise ValueError("version_bits use mask bits outside the enumerated ones")
         en2_index = int.from_bytes(extranonce2, "big") if extranonce2 else 0
-        return en2_index * self.n_version_variants + k
+        if en2_index < self.extranonce2_start:
+            raise ValueError(f"extranonce2 {en2_index} lies before this job's extranonce2_start "
+                             f"{self.extranonce2_start}")
+        return (en2_index - self.extranonce2_start) * self.n_version_variants + k
 
     # ------------------------------------------------------------------ headers
     def _check_en2(self, extranonce2: bytes) -> None:
@@ -271,12 +302,18 @@ class Job:
         return merkle_root_from_branch(sha256d(self.coinbase(extranonce2)), self.merkle_branch)
 
     def rolled_version(self, version_bits: int | None = None) -> int:
-        """Header version for ``version_bits`` (None → the job's own version)."""
+        """Header version for ``version_bits`` (None or 0 on a job that does not roll → the
+        job's own version)."""
         if version_bits is None:
             return self.version
         if not 0 <= version_bits <= 0xFFFFFFFF:
             raise ValueError("version_bits must be a u32")
-        if version_bits & ~self.version_mask & 0xFFFFFFFF and self.version_mask:
+        if not self.rolls_version:
+            if version_bits:
+                raise ValueError(f"job {self.job_id} does not roll version bits "
+                                 f"(version {self.version:08x}, mask {self.version_mask:08x})")
+            return self.version
+        if version_bits & ~self.version_mask & 0xFFFFFFFF:
             raise ValueError(f"version_bits {version_bits:08x} outside mask {self.version_mask:08x}")
         return (self.version & ~self.version_mask & 0xFFFFFFFF) | (version_bits & self.version_mask)
 
@@ -319,8 +356,6 @@ class PreparedWork:
 
 def prepare_work(job: Job, midstate_id: int) -> PreparedWork:
     """Compute the PreparedWork of one midstate id (uses the native midstate)."""
-    from sgm import _native
-
     extranonce2, vb = job.work_params(midstate_id)
     hdr = job.header(extranonce2, 0, vb)
     return PreparedWork(job.job_id, midstate_id, extranonce2, vb,
@@ -416,9 +451,10 @@ class Share:
         return params
 
 
-def make_share(job: Job, prepared: PreparedWork, nonce: int) -> Share:
+def make_share(job: Job, prepared: PreparedWork, nonce: int, target: int | None = None) -> Share:
     """Re-hash the header with hashlib and package the share (``meets_target`` says
-    whether it really meets ``job.target``: a False here is a hardware/kernel error)."""
+    whether it really meets ``target``, default ``job.target``: a False here for the
+    target a device scanned with is a hardware/kernel error)."""
     if prepared.job_id != job.job_id:
         raise ValueError(f"prepared work is for job {prepared.job_id}, not {job.job_id}")
     if not 0 <= nonce <= 0xFFFFFFFF:
@@ -429,9 +465,9 @@ def make_share(job: Job, prepared: PreparedWork, nonce: int) -> Share:
         extranonce2=prepared.extranonce2.hex(),
         ntime=job.ntime_hex,
         nonce=f"{nonce:08x}",
-        version_bits=f"{prepared.version_bits:08x}" if job.version_mask else None,
+        version_bits=f"{prepared.version_bits:08x}" if job.rolls_version else None,
         hash=digest,
         difficulty=hash_difficulty(digest),
         extranonce1=job.extranonce1.hex(),
-        meets_target=meets_target(digest, job.target),
+        meets_target=meets_target(digest, job.target if target is None else target),
     )

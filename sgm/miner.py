@@ -10,6 +10,7 @@ and, when no pool is given, the embedded local pool) runs on one asyncio loop th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -23,10 +24,10 @@ from sgm import _native
 from sgm.devices import cpu_count
 from sgm.devices.base import Device
 from sgm.devices.cpu import CpuDevice
-from sgm.jobs import Job, Share
+from sgm.jobs import Share
 from sgm.pool import LocalPool
 from sgm.scheduler import DEFAULT_BATCH_TIME, Scheduler
-from sgm.stratum.client import NOT_SENT_REASONS, StratumClient, parse_pool_url
+from sgm.stratum.client import NOT_CONNECTED, StratumClient, Verdict, parse_pool_url
 from sgm.stratum.protocol import (
     Authorized, Connected, DifficultyChanged, Disconnected, ProtocolError, ServerMessage,
 )
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: GIL switch interval while mining (Python's default is 5 ms)
 SWITCH_INTERVAL = 0.0005
+#: How long start() waits for the network thread (pool client, embedded pool) to come up.
+NET_START_TIMEOUT = 30.0
 #: Shares submitted but not yet answered, at most.  A device that finds more waits for a
 #: slot (backpressure: hashing slows to the pool's pace instead of queueing without bound).
 MAX_SUBMITS_IN_FLIGHT = 256
@@ -108,6 +111,9 @@ class Miner:
         self._started_at = 0.0
         self._stopped_at: float | None = None
         self._running = False
+        self._switch_interval: float | None = None   # the process's own, while we mine
+        #: shares the pool received but never answered (counted neither way)
+        self.unanswered = 0
 
     # ------------------------------------------------------------------ devices
     def _make_devices(self) -> list[Device]:
@@ -139,23 +145,35 @@ class Miner:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        """Start the network side and every device; on any failure, undo what was started
+        and raise (RuntimeError / ValueError with the reason)."""
         if self._running:
             raise RuntimeError("miner already running")
         self.devices = self._make_devices()
         # device threads hand the GIL back and forth with the network thread at every batch
         # edge; a short switch interval keeps a clean job's hand-over in the sub-ms range
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
+        # (the process's own value comes back at stop)
+        self._switch_interval = sys.getswitchinterval()
+        if self._switch_interval > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)
-        for d in self.devices:   # measure each device before the pool's clock starts
-            d.score = d.calibrate()
-        self._started_at = time.monotonic()
-        self._net_thread = threading.Thread(target=self._net_main, name="sgm-net", daemon=True)
-        self._net_thread.start()
-        self._net_ready.wait(15)
-        if self._net_error is not None:
-            raise RuntimeError(f"network start failed: {self._net_error}") from self._net_error
-        for d in self.devices:
-            d.start(self.scheduler)
+        try:
+            for d in self.devices:   # measure each device before the pool's clock starts
+                d.score = d.calibrate()
+            self._started_at = time.monotonic()
+            self._net_error = None
+            self._net_ready.clear()
+            self._net_thread = threading.Thread(target=self._net_main, name="sgm-net", daemon=True)
+            self._net_thread.start()
+            if not self._net_ready.wait(NET_START_TIMEOUT):
+                raise RuntimeError(f"network start failed: not ready within {NET_START_TIMEOUT:g} s")
+            if self._net_error is not None:
+                raise RuntimeError(f"network start failed: {self._net_error}") from self._net_error
+            for d in self.devices:
+                d.start(self.scheduler)
+        except BaseException:
+            self._running = True     # let stop() undo everything started so far
+            self.stop()
+            raise
         self._running = True
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -170,10 +188,17 @@ class Miner:
             pending = list(self._pending)
         if pending:  # let shares already found reach the pool
             futures_wait(pending, timeout)
-        if self._loop is not None and self._stop_net is not None:
-            self._loop.call_soon_threadsafe(self._stop_net.set)
+        loop, stop_net = self._loop, self._stop_net
+        if loop is not None and stop_net is not None:
+            with contextlib.suppress(RuntimeError):   # loop already closed
+                loop.call_soon_threadsafe(stop_net.set)
         if self._net_thread is not None:
             self._net_thread.join(timeout)
+            if self._net_thread.is_alive():
+                log.warning("network thread did not stop within %.0f s", timeout)
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         self._stopped_at = time.monotonic()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -225,7 +250,9 @@ class Miner:
             self.local_pool.on_finished.append(self.finished.set)
             await self.local_pool.start()
             entries = [(self.local_pool.url, "sgm.local", "x")]
-        self.client = StratumClient(entries, on_job=self._on_job, on_event=self._on_pool_event,
+        self.client = StratumClient(entries, on_job=self.scheduler.set_job,
+                                    on_job_update=self.scheduler.update_job,
+                                    on_event=self._on_pool_event,
                                     version_rolling=cfg.version_rolling)
         client_task = asyncio.create_task(self.client.run())
         self._net_ready.set()
@@ -237,9 +264,6 @@ class Miner:
             await asyncio.gather(client_task, return_exceptions=True)
             if self.local_pool is not None:
                 await self.local_pool.stop()
-
-    def _on_job(self, job: Job) -> None:
-        self.scheduler.set_job(job)
 
     def _on_pool_event(self, ev: object) -> None:
         """Pool-side happenings worth showing to the user, as telemetry log events."""
@@ -274,21 +298,11 @@ class Miner:
         loop, client = self._loop, self.client
         if loop is None or client is None or loop.is_closed():
             self._submit_slots.release()
-            self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
-                                               share.difficulty, False, "not connected")
+            self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
             return
 
         async def submit() -> None:
-            accepted, reason = await client.submit(share)
-            if not accepted and reason in NOT_SENT_REASONS:
-                # never reached the pool (connection lost, session replaced): stale, not rejected
-                self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
-                log.info("%s: share %s not submitted: %s", device, share.nonce, reason)
-                return
-            self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
-                                               share.difficulty, accepted, reason)
-            if not accepted:
-                log.warning("%s: share %s rejected: %s", device, share.nonce, reason)
+            self._count_verdict(device, share, await client.submit(share))
 
         try:
             fut = asyncio.run_coroutine_threadsafe(submit(), loop)
@@ -298,6 +312,22 @@ class Miner:
         with self._pending_lock:
             self._pending.add(fut)
         fut.add_done_callback(self._forget)
+
+    def _count_verdict(self, device: str, share: Share, verdict: Verdict) -> None:
+        """Count a share as the pool judged it: accepted, rejected, stale or unanswered."""
+        if verdict.accepted is None:
+            # the pool may have counted it or not: neither accepted nor rejected
+            self.unanswered += 1
+            log.warning("%s: share %s: %s", device, share.nonce, verdict.reason)
+        elif verdict.stale:
+            # its job was gone: never sent, or refused by the pool as stale
+            self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
+            log.info("%s: share %s stale: %s", device, share.nonce, verdict.reason)
+        else:
+            self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
+                                               share.difficulty, verdict.accepted, verdict.reason)
+            if not verdict.accepted:
+                log.warning("%s: share %s rejected: %s", device, share.nonce, verdict.reason)
 
     def _forget(self, fut: Future[Any]) -> None:
         with self._pending_lock:
@@ -337,6 +367,7 @@ class Miner:
             "rejected": int(snap["rejected"]),
             "rejected_reasons": snap["rejected_reasons"],
             "stale": int(snap["stale"]),
+            "unanswered": self.unanswered,
             "hw_errors": int(snap["hw_errors"]),
             "best_share_diff": float(snap["best_share_diff"]),
             "rates": snap["rates"],

@@ -5,9 +5,12 @@ import struct
 import threading
 from pathlib import Path
 
+from dataclasses import replace
+
 import pytest
 
 from sgm import _native
+from sgm._native import _queue
 from sgm.hashing import (
     DIFF1, difficulty_to_target, display_hash, hash_difficulty, nbits_to_target, sha256d,
 )
@@ -36,9 +39,13 @@ def job_of(s: dict) -> Job:
     params = [n["job_id"] or "vector", n["prevhash"], n["coinb1"], n["coinb2"], n["merkle_branch"],
               n["version"], n["nbits"], n["ntime"], bool(n["clean_jobs"])]
     mask = int(s["version_mask"], 16) if s.get("version_mask") else 0
-    return Job.from_notify(params, extranonce1=s["subscribe_result"]["extranonce1"],
-                           extranonce2_size=s["subscribe_result"]["extranonce2_size"],
-                           target=share_target(s), version_mask=mask)
+    job = Job.from_notify(params, extranonce1=s["subscribe_result"]["extranonce1"],
+                          extranonce2_size=s["subscribe_result"]["extranonce2_size"],
+                          target=share_target(s), version_mask=mask)
+    # the job's work space starts at the recorded share's extranonce2 (the queue enumerates
+    # at most MAX_MIDSTATES midstates from extranonce2_start on)
+    en2 = s["submit"]["extranonce2"]
+    return replace(job, extranonce2_start=int(en2, 16)) if en2 else job
 
 
 def submit_fields(s: dict) -> tuple[bytes, int, int | None]:
@@ -175,25 +182,56 @@ def test_work_params_is_a_bijection_on_a_range():
 def test_full_16_bit_mask_and_capping():
     job = simple_job(mask=0x1FFFE000, en2_size=4)
     assert job.n_version_variants == 1 << 16
-    assert job.n_midstates == (1 << 32) * (1 << 16)
+    assert job.n_midstates == MAX_MIDSTATES          # (2**32 x 2**16 ids: capped)
     vbs = {job.work_params(i)[1] for i in range(1 << 16)}
     assert len(vbs) == 1 << 16 and all(vb & ~0x1FFFE000 == 0 for vb in vbs)
-    wide = simple_job(mask=0xFFFFFFFF, en2_size=1)
+    wide = simple_job(mask=0xFFFFFFFF, en2_size=1, version="00000000")
     assert wide.n_version_variants == 1 << 16  # only the 16 low-order mask bits roll
     assert all(wide.work_params(i)[1] >> 16 == wide.version >> 16 for i in range(0, 1 << 16, 977))
     big = simple_job(en2_size=16)
-    assert big.n_midstates == MAX_MIDSTATES == 1 << 62
+    # one value, one place: what the native queue enumerates
+    assert big.n_midstates == MAX_MIDSTATES == _queue.MAX_MIDSTATES == (1 << 32) - 1
     assert big.work_params(MAX_MIDSTATES - 1)[0] == ((MAX_MIDSTATES - 1) >> 16).to_bytes(16, "big")
     with pytest.raises(ValueError):
         big.work_params(MAX_MIDSTATES)
 
 
 def test_variant_zero_is_the_jobs_own_version():
-    job = simple_job(mask=0x1FFFE000, version="20002000")  # version already has a mask bit set
+    job = simple_job(mask=0x1FFFE000, version="20000000")
     en2, vb = job.work_params(0)
-    assert job.rolled_version(vb) == 0x20002000
+    assert vb == 0 and job.rolled_version(vb) == 0x20000000
     assert job.header(en2, 7, vb) == job.header(en2, 7)
     assert len({job.rolled_version(job.work_params(i)[1]) for i in range(256)}) == 256
+
+
+@pytest.mark.parametrize("version", ["20002000", "30000000"])
+def test_a_job_version_with_bits_inside_the_mask_is_mined_as_is(version):
+    """Pools read rolled bits as (job & ~mask) | bits, job | bits or job ^ bits; with a job
+    bit inside the mask no submitted value reads the same everywhere, so such a job does not
+    roll: every header carries the job's own version and no sixth submit parameter goes out."""
+    job = simple_job(mask=0x1FFFE000, version=version)
+    assert not job.rolls_version and job.n_version_variants == 1
+    assert job.n_midstates == 256                   # extranonce2 alone
+    en2, vb = job.work_params(5)
+    assert vb == 0 and job.rolled_version(vb) == int(version, 16)
+    assert job.header(en2, 7, vb)[:4] == int(version, 16).to_bytes(4, "little")
+    with pytest.raises(ValueError):
+        job.rolled_version(0x2000)
+    share = make_share(job, MidstateCache().get(job, 5), 7)
+    assert share.version_bits is None and len(share.submit_params("w")) == 5
+
+
+def test_a_job_can_start_its_work_space_past_used_extranonce2_values():
+    job = simple_job(mask=0x00006000, en2_size=1)
+    later = replace(job, extranonce2_start=10)
+    assert later.n_midstates == (256 - 10) * 4
+    assert later.work_params(0) == (bytes([10]), 0)
+    assert later.work_params(5) == (bytes([11]), job.work_params(1)[1])
+    assert later.midstate_id_of(bytes([11]), job.work_params(1)[1]) == 5
+    with pytest.raises(ValueError):
+        later.midstate_id_of(bytes([9]))
+    with pytest.raises(JobError):
+        replace(job, extranonce2_start=256)
 
 
 def test_no_mask_and_no_extranonce2():

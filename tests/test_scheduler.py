@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -13,7 +14,8 @@ from sgm.devices.base import BatchResult, Device
 from sgm.devices.cpu import CpuDevice
 from sgm.hashing import bits_to_target, meets_target, sha256d
 from sgm.jobs import Job
-from sgm.scheduler import BatchSizer, Pulled, Scheduler
+from sgm.scheduler import MAX_VALID_GENERATIONS, BatchSizer, Scheduler
+from sgm.work import Batch
 from sgm.telemetry import Telemetry
 
 NOTIFY = [
@@ -88,10 +90,9 @@ class LyingDevice(Device):
     def calibrate(self, seconds=0.05):
         return 1e6
 
-    def run_batch(self, batch: Pulled) -> BatchResult:
-        target = batch.active.job.target
+    def run_batch(self, batch: Batch) -> BatchResult:
         for n in range(batch.start, batch.start + batch.count):
-            if not meets_target(sha256d(batch.prepared.header(n)), target):
+            if not meets_target(sha256d(batch.work.header(n)), batch.target):
                 time.sleep(0.01)
                 return BatchResult(batch.count, [n])
         return BatchResult(batch.count, [])
@@ -121,8 +122,8 @@ def test_shares_of_a_job_replaced_by_a_clean_job_are_stale_and_not_submitted():
     job1 = make_job("1", bits=8)
     sched.set_job(job1)
     batch = sched.pull(1 << 16)
-    assert batch is not None and batch.active.job is job1
-    prep = batch.prepared
+    assert batch is not None and batch.job is job1
+    prep = batch.work
     hits = _native.scan(prep.midstate, prep.tail, batch.start, batch.count, job1.target).nonces
     assert hits
     sched.set_job(make_job("2", bits=8, clean=True))
@@ -138,7 +139,7 @@ def test_a_non_clean_job_keeps_older_shares_valid_and_duplicates_are_suppressed(
     job1 = make_job("1", bits=8)
     sched.set_job(job1)
     batch = sched.pull(1 << 14)
-    prep = batch.prepared
+    prep = batch.work
     hits = _native.scan(prep.midstate, prep.tail, batch.start, batch.count, job1.target).nonces
     sched.set_job(make_job("2", bits=8, clean=False))
     sched.handle_nonces("cpu0", batch, hits)
@@ -147,29 +148,25 @@ def test_a_non_clean_job_keeps_older_shares_valid_and_duplicates_are_suppressed(
     assert tel.device("cpu0").duplicates_suppressed == len(hits)
 
 
-def test_a_clean_job_reaches_every_running_device_within_milliseconds():
+def test_a_clean_job_aborts_running_scans_and_reaches_every_device():
+    """Behaviour, not latency (that is benchmarks/job_switch.py): both devices are inside
+    long scans; the clean job aborts them (their unscanned rest is handed back under the
+    old generation and dropped as stale) and both go on with the new job."""
     tel = Telemetry()
-    sched = Scheduler(tel, batch_time=0.5)  # long batches: only the abort makes it quick
+    sched = Scheduler(tel, batch_time=5.0)  # batches far longer than the test waits
     sched.set_job(make_job("1", bits=40))
     devs = [CpuDevice(0), CpuDevice(1)]
     for d in devs:
         d.start(sched)
     try:
         assert run_until(lambda: all(d.hashing for d in devs))
-        time.sleep(0.1)
-        handed_before = sched.queue.handed_out
+        assert sched.queue.stale_dropped == 0
         gen = sched.set_job(make_job("2", bits=40))
-        t0 = time.monotonic()
-        # both devices pull from the new generation: the queue hands out its nonces
-        assert run_until(lambda: sched.queue.handed_out >= 2 and sched.queue.generation == gen,
-                         timeout=2)
-        assert run_until(lambda: tel.device("cpu0").batches > 0 and tel.device("cpu1").batches > 0)
-        elapsed = time.monotonic() - t0
+        assert run_until(lambda: all(d.last_batch_start[0] == gen for d in devs), timeout=30)
+        assert sched.queue.stale_dropped == 2   # each aborted scan handed back its rest
     finally:
         for d in devs:
             d.stop()
-    assert handed_before > 0
-    assert elapsed < 0.25, elapsed
 
 
 def test_batch_sizes_follow_the_measured_speed():
@@ -182,20 +179,20 @@ def test_batch_sizes_follow_the_measured_speed():
     assert sizer.size() == pytest.approx(1e6, rel=0.05)
 
 
-def test_cpu_batches_take_about_the_target_time():
+def test_cpu_batches_are_sized_from_the_device_s_own_measured_speed():
     tel = Telemetry()
     sched = Scheduler(tel, batch_time=0.05)
     sched.set_job(make_job("1", bits=40))
     dev = CpuDevice(0)
+    dev.score = 1e3          # a start-up estimate far too low: the smallest batches
     dev.start(sched)
     try:
-        assert run_until(lambda: tel.device("cpu0").batches >= 15)
+        assert run_until(lambda: tel.device("cpu0").batch_size >= 8 * 4096, timeout=30)
     finally:
         dev.stop()
-    d = tel.device("cpu0").to_dict()
-    # latency is measured from pull to result: near the 50 ms target, never far off
-    assert 10 < d["latency_ms"] < 200, d["latency_ms"]
-    assert d["batch_size"] > 4096
+    # the estimate followed what the device really did (far above 1 kH/s on any CPU)
+    assert dev.sizer.rate > 500 * 1e3
+    assert dev.sizer.size() == pytest.approx(dev.sizer.rate * 0.05, rel=0.1, abs=4096)
 
 
 def test_bad_scheduler_settings_are_refused():
@@ -263,3 +260,114 @@ def test_at_an_absurdly_easy_target_a_batch_stops_at_the_candidate_cap_and_hands
     sched.give_back(batch, result.scanned)
     nxt = sched.pull(1 << 20)                 # the unscanned rest comes out next
     assert nxt.start == batch.start + result.scanned
+
+
+# ------------------------------------------------------------------ rules changing mid-job
+def test_a_retarget_keeps_the_queue_cursor_and_checks_batches_in_flight_against_the_new_target():
+    tel = Telemetry()
+    got = Collector()
+    sched = Scheduler(tel, submit=got)
+    job = make_job("1", bits=6)
+    gen = sched.set_job(job)
+    first = sched.pull(1 << 14)                  # in flight under the old, easy target
+    cursor = sched.queue.stats()["cursor"]
+    harder = bits_to_target(10)
+    sched.update_job(job.with_target(harder))
+    assert sched.queue.stats()["cursor"] == cursor and sched.queue.generation == gen
+    assert sched.current_target == harder
+    nxt = sched.pull(1 << 14)                    # the next batch carries on, at the new target
+    assert (nxt.generation, nxt.start) == (gen, first.start + first.count)
+    assert nxt.target == harder
+    hits = _native.scan(first.work.midstate, first.work.tail, first.start, first.count,
+                        first.target).nonces
+    strong = [n for n in hits if meets_target(sha256d(first.work.header(n)), harder)]
+    assert len(hits) > len(strong) > 0           # some finds no longer make the cut
+    assert sched.handle_nonces("cpu0", first, hits) == 0      # not hardware errors either
+    assert [s.nonce_int for s, _ in got.shares] == strong
+    # an easier target never loosens the work in progress
+    sched.update_job(job.with_target(bits_to_target(4)))
+    assert sched.current_target == harder
+
+
+def test_a_narrower_version_mask_applies_from_the_next_batch_after_the_used_extranonce2():
+    tel = Telemetry()
+    got = Collector()
+    sched = Scheduler(tel, submit=got)
+    job = make_job("1", bits=4, mask=0x1FFFE000)
+    assert job.rolls_version and job.n_version_variants == 1 << 16
+    sched.set_job(job)
+    batches = [sched.pull(1 << 32) for _ in range(3)]      # variants 0, 1, 2 of extranonce2 0
+    rolled = batches[2]
+    assert rolled.work.version_bits != 0 and rolled.work.extranonce2 == bytes(4)
+    narrow = 0x1FFF8000                                     # bits 13 and 14 taken away
+    sched.update_job(replace(job, version_mask=narrow))
+    nxt = sched.pull(1 << 32)
+    assert nxt.job.version_mask == narrow
+    assert nxt.work.extranonce2 == (1).to_bytes(4, "big")   # extranonce2 0 is used up
+    assert nxt.work.version_bits & ~narrow == 0
+    # a find of the old enumeration whose rolled bits the new mask forbids is not submitted
+    outside = rolled.work.version_bits & ~narrow != 0
+    hits = _native.scan(rolled.work.midstate, rolled.work.tail, 0, 1 << 12, rolled.target).nonces
+    assert hits and outside
+    sched.handle_nonces("cpu0", rolled, hits)
+    assert got.shares == []
+    # the same from the new enumeration: every share rolls only allowed bits
+    hits = _native.scan(nxt.work.midstate, nxt.work.tail, 0, 1 << 12, nxt.target).nonces
+    sched.handle_nonces("cpu0", nxt, hits)
+    assert len(got.shares) == len(hits) > 0
+    assert all(int(s.version_bits, 16) & ~narrow == 0 for s, _ in got.shares)
+
+
+def test_a_job_whose_version_has_bits_inside_the_mask_is_mined_without_version_rolling():
+    params = list(NOTIFY)
+    params[5] = "30000000"              # Bitcoin Core regtest: bit 28 lies inside the mask
+    job = Job.from_notify(params, extranonce1="00000001", extranonce2_size=4,
+                          target=bits_to_target(4), version_mask=0x1FFFE000)
+    assert not job.rolls_version and job.n_version_variants == 1
+    sched = Scheduler(Telemetry(), submit=(got := Collector()))
+    sched.set_job(job)
+    batch = sched.pull(1 << 12)
+    assert batch.work.header(0)[:4] == bytes.fromhex("00000030")   # the job's own version
+    hits = _native.scan(batch.work.midstate, batch.work.tail, 0, 1 << 12, batch.target).nonces
+    sched.handle_nonces("cpu0", batch, hits)
+    assert got.shares and all(s.version_bits is None for s, _ in got.shares)
+    assert all(len(s.submit_params("w")) == 5 for s, _ in got.shares)   # no sixth parameter
+
+
+def test_old_non_clean_jobs_stay_valid_only_up_to_a_bound():
+    tel = Telemetry()
+    sched = Scheduler(tel, submit=(got := Collector()))
+    first = make_job("0", bits=4)
+    sched.set_job(first)
+    old = sched.pull(1 << 12)
+    for i in range(1, MAX_VALID_GENERATIONS + 1):
+        sched.set_job(make_job(str(i), bits=4, clean=False))
+    assert len(sched._valid) == MAX_VALID_GENERATIONS
+    hits = _native.scan(old.work.midstate, old.work.tail, 0, 1 << 12, old.target).nonces
+    sched.handle_nonces("cpu0", old, hits)
+    assert got.shares == [] and tel.device("cpu0").stale == len(hits)
+
+
+def test_a_job_that_cannot_be_prepared_leaves_the_scheduler_as_it_was(monkeypatch):
+    sched = Scheduler(Telemetry())
+    job1 = make_job("1", bits=40)
+    gen1 = sched.set_job(job1)
+
+    def broken(job, midstate_id):
+        raise RuntimeError("no midstate")
+
+    monkeypatch.setattr(sched.cache, "get", broken)
+    with pytest.raises(RuntimeError):
+        sched.set_job(make_job("2", bits=40))
+    monkeypatch.undo()
+    assert sched.current_job is job1 and sched.queue.generation == gen1
+    batch = sched.pull(1 << 16, timeout=1)          # work goes on, no spinning
+    assert batch is not None and batch.job is job1
+
+
+def test_a_pull_without_work_returns_at_its_deadline():
+    sched = Scheduler(Telemetry())
+    assert sched.pull(1 << 16, timeout=0.05) is None          # no job at all
+    sched.set_job(make_job("1", bits=40))
+    sched.clear_jobs()
+    assert sched.pull(1 << 16, timeout=0.05) is None          # pool lost: work flushed

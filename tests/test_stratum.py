@@ -7,6 +7,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,13 @@ from sgm import _native
 from sgm.hashing import DIFF1, difficulty_to_target
 from sgm.jobs import Job, MidstateCache, Share, make_share
 from sgm.pool import LocalPool
-from sgm.stratum.client import StratumClient, parse_pool_url
+from sgm.stratum.client import NO_ANSWER, StratumClient, Verdict, parse_pool_url
 from sgm.stratum.messages import (
     MAX_LINE_BYTES, Request, Response, StratumError, decode_line, encode_request, encode_response,
     parse_error,
 )
 from sgm.stratum.protocol import (
-    Authorized, Connected, DifficultyChanged, Disconnected, ExtranonceChanged, NewJob, ProtocolError,
+    MAX_PENDING_REQUESTS, Authorized, Connected, DifficultyChanged, Disconnected, ExtranonceChanged, NewJob, ProtocolError,
     Reconnect, ServerMessage, StratumProtocol, Subscribed, SubmitResult, VersionMaskChanged,
     VersionRollingConfigured,
 )
@@ -312,6 +313,7 @@ def test_replay_recorded_session_reproduces_the_submitted_share(s):
                 job = jobs[-1]
                 en2 = bytes.fromhex(sub["extranonce2"])
                 vb = int(sub["version_bits"], 16) if sub["version_bits"] else None
+                job = replace(job, extranonce2_start=int.from_bytes(en2, "big"))  # its work starts there
                 share = make_share(job, MidstateCache().get(job, job.midstate_id_of(en2, vb)), int(sub["nonce"], 16))
                 assert share.meets_target
                 id_map[msg["id"]] = p.submit(share, sub["worker"])
@@ -395,6 +397,11 @@ def miss_share(job: Job, cache: MidstateCache, midstate_id: int) -> Share:
     raise AssertionError("every nonce met the target")
 
 
+async def verdict(client: StratumClient, share: Share) -> tuple[bool | None, str | None]:
+    v = await client.submit(share)
+    return v.accepted, v.reason
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -415,20 +422,20 @@ def test_client_mines_the_local_pool_accept_duplicate_stale_low_difficulty():
             assert job.target == difficulty_to_target(pool.difficulty) == pool.target
             cache = MidstateCache()
             share = find_share(job, cache, 0)
-            assert await client.submit(share) == (True, None)
+            assert await verdict(client, share) == (True, None)
             rolled = find_share(job, cache, 5)          # a version-rolled midstate
             assert rolled.version_bits != "00000000"
-            assert await client.submit(rolled) == (True, None)
-            assert await client.submit(share) == (False, "Duplicate share")
+            assert await verdict(client, rolled) == (True, None)
+            assert await verdict(client, share) == (False, "Duplicate share")
             low = miss_share(job, cache, 1)
-            assert await client.submit(low) == (False, "Low difficulty share")
+            assert await verdict(client, low) == (False, "Low difficulty share")
             old = find_share(job, cache, 2)
             await pool.new_job(clean=True)
             job2 = await asyncio.wait_for(jobs.get(), 5)
             assert job2.job_id != job.job_id and job2.clean_jobs
-            accepted, reason = await client.submit(old)
+            accepted, reason = await verdict(client, old)
             assert not accepted and "Job not found" in reason
-            assert await client.submit(find_share(job2, cache, 0)) == (True, None)
+            assert await verdict(client, find_share(job2, cache, 0)) == (True, None)
             codes = [ev.code for ev in events if isinstance(ev, SubmitResult)]
             assert codes == [None, None, 22, 23, 21, None]
             assert (client.accepted, client.rejected, client.stale) == (3, 3, 1)
@@ -446,7 +453,7 @@ def test_client_mines_the_local_pool_accept_duplicate_stale_low_difficulty():
             await pool.stop()
         assert any(isinstance(ev, Disconnected) for ev in events)
         assert not client.connected
-        assert await client.submit(share) == (False, "not connected")
+        assert await verdict(client, share) == (False, "not connected")
 
     run(main())
 
@@ -465,12 +472,12 @@ def test_client_fails_over_and_comes_back_to_the_primary():
         try:
             job = await asyncio.wait_for(jobs.get(), 5)
             assert client.current_pool is client.pools[1]
-            assert await client.submit(find_share(job, MidstateCache(), 0)) == (True, None)
+            assert await verdict(client, find_share(job, MidstateCache(), 0)) == (True, None)
             primary = LocalPool(difficulty_bits=12, jobs=None, job_interval=60, port=primary_port)
             await primary.start()
             job = await asyncio.wait_for(jobs.get(), 5)
             assert client.current_pool is client.pools[0] and job.clean_jobs
-            assert await client.submit(find_share(job, MidstateCache(), 0)) == (True, None)
+            assert await verdict(client, find_share(job, MidstateCache(), 0)) == (True, None)
             assert primary.stats.workers["a"].accepted == 1 and backup.stats.workers["b"].accepted == 1
         finally:
             await client.close()
@@ -514,9 +521,13 @@ def test_client_follows_client_reconnect_to_another_port_on_the_same_host():
     run(main())
 
 
-def test_submit_times_out_when_the_pool_does_not_answer():
+def test_a_late_answer_counts_as_the_pool_gave_it_and_a_missing_one_as_no_answer():
+    """A pool slower than submit_timeout is still heard (the verdict is its late answer, not
+    a made-up rejection); one that never answers gives accepted=None, and the session
+    forgets the request (nothing grows)."""
     async def main():
-        async def mute_pool(reader, writer):
+        async def slow_pool(reader, writer):
+            submits = 0
             while line := await reader.readline():
                 msg = json.loads(line)
                 if msg["method"] == "mining.subscribe":
@@ -524,23 +535,42 @@ def test_submit_times_out_when_the_pool_does_not_answer():
                 elif msg["method"] == "mining.authorize":
                     writer.write(encode_response(msg["id"], True).encode())
                     writer.write(encode_request(None, "mining.notify", NOTIFY).encode())
+                elif msg["method"] == "mining.submit":
+                    submits += 1
+                    if submits == 1:       # the first: answered late; the second: never
+                        await asyncio.sleep(0.6)
+                        writer.write(encode_response(msg["id"], True).encode())
             writer.close()
 
-        server = await asyncio.start_server(mute_pool, "127.0.0.1", 0)
+        server = await asyncio.start_server(slow_pool, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         client = StratumClient(f"stratum+tcp://127.0.0.1:{port}", "w", "x", on_job=lambda job: None,
-                               submit_timeout=0.3, version_rolling=False)
+                               submit_timeout=0.2, answer_timeout=3.0, version_rolling=False)
         task = asyncio.create_task(client.run())
         try:
             job = await client.wait_for_job(5)
             share = make_share(job, MidstateCache().get(job, 0), 0)
-            assert await client.submit(share) == (False, "timeout")
+            assert await client.submit(share) == Verdict(True, None, None)
+            client.answer_timeout = 0.5
+            never = await client.submit(make_share(job, MidstateCache().get(job, 0), 1))
+            assert never.accepted is None and never.reason == NO_ANSWER and never.sent
+            assert client.protocol is not None and client.protocol.pending_submits == 0
         finally:
             await client.close()
             await task
             server.close()
 
     run(main())
+
+
+def test_a_session_never_holds_more_than_a_bounded_number_of_unanswered_requests():
+    p = StratumProtocol("w")
+    p.start()
+    job = Job.from_notify(NOTIFY, extranonce1="00000001", extranonce2_size=4, target=DIFF1)
+    share = make_share(job, MidstateCache().get(job, 0), 0)
+    for _ in range(MAX_PENDING_REQUESTS + 500):
+        p.submit(share)
+    assert p.pending_submits <= MAX_PENDING_REQUESTS
 
 
 @pytest.fixture
@@ -589,7 +619,7 @@ def test_client_over_tls(tls_cert, scheme):
         task = asyncio.create_task(client.run())
         try:
             job = await asyncio.wait_for(jobs.get(), 5)
-            assert await client.submit(find_share(job, MidstateCache(), 0)) == (True, None)
+            assert await verdict(client, find_share(job, MidstateCache(), 0)) == (True, None)
             assert pool.stats.workers["tls"].accepted == 1
         finally:
             await client.close()

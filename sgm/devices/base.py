@@ -13,10 +13,10 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
 
 from sgm._native import AbortFlag
-from sgm.scheduler import BatchSizer, Pulled, Scheduler
+from sgm.scheduler import BatchSizer, Scheduler
+from sgm.work import Batch
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,9 @@ WORKER_NICE = 19
 class Device(ABC):
     kind: str = "unknown"
 
-    def __init__(self, name: str, impl: str, lanes: int = 1, granule: int = 4096) -> None:
+    def __init__(self, name: str, impl: str, granule: int = 4096) -> None:
         self.name = name
         self.impl = impl
-        self.lanes = lanes
         self.granule = granule
         self.abort = AbortFlag()
         self.score = 0.0                  # measured hashes/s at start-up
@@ -55,7 +54,7 @@ class Device(ABC):
 
     # ------------------------------------------------------------ the one method
     @abstractmethod
-    def run_batch(self, batch: Pulled) -> BatchResult:
+    def run_batch(self, batch: Batch) -> BatchResult:
         """Hash one batch; stop early (reporting progress) when self.abort is raised."""
 
     def calibrate(self, seconds: float = 0.05) -> float:
@@ -109,13 +108,6 @@ class Device(ABC):
     def hashing(self) -> bool:
         return not self._idle.is_set()
 
-    def report(self) -> dict[str, Any]:
-        tel = self._scheduler.telemetry if self._scheduler else None
-        data: dict[str, Any] = tel.device(self.name).to_dict() if tel else {"name": self.name}
-        data["score"] = self.score
-        data["batch_target"] = self.sizer.size() if self.sizer else 0
-        return data
-
     # ------------------------------------------------------------ worker
     def _loop(self) -> None:
         assert self._scheduler is not None
@@ -144,7 +136,7 @@ class Device(ABC):
             return
         self._idle.clear()
         t0 = time.perf_counter()
-        self.last_batch_start = (batch.active.generation, t0)
+        self.last_batch_start = (batch.generation, t0)
         try:
             result = self.run_batch(batch)
         except BaseException:

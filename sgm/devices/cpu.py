@@ -5,7 +5,7 @@ import time
 
 from sgm import _native
 from sgm.devices.base import BatchResult, Device
-from sgm.scheduler import Pulled
+from sgm.work import Batch
 
 _CAL_HEADER = bytes(range(80))
 #: A batch stops early once it has this many candidates (the unscanned rest goes back to
@@ -21,7 +21,7 @@ class CpuDevice(Device):
         if impl not in _native.available_implementations():
             raise ValueError(f"CPU implementation {impl!r} is not available on this CPU; "
                              f"available: {', '.join(_native.available_implementations())}")
-        super().__init__(f"cpu{index}", impl, lanes=1, granule=4096)
+        super().__init__(f"cpu{index}", impl, granule=4096)
 
     def calibrate(self, seconds: float = 0.05) -> float:
         ms = _native.sha256_midstate(_CAL_HEADER[:64])
@@ -32,11 +32,10 @@ class CpuDevice(Device):
             done += _native.scan(ms, _CAL_HEADER[64:76], 0, n, 0, impl=self.impl).scanned
         return done / (time.perf_counter() - t0)
 
-    def run_batch(self, batch: Pulled) -> BatchResult:
-        prep = batch.prepared
-        target = batch.active.job.target
-        start, left = batch.start, batch.count
-        res = _native.scan(prep.midstate, prep.tail, start, left, target, impl=self.impl,
+    def run_batch(self, batch: Batch) -> BatchResult:
+        work = batch.work
+        res = _native.scan(work.midstate, work.tail, batch.start, batch.count, batch.target,
+                           impl=self.impl,
                            abort=self.abort, max_results=MAX_CANDIDATES_PER_BATCH)
         # complete, aborted, or stopped at the candidate cap: `scanned` is exact either way
         return BatchResult(res.scanned, res.nonces)

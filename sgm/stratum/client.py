@@ -1,7 +1,8 @@
 """asyncio Stratum v1 client: a thin socket shell around :class:`StratumProtocol`.
 
 ``StratumClient.run()`` connects, opens the session (configure / subscribe / authorize),
-hands every new job to ``on_job`` and every event to ``on_event``, and reconnects with
+hands every new job to ``on_job`` and every change of the current job's rules (a higher difficulty, a new
+version mask) to ``on_job_update``, every event to ``on_event``, and reconnects with
 exponential backoff.  Several pools can be given in priority order: after repeated
 failures (or a refused authorization) it moves to the next one, and while on a backup
 it probes the better pools every ``failback_interval`` seconds and returns to them.
@@ -24,11 +25,11 @@ from sgm.jobs import Job, Share
 from sgm.stratum.messages import MAX_LINE_BYTES
 from sgm.stratum.protocol import (
     DEFAULT_VERSION_MASK, Authorized, Connected, DifficultyChanged, Disconnected, NewJob,
-    ProtocolError, Reconnect,
-    StratumProtocol, SubmitResult,
+    ProtocolError, Reconnect, StratumProtocol, SubmitResult, VersionMaskChanged,
 )
 
-__all__ = ["PoolEndpoint", "parse_pool_url", "StratumClient", "PLAIN_SCHEMES", "TLS_SCHEMES"]
+__all__ = ["PoolEndpoint", "parse_pool_url", "StratumClient", "Verdict", "PLAIN_SCHEMES",
+           "TLS_SCHEMES"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,35 @@ Callback = Callable[..., Any] | Callable[..., Awaitable[Any]]
 NOT_CONNECTED = "not connected"
 DISCONNECTED = "disconnected"
 STALE_SESSION = "stale: job unknown to this session"
-NOT_SENT_REASONS = frozenset({NOT_CONNECTED, DISCONNECTED, STALE_SESSION})
+#: submit() reason for a share the pool received (probably) but never answered
+NO_ANSWER = "no answer"
+#: Stratum error code of a share for a job the pool no longer knows (stale)
+STALE_CODE = 21
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The fate of one submitted share.
+
+    ``accepted``: True/False as the pool answered, None when no answer came (the pool may
+    or may not have counted it).  ``sent``: False when the share never reached the pool
+    (no connection, or its job belongs to an earlier session): nothing for it to judge.
+    """
+
+    accepted: bool | None
+    reason: str | None = None
+    code: int | None = None
+    sent: bool = True
+
+    @property
+    def stale(self) -> bool:
+        """Refused because its job is gone (the pool's stale), or never sent for that reason."""
+        if self.accepted is not False:
+            return False
+        if not self.sent or self.code == STALE_CODE:
+            return True
+        text = (self.reason or "").lower()
+        return "stale" in text or "job not found" in text
 
 @dataclass(frozen=True)
 class PoolEndpoint:
@@ -120,9 +149,11 @@ class StratumClient:
     """
 
     def __init__(self, url: str | Sequence[tuple[str, str, str]], user: str = "", password: str = "x", *,
-                 on_job: Callback, on_event: Callback | None = None, agent: str = "sgm/0.1",
+                 on_job: Callback, on_job_update: Callback | None = None,
+                 on_event: Callback | None = None, agent: str = "sgm/0.1",
                  failover: Sequence[tuple[str, str, str]] = (), connect_timeout: float = 10.0,
-                 submit_timeout: float = 10.0, idle_timeout: float = 300.0,
+                 submit_timeout: float = 10.0, answer_timeout: float = 120.0,
+                 idle_timeout: float = 300.0,
                  handshake_timeout: float = 30.0,
                  backoff_initial: float = 1.0, backoff_max: float = 30.0, retries_per_pool: int = 2,
                  failback_interval: float = 60.0, version_rolling: bool = True,
@@ -135,10 +166,12 @@ class StratumClient:
             raise ValueError("no pool given")
         self.pools: list[PoolEndpoint] = [parse_pool_url(u, us, pw) for (u, us, pw) in entries]
         self.on_job = on_job
+        self.on_job_update = on_job_update
         self.on_event = on_event
         self.agent = agent
         self.connect_timeout = connect_timeout
-        self.submit_timeout = submit_timeout
+        self.submit_timeout = submit_timeout          # then a warning: the pool is slow
+        self.answer_timeout = max(answer_timeout, submit_timeout)  # then: no answer
         self.idle_timeout = idle_timeout
         self.handshake_timeout = handshake_timeout  # connect -> first job, at most
         self.backoff_initial = backoff_initial
@@ -160,7 +193,7 @@ class StratumClient:
         self.stale = 0
         self.jobs_received = 0
         self._writer: asyncio.StreamWriter | None = None
-        self._futures: dict[int, asyncio.Future[tuple[bool, str | None]]] = {}
+        self._futures: dict[int, asyncio.Future[Verdict]] = {}
         self._closing = False
         self._wake: asyncio.Event | None = None
         self._have_job: asyncio.Event | None = None
@@ -227,26 +260,39 @@ class StratumClient:
             delay = min(delay * 2, self.backoff_max)
         wake.clear()
 
-    async def submit(self, share: Share) -> tuple[bool, str | None]:
-        """Send a share and wait for the pool's verdict: (accepted, reason)."""
+    async def submit(self, share: Share) -> Verdict:
+        """Send a share and wait for the pool's verdict.
+
+        A pool slower than ``submit_timeout`` gets a warning and is waited for up to
+        ``answer_timeout``: a late answer still counts as the pool gave it.  With no answer
+        by then (or the connection lost first) the verdict is ``accepted=None``.
+        """
         proto, writer = self.protocol, self._writer
         if proto is None or writer is None or writer.is_closing():
-            return False, NOT_CONNECTED
+            return Verdict(False, NOT_CONNECTED, sent=False)
         if not proto.knows_share_job(share):
             self.stale += 1
-            return False, STALE_SESSION
+            return Verdict(False, STALE_SESSION, sent=False)
         req_id = proto.submit(share)
-        fut: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._futures[req_id] = fut
         try:
-            writer.write(proto.data_to_send())
-            await writer.drain()
-            return await asyncio.wait_for(asyncio.shield(fut), self.submit_timeout)
-        except asyncio.TimeoutError:  # (a subclass of OSError: catch it first)
-            log.warning("stratum: no answer to share %d within %.1fs", req_id, self.submit_timeout)
-            return False, "timeout"
-        except (ConnectionError, OSError):
-            return False, DISCONNECTED
+            try:
+                writer.write(proto.data_to_send())
+                await writer.drain()
+            except (ConnectionError, OSError):
+                return Verdict(False, DISCONNECTED, sent=False)
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), self.submit_timeout)
+            except asyncio.TimeoutError:
+                log.warning("stratum: no answer to share %d within %.1fs; still waiting",
+                            req_id, self.submit_timeout)
+            try:
+                return await asyncio.wait_for(fut, self.answer_timeout - self.submit_timeout)
+            except asyncio.TimeoutError:
+                log.warning("stratum: share %d never answered (%.0fs)", req_id, self.answer_timeout)
+                proto.forget(req_id)
+                return Verdict(None, NO_ANSWER)
         finally:
             self._futures.pop(req_id, None)
 
@@ -352,8 +398,8 @@ class StratumClient:
                 probe.cancel()
             self.protocol, self._writer = None, None
             for fut in self._futures.values():
-                if not fut.done():
-                    fut.set_result((False, DISCONNECTED))
+                if not fut.done():  # sent, and the connection ended before an answer
+                    fut.set_result(Verdict(None, f"{NO_ANSWER}: {DISCONNECTED}"))
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
@@ -377,24 +423,29 @@ class StratumClient:
                 await self._emit(self.on_job, job)
             elif isinstance(ev, DifficultyChanged):
                 # Pools differ on when a new difficulty applies (at once, or from the next
-                # job).  A higher one is applied to the current job at once: shares that
-                # meet it meet either rule.  A lower one waits for the next job.
+                # job).  A higher one is applied to the current work at once (the same
+                # work, a harder share target): shares that meet it meet either rule.  A
+                # lower one waits for the next job.
                 cur = self.current_job
-                if ev.job is not None and cur is not None and ev.job.job_id == cur.job_id \
-                        and ev.target < cur.target:
-                    job = replace(ev.job, clean_jobs=False)
-                    self.current_job = job
-                    await self._emit(self.on_job, job)
+                if cur is not None and ev.target < cur.target:
+                    self.current_job = replace(cur, target=ev.target)
+                    await self._emit(self.on_job_update, self.current_job)
+            elif isinstance(ev, VersionMaskChanged):
+                # BIP 310: the new mask applies at once, to the current job's remaining work
+                cur = self.current_job
+                if cur is not None and ev.mask != cur.version_mask:
+                    self.current_job = replace(cur, version_mask=ev.mask)
+                    await self._emit(self.on_job_update, self.current_job)
             elif isinstance(ev, SubmitResult):
                 if ev.accepted:
                     self.accepted += 1
                 else:
                     self.rejected += 1
-                    if ev.code == 21:
+                    if ev.code == STALE_CODE:
                         self.stale += 1
                 fut = self._futures.get(ev.id)
                 if fut is not None and not fut.done():
-                    fut.set_result((ev.accepted, ev.reason))
+                    fut.set_result(Verdict(ev.accepted, ev.reason, ev.code))
             elif isinstance(ev, Authorized) and not ev.ok:
                 outcome.auth_failed, outcome.reason, stop = True, f"not authorized: {ev.reason}", True
             elif isinstance(ev, ProtocolError) and ev.fatal:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sgm.checks import HEX_RE, is_int, is_number
 from sgm.hashing import MAX_TARGET, difficulty_to_target, target_to_difficulty
 from sgm.jobs import MAX_EXTRANONCE2_SIZE, Job, JobError, Share
 from sgm.stratum.messages import (
@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 #: BIP 310's customary general-purpose mask (bits 13..28).
 DEFAULT_VERSION_MASK = 0x1FFFE000
-_HEX_RE = re.compile(r"\A[0-9a-fA-F]*\Z")
 _MAX_EXTRANONCE1 = 64
+#: Requests awaiting an answer, at most: a pool that never answers cannot grow the session.
+MAX_PENDING_REQUESTS = 1024
 
 
 # ----------------------------------------------------------------------------- events
@@ -152,10 +153,6 @@ def _short(text: str | bytes | None, n: int = 200) -> str | None:
     return text[:n]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 # --------------------------------------------------------------------------- protocol
 class StratumProtocol:
     """Client side of one Stratum v1 session."""
@@ -198,7 +195,15 @@ class StratumProtocol:
         self._next_id += 1
         self._outbox.append(encode_request(msg_id, method, params))
         self._pending[msg_id] = _Pending(kind or method, share)
+        while len(self._pending) > MAX_PENDING_REQUESTS:  # oldest unanswered first
+            dropped = next(iter(self._pending))
+            log.debug("stratum: request %d never answered; forgotten", dropped)
+            del self._pending[dropped]
         return msg_id
+
+    def forget(self, msg_id: int) -> None:
+        """Stop waiting for the answer to request ``msg_id`` (a late one is then ignored)."""
+        self._pending.pop(msg_id, None)
 
     def data_to_send(self) -> bytes:
         """Everything queued for the pool since the last call, as bytes."""
@@ -314,7 +319,7 @@ class StratumProtocol:
         return [DifficultyChanged(difficulty, target, retargeted)]
 
     def _on_set_difficulty(self, req: Request) -> list[Any]:
-        if not req.params or not _is_number(req.params[0]):
+        if not req.params or not is_number(req.params[0]):
             raise StratumError(f"mining.set_difficulty: expected [number], got {req.params!r}")
         diff = req.params[0]
         if isinstance(diff, float) and not math.isfinite(diff):
@@ -327,7 +332,7 @@ class StratumProtocol:
 
     def _on_set_target(self, req: Request) -> list[Any]:
         if not req.params or not isinstance(req.params[0], str) or len(req.params[0]) != 64 \
-                or not _HEX_RE.match(req.params[0]):
+                or not HEX_RE.match(req.params[0]):
             raise StratumError(f"mining.set_target: expected [64 hex digits], got {req.params!r}")
         target = int(req.params[0], 16)
         if not 0 < target <= MAX_TARGET:
@@ -335,9 +340,9 @@ class StratumProtocol:
         return self._set_target(target_to_difficulty(target), target)
 
     def _parse_extranonce(self, en1: Any, en2_size: Any, what: str) -> tuple[bytes, int]:
-        if not isinstance(en1, str) or len(en1) % 2 or not _HEX_RE.match(en1) or len(en1) > 2 * _MAX_EXTRANONCE1:
+        if not isinstance(en1, str) or len(en1) % 2 or not HEX_RE.match(en1) or len(en1) > 2 * _MAX_EXTRANONCE1:
             raise StratumError(f"{what}: extranonce1 must be hex (<= {_MAX_EXTRANONCE1} bytes), got {en1!r}")
-        if not isinstance(en2_size, int) or isinstance(en2_size, bool) or not 0 <= en2_size <= MAX_EXTRANONCE2_SIZE:
+        if not is_int(en2_size) or not 0 <= en2_size <= MAX_EXTRANONCE2_SIZE:
             raise StratumError(f"{what}: extranonce2_size must be an int 0..{MAX_EXTRANONCE2_SIZE}, got {en2_size!r}")
         return bytes.fromhex(en1), en2_size
 
@@ -354,7 +359,7 @@ class StratumProtocol:
 
     def _on_set_version_mask(self, req: Request) -> list[Any]:
         if not req.params or not isinstance(req.params[0], str) or len(req.params[0]) != 8 \
-                or not _HEX_RE.match(req.params[0]):
+                or not HEX_RE.match(req.params[0]):
             raise StratumError(f"mining.set_version_mask: expected [8 hex digits], got {req.params!r}")
         mask = int(req.params[0], 16) & self.requested_mask if self.version_rolling else 0
         self.version_mask = mask
@@ -370,10 +375,10 @@ class StratumProtocol:
             raw = p[1]
             if isinstance(raw, str) and raw.isdigit():
                 raw = int(raw)
-            if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 65536:
+            if is_int(raw) and 0 < raw < 65536:
                 port = raw
         wait = 0.0
-        if len(p) > 2 and (_is_number(p[2]) or (isinstance(p[2], str) and p[2].isdigit())):
+        if len(p) > 2 and (is_number(p[2]) or (isinstance(p[2], str) and p[2].isdigit())):
             wait = min(max(float(p[2]), 0.0), 3600.0)
         log.info("stratum: pool asks to reconnect to %s:%s in %.0fs", host or "(same host)", port or "(same port)", wait)
         return [Reconnect(host, port, wait)]
@@ -447,7 +452,7 @@ class StratumProtocol:
         result = resp.result
         if resp.error is None and isinstance(result, dict) and result.get("version-rolling") is True:
             raw = result.get("version-rolling.mask")
-            if isinstance(raw, str) and len(raw) <= 8 and raw and _HEX_RE.match(raw):
+            if isinstance(raw, str) and len(raw) <= 8 and raw and HEX_RE.match(raw):
                 mask = int(raw, 16) & self.requested_mask
             else:
                 log.warning("stratum: version-rolling granted without a valid mask (%r); not rolling", raw)
