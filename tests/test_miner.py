@@ -430,3 +430,74 @@ def test_a_higher_difficulty_mid_job_applies_at_once_without_hashing_anything_tw
     assert miner.telemetry.total.duplicates_suppressed == 0
     assert pool.stats.rejected_total == 0 and summary["rejected"] == 0
     assert summary["accepted"] == pool.stats.accepted
+
+
+# ------------------------------------------------------------------ start, stop, counting
+def test_a_failed_start_stops_everything_it_started_and_restores_the_switch_interval(monkeypatch):
+    import socket
+
+    from sgm.devices.cpu import CpuDevice
+
+    before = sys.getswitchinterval()
+
+    def broken_start(self, scheduler):
+        raise RuntimeError("device cannot start")
+
+    monkeypatch.setattr(CpuDevice, "start", broken_start)
+    miner = Miner(MinerConfig(threads=1, local_jobs=None))
+    with pytest.raises(RuntimeError, match="device cannot start"):
+        miner.start()
+    assert not miner.running
+    assert not any(t.name == "sgm-net" and t.is_alive() for t in threading.enumerate())
+    port = miner.local_pool.port                  # the embedded pool was up: now it is closed
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    assert sys.getswitchinterval() == before
+
+
+def test_a_network_side_that_fails_to_start_is_reported_and_cleaned_up(monkeypatch):
+    from sgm import pool as pool_module
+
+    async def refuse(self):
+        raise OSError("address in use")
+
+    monkeypatch.setattr(pool_module.LocalPool, "start", refuse)
+    before = sys.getswitchinterval()
+    miner = Miner(MinerConfig(threads=1))
+    with pytest.raises(RuntimeError, match="network start failed: address in use"):
+        miner.start()
+    assert not any(t.name == "sgm-net" and t.is_alive() for t in threading.enumerate())
+    assert sys.getswitchinterval() == before
+
+
+def test_a_clean_stop_restores_the_process_switch_interval():
+    before = sys.getswitchinterval()
+    miner = Miner(MinerConfig(threads=1, local_jobs=None))
+    miner.start()
+    try:
+        assert sys.getswitchinterval() <= 0.0005
+    finally:
+        miner.stop()
+    assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("verdict,counted", [
+    (("accepted", True, None, None, True), "accepted"),
+    (("low", False, "Low difficulty share", 23, True), "rejected"),
+    (("stale by code", False, "Job not found", 21, True), "stale"),
+    (("stale by text", False, "Stale share", 20, True), "stale"),
+    (("never sent", False, "not connected", None, False), "stale"),
+    (("no answer", None, "no answer", None, True), "unanswered"),
+])
+def test_each_pool_verdict_is_counted_once_in_the_right_column(verdict, counted):
+    from sgm.jobs import Share
+    from sgm.stratum.client import Verdict
+
+    _, accepted, reason, code, sent = verdict
+    miner = Miner(MinerConfig(threads=1))
+    share = Share("j", "00", "00000000", "00000001", None, bytes(32), 1.0)
+    miner._count_verdict("cpu0", share, Verdict(accepted, reason, code, sent))
+    snap = miner.telemetry.snapshot()
+    got = {"accepted": snap["accepted"], "rejected": snap["rejected"], "stale": snap["stale"],
+           "unanswered": miner.unanswered}
+    assert got == {k: int(k == counted) for k in got}
