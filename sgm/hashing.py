@@ -18,6 +18,8 @@ from decimal import Decimal
 from fractions import Fraction
 from numbers import Rational
 
+from sgm.checks import is_int
+
 __all__ = [
     "DIFF1", "MAX_TARGET", "sha256d", "nbits_to_target", "target_to_nbits",
     "difficulty_to_target", "target_to_difficulty", "hash_to_int", "hash_difficulty",
@@ -46,7 +48,7 @@ def nbits_to_target(bits: int) -> int:
     Raises ValueError for a value outside u32, a negative encoding (sign bit 0x00800000
     set) or a target that does not fit in 256 bits.
     """
-    if isinstance(bits, bool) or not isinstance(bits, int):
+    if not is_int(bits):
         raise ValueError(f"nbits must be an int, got {type(bits).__name__}")
     if not 0 <= bits <= 0xFFFFFFFF:
         raise ValueError(f"nbits {bits:#x} is not a 32-bit value")
@@ -118,7 +120,7 @@ def difficulty_to_target(diff: float | int | Fraction | Decimal | str) -> int:
 
 def target_to_difficulty(target: int) -> float:
     """Pool difficulty of a target: ``DIFF1 / target`` (float)."""
-    if isinstance(target, bool) or not isinstance(target, int):
+    if not is_int(target):
         raise ValueError(f"target must be an int, got {type(target).__name__}")
     if not 0 < target <= MAX_TARGET:
         raise ValueError("target must be in 1 .. 2^256-1")
@@ -142,7 +144,7 @@ def hash_difficulty(hash32: bytes) -> float:
 
 def bits_to_target(leading_zero_bits: int) -> int:
     """Target whose hits have at least ``leading_zero_bits`` leading zero bits: 2^(256-n)-1."""
-    if isinstance(leading_zero_bits, bool) or not isinstance(leading_zero_bits, int):
+    if not is_int(leading_zero_bits):
         raise ValueError("leading zero bits must be an int")
     if not 0 <= leading_zero_bits <= 255:
         raise ValueError(f"leading zero bits must be 0..255, got {leading_zero_bits}")

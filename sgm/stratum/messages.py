@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sgm.checks import is_int
+
 __all__ = [
     "MAX_LINE_BYTES", "StratumError", "Request", "Response", "decode_line", "encode_request",
     "encode_response", "make_error", "parse_error", "ERROR_CODES",
@@ -41,7 +43,7 @@ MessageId = int | str | None
 def _check_id(value: Any) -> MessageId:
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         return value
     raise StratumError(f"message id must be an int, a string or null, got {type(value).__name__}")
 
@@ -171,14 +173,14 @@ def parse_error(error: Any) -> tuple[int | None, str] | None:
     if error is None or error is False:
         return None
     if isinstance(error, (list, tuple)):
-        code = error[0] if error and isinstance(error[0], int) and not isinstance(error[0], bool) else None
+        code = error[0] if error and is_int(error[0]) else None
         msg = next((str(x) for x in error[1:2] if x is not None), None)
         if msg is None:
             msg = ERROR_CODES.get(code, "error") if code is not None else json.dumps(list(error))
         return code, msg
     if isinstance(error, dict):
         code = error.get("code")
-        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        code = code if is_int(code) else None
         msg = error.get("message") or error.get("msg") or (ERROR_CODES.get(code) if code is not None else None)
         return code, str(msg) if msg is not None else json.dumps(error)
     if isinstance(error, bool):
