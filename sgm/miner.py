@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from sgm.devices.cpu import CpuDevice
 from sgm.jobs import Share
 from sgm.pool import LocalPool
 from sgm.scheduler import DEFAULT_BATCH_TIME, Scheduler
+from sgm.solo.client import SoloClient, SoloConfig, SoloError, SoloEvent
 from sgm.stratum.client import NOT_CONNECTED, StratumClient, Verdict, parse_pool_url
 from sgm.stratum.protocol import (
     Authorized, Connected, DifficultyChanged, Disconnected, ProtocolError, ServerMessage,
@@ -64,6 +66,10 @@ class MinerConfig:
     local_job_interval: float = 15.0           # embedded pool: seconds per job
     local_clean_jobs: bool = True
     version_rolling: bool = True
+    suggest_difficulty: float | None = None    # pools: mining.suggest_difficulty
+    ssl_cafile: str | None = None              # private CA for stratum+ssl:// (and an https node)
+    ssl_verify: bool = True                    # False: no certificate checks
+    solo: SoloConfig | None = None             # solo mining against a node (no pools then)
 
     def validate(self) -> None:
         """Raise ValueError with a clear message for any bad setting."""
@@ -85,6 +91,28 @@ class MinerConfig:
             raise ValueError(f"duration must be > 0, got {self.local_job_interval}")
         for p in self.pools:
             parse_pool_url(p.url, p.user, p.password)  # raises ValueError on a bad URL
+        if self.suggest_difficulty is not None and not 0 < self.suggest_difficulty < float("inf"):
+            raise ValueError(f"suggested difficulty must be a positive number, got "
+                             f"{self.suggest_difficulty}")
+        if self.ssl_cafile is not None and not self.ssl_verify:
+            raise ValueError("a private CA (--cert) and no certificate checks (--no-verify) "
+                             "contradict each other")
+        if self.solo is not None:
+            if self.pools:
+                raise ValueError("solo mining takes the node's URL, not pools")
+            self.solo.validate()
+
+
+def tls_context(cafile: str | None, verify: bool) -> ssl.SSLContext | None:
+    """The TLS context for a private CA or for no certificate checks (None: defaults)."""
+    if cafile is not None:
+        return ssl.create_default_context(cafile=cafile)
+    if not verify:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return None
 
 
 class Miner:
@@ -99,6 +127,7 @@ class Miner:
         self.devices: list[Device] = []
         self.local_pool: LocalPool | None = None
         self.client: StratumClient | None = None
+        self.solo: SoloClient | None = None     # the work source in solo mode
         self.finished = threading.Event()     # the embedded pool issued all its jobs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._net_thread: threading.Thread | None = None
@@ -237,6 +266,9 @@ class Miner:
     async def _net(self) -> None:
         self._stop_net = asyncio.Event()
         cfg = self.config
+        if cfg.solo is not None:
+            await self._net_solo(cfg.solo)
+            return
         if cfg.pools:
             entries = [(p.url, p.user, p.password) for p in cfg.pools]
         else:
@@ -253,7 +285,10 @@ class Miner:
         self.client = StratumClient(entries, on_job=self.scheduler.set_job,
                                     on_job_update=self.scheduler.update_job,
                                     on_event=self._on_pool_event,
-                                    version_rolling=cfg.version_rolling)
+                                    version_rolling=cfg.version_rolling,
+                                    suggest_difficulty=cfg.suggest_difficulty,
+                                    ssl_verify=cfg.ssl_verify,
+                                    ssl_context=tls_context(cfg.ssl_cafile, cfg.ssl_verify))
         client_task = asyncio.create_task(self.client.run())
         self._net_ready.set()
         try:
@@ -264,6 +299,36 @@ class Miner:
             await asyncio.gather(client_task, return_exceptions=True)
             if self.local_pool is not None:
                 await self.local_pool.stop()
+
+    async def _net_solo(self, solo_cfg: SoloConfig) -> None:
+        """Solo mode: a node's templates instead of a pool's jobs (start() fails with the
+        reason when the node, the credentials or the address are not right)."""
+        assert self._stop_net is not None
+        try:
+            self.solo = SoloClient(solo_cfg, on_job=self.scheduler.set_job,
+                                   on_event=self._on_solo_event,
+                                   ssl_context=tls_context(self.config.ssl_cafile,
+                                                           self.config.ssl_verify))
+            await self.solo.start()
+        except (SoloError, ValueError, OSError) as exc:
+            self._net_error = exc
+            return
+        task = asyncio.create_task(self.solo.run())
+        self._net_ready.set()
+        try:
+            await self._stop_net.wait()
+        finally:
+            await self.solo.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _on_solo_event(self, ev: SoloEvent) -> None:
+        """Solo happenings: pause the devices when the node is gone or a block was found
+        for the current work; show the message."""
+        if ev.pause:
+            self.scheduler.clear_jobs()
+        if ev.level != "DEBUG" and (self._running or ev.kind != "lost"):
+            self.telemetry.log(ev.level, f"solo: {ev.message}")
 
     def _on_pool_event(self, ev: object) -> None:
         """Pool-side happenings worth showing to the user, as telemetry log events."""
@@ -295,7 +360,8 @@ class Miner:
                 self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
                 log.info("%s: share %s not submitted: the miner is stopping", device, share.nonce)
                 return
-        loop, client = self._loop, self.client
+        loop = self._loop
+        client: StratumClient | SoloClient | None = self.solo or self.client
         if loop is None or client is None or loop.is_closed():
             self._submit_slots.release()
             self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
@@ -368,6 +434,8 @@ class Miner:
             "rejected_reasons": snap["rejected_reasons"],
             "stale": int(snap["stale"]),
             "unanswered": self.unanswered,
+            "blocks_found": self.solo.blocks_found if self.solo else 0,
+            "blocks_accepted": self.solo.blocks_accepted if self.solo else 0,
             "hw_errors": int(snap["hw_errors"]),
             "best_share_diff": float(snap["best_share_diff"]),
             "rates": snap["rates"],
