@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -28,6 +29,8 @@ LIVE_STATUS_INTERVAL = 1.0   # the live status line on a terminal
 CONFIG_KEYS = {
     "pools", "threads", "devices", "impl", "batch-time", "time-limit", "summary-json",
     "quiet", "verbose", "jobs", "difficulty", "duration", "no-version-rolling",
+    # solo mining and pool options
+    "solo", "coinbase-addr", "rpc-cookie", "suggest-diff", "cert", "no-verify",
 }
 
 
@@ -45,8 +48,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="pool user (wallet.worker), one per -o")
     g.add_argument("-p", "--pass", dest="password", action="append", default=[], metavar="PASS",
                    help="pool password, one per -o")
-    g.add_argument("--solo", action="store_true", help="solo mining against a node (getblocktemplate; not in this build yet)")
-    g.add_argument("--coinbase-addr", metavar="ADDRESS", help="payout address for --solo")
+    g.add_argument("--solo", action="store_true",
+                   help="solo mining against a node: -o http://USER:PASS@HOST:PORT "
+                   "(getblocktemplate / submitblock)")
+    g.add_argument("--coinbase-addr", metavar="ADDRESS",
+                   help="--solo: the address the block reward goes to (bech32, bech32m or "
+                   "base58; checked against the node's chain)")
+    g.add_argument("--rpc-cookie", metavar="PATH",
+                   help="--solo: the node's cookie file (e.g. ~/.bitcoin/.cookie) instead of "
+                   "USER:PASS")
+    g.add_argument("--suggest-diff", type=_positive_float, default=None, metavar="D",
+                   help="ask the pool for share difficulty D (mining.suggest_difficulty; "
+                   "fractions allowed)")
+    g.add_argument("--cert", metavar="FILE",
+                   help="private CA certificate (PEM) to check a stratum+ssl:// pool "
+                   "(or an https:// node) against")
+    g.add_argument("--no-verify", action="store_true", default=None,
+                   help="do not check TLS certificates (insecure)")
     g.add_argument("--no-version-rolling", action="store_true",
                    help="do not ask the pool for BIP 310 version rolling")
     d = p.add_argument_group("embedded pool (no -o)")
@@ -118,14 +136,20 @@ def build_config(args: argparse.Namespace):
         value = _typed(file_cfg, key, kind, where)
         return default if value is None else value
 
-    if args.solo:
-        raise UsageError("--solo (getblocktemplate) is not supported by this build yet; "
-                         "mine a Stratum pool with -o or the embedded pool")
-    if args.coinbase_addr:
-        raise UsageError("--coinbase-addr only applies to --solo")
+    solo = bool(args.solo) or bool(_typed(file_cfg, "solo", bool, where))
+    if not solo:
+        for flag, value in (("--coinbase-addr", args.coinbase_addr),
+                            ("--rpc-cookie", args.rpc_cookie)):
+            if value is not None:
+                raise UsageError(f"{flag} only applies to --solo")
+    tls, warnings = _tls_options(args, file_cfg, where)
 
     pools: list[PoolConfig] = []
-    if args.url:
+    solo_cfg = _solo_config(args, file_cfg, where) if solo else None
+    if solo_cfg is not None:
+        if tls["suggest_difficulty"] is not None:
+            raise UsageError("--suggest-diff is a pool option; it does not apply to --solo")
+    elif args.url:
         if len(args.user) > len(args.url) or len(args.password) > len(args.url):
             raise UsageError("more -u/-p than -o: give one -u and -p per pool URL")
         for i, url in enumerate(args.url):
@@ -172,7 +196,14 @@ def build_config(args: argparse.Namespace):
         impl=pick(args.impl, "impl", str, None), batch_time=float(batch_time),
         local_jobs=jobs, local_difficulty_bits=bits, local_job_interval=float(duration),
         version_rolling=not (args.no_version_rolling or bool(file_cfg.get("no-version-rolling"))),
+        solo=solo_cfg, **tls,
     )
+    uses_tls = any(p.url.strip().lower().startswith(("stratum+ssl", "stratum+tcps", "stratum+tls",
+                                                      "ssl:", "tls:")) for p in pools) or \
+        (solo_cfg is not None and solo_cfg.url.strip().lower().startswith("https:"))
+    if (tls["ssl_cafile"] is not None or not tls["ssl_verify"]) and not uses_tls:
+        warnings.append("--cert/--no-verify have no effect: no stratum+ssl:// pool "
+                        "(or https:// node) is used")
     try:
         cfg.validate()
     except ValueError as exc:
@@ -182,8 +213,85 @@ def build_config(args: argparse.Namespace):
         "summary_json": pick(args.summary_json, "summary-json", str, None),
         "quiet": bool(pick(args.quiet, "quiet", bool, False)),
         "verbose": bool(pick(args.verbose, "verbose", bool, False)),
+        "warnings": warnings,
     }
     return cfg, extras
+
+
+def _tls_options(args: argparse.Namespace, file_cfg: dict[str, Any],
+                 where: str) -> tuple[dict[str, Any], list[str]]:
+    """--suggest-diff, --cert, --no-verify (flags over config keys), checked."""
+    warnings: list[str] = []
+    suggest = args.suggest_diff
+    if suggest is None:
+        suggest = _typed(file_cfg, "suggest-diff", (int, float), where)
+        if suggest is not None:
+            try:
+                suggest = float(suggest)
+            except OverflowError:
+                suggest = math.inf
+            if not suggest > 0 or not math.isfinite(suggest):
+                raise UsageError(f"{where}: suggest-diff must be a positive number, got {suggest}")
+    cafile = args.cert if args.cert is not None else _typed(file_cfg, "cert", str, where)
+    no_verify = bool(args.no_verify) or bool(_typed(file_cfg, "no-verify", bool, where))
+    if cafile is not None:
+        if no_verify:
+            raise UsageError("--cert and --no-verify contradict each other: give one of them")
+        try:
+            ssl.create_default_context(cafile=cafile)
+        except FileNotFoundError:
+            raise UsageError(f"--cert {cafile}: no such file") from None
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise UsageError(f"--cert {cafile}: not a usable CA certificate (PEM): "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+    if no_verify:
+        warnings.append("--no-verify: TLS certificates are not checked; anyone on the path "
+                        "can impersonate the pool")
+    return ({"suggest_difficulty": float(suggest) if suggest is not None else None,
+             "ssl_cafile": cafile, "ssl_verify": not no_verify}, warnings)
+
+
+def _solo_config(args: argparse.Namespace, file_cfg: dict[str, Any], where: str):
+    """The node, its credentials and the payout address for --solo."""
+    from sgm.solo.client import SoloConfig
+
+    user: str | None = None
+    password: str | None = None
+    if args.url:
+        if len(args.url) != 1:
+            raise UsageError("--solo mines one node: give a single -o http://HOST:PORT")
+        url = args.url[0]
+        if len(args.user) > 1 or len(args.password) > 1:
+            raise UsageError("--solo: give at most one -u and one -p")
+        user = args.user[0] if args.user else None
+        password = args.password[0] if args.password else None
+    else:
+        if args.user or args.password:
+            raise UsageError("-u/-p given without -o: name the node's URL with -o")
+        raw_pools = _typed(file_cfg, "pools", list, where) or []
+        if len(raw_pools) != 1 or not isinstance(raw_pools[0], dict) \
+                or not isinstance(raw_pools[0].get("url"), str):
+            raise UsageError("--solo needs the node's URL: -o http://USER:PASS@HOST:PORT "
+                             "(or one entry in the config file's pools)")
+        entry = raw_pools[0]
+        url = entry["url"]
+        user = entry.get("user")
+        password = entry.get("pass", entry.get("password"))
+        if not isinstance(user, (str, type(None))) or not isinstance(password, (str, type(None))):
+            raise UsageError(f"{where}: pools[0] user/pass must be strings")
+    address = args.coinbase_addr if args.coinbase_addr is not None else \
+        _typed(file_cfg, "coinbase-addr", str, where)
+    if not address:
+        raise UsageError("--solo needs --coinbase-addr ADDRESS (where the block reward goes)")
+    cookie = args.rpc_cookie if args.rpc_cookie is not None else \
+        _typed(file_cfg, "rpc-cookie", str, where)
+    cfg = SoloConfig(url=url, address=address, user=user, password=password,
+                     cookie_file=cookie)
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise UsageError(f"--solo: {exc}") from None
+    return cfg
 
 
 # --------------------------------------------------------------------------- output
@@ -274,7 +382,7 @@ def _isatty(out: TextIO) -> bool:
         return False
 
 
-def _print_final(out: TextIO, summary: dict[str, Any]) -> None:
+def _print_final(out: TextIO, summary: dict[str, Any], solo: bool = False) -> None:
     s = summary
     lines = [
         "",
@@ -283,6 +391,7 @@ def _print_final(out: TextIO, summary: dict[str, Any]) -> None:
         f"average {_fmt_rate(s['hashrate'])}",
         f"shares: accepted {s['accepted']}  rejected {s['rejected']}  stale {s['stale']}  "
         f"hw errors {s['hw_errors']}  best share diff {s['best_share_diff']:.4g}",
+        *([f"blocks: found {s['blocks_found']}  accepted {s['blocks_accepted']}"] if solo else []),
         f"{'device':8s} {'impl':8s} {'hashrate':>12s} {'accepted':>8s} {'hw err':>6s} "
         f"{'err rate':>8s} {'latency':>9s} {'batch':>10s} {'util':>5s}",
     ]
@@ -311,8 +420,12 @@ def cmd_mine(argv: Sequence[str]) -> int:
 
     out = sys.stdout
     printer = Printer(out, extras["quiet"])
+    for warning in extras["warnings"]:
+        print(f"sgm: warning: {warning}", file=sys.stderr)
     miner = Miner(cfg)
-    if cfg.pools:
+    if cfg.solo is not None:
+        printer.line(f"solo: node {cfg.solo.endpoint()}, reward to {cfg.solo.address}")
+    elif cfg.pools:
         printer.line("pools: " + ", ".join(f"{p.url} ({p.user or '-'})" for p in cfg.pools))
     else:
         printer.line(f"embedded local pool: {cfg.local_jobs} job(s) x {cfg.local_job_interval:g} s, "
@@ -375,7 +488,7 @@ def cmd_mine(argv: Sequence[str]) -> int:
         for s, handler in old.items():
             signal.signal(s, handler)
     summary = miner.summary()
-    _print_final(out, summary)
+    _print_final(out, summary, solo=cfg.solo is not None)
     if extras["summary_json"]:
         try:
             Path(extras["summary_json"]).write_text(json.dumps(summary, indent=2) + "\n")
