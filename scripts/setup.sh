@@ -24,4 +24,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26"
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
+# the Bitcoin SV node the solo-mining tests mine against (into .tools/, ignored by git)
+bash scripts/install-test-node.sh
 echo "setup: ready ($(.venv/bin/python -c 'import sgm._native as n; print("kernels:", ", ".join(n.available_implementations()))'))" >&2
