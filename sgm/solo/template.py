@@ -140,9 +140,10 @@ def _parse_tx(entry: Any, i: int) -> TemplateTx:
         if given != txid:
             raise TemplateError(f"getblocktemplate: {where}.txid does not match its data")
     if entry.get("hash") is not None:
+        # Bitcoin Core: the wtxid; btcd: the txid (it has no "txid" field)
         given = _hex(entry["hash"], f"{where}.hash", 64)[::-1]
-        if given != wtxid:
-            raise TemplateError(f"getblocktemplate: {where}.hash (wtxid) does not match its data")
+        if given not in (wtxid, txid):
+            raise TemplateError(f"getblocktemplate: {where}.hash does not match its data")
     return TemplateTx(data, tx, txid, wtxid)
 
 
