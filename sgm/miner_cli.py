@@ -17,10 +17,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from sgm.cli import UsageError, _positive_float, _positive_int
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
+
+if TYPE_CHECKING:
+    from sgm.solo.client import SoloConfig
 
 log = logging.getLogger("sgm")
 
@@ -251,7 +254,7 @@ def _tls_options(args: argparse.Namespace, file_cfg: dict[str, Any],
              "ssl_cafile": cafile, "ssl_verify": not no_verify}, warnings)
 
 
-def _solo_config(args: argparse.Namespace, file_cfg: dict[str, Any], where: str):
+def _solo_config(args: argparse.Namespace, file_cfg: dict[str, Any], where: str) -> SoloConfig:
     """The node, its credentials and the payout address for --solo."""
     from sgm.solo.client import SoloConfig
 

@@ -248,7 +248,8 @@ class RpcClient:
         return status, reason, payload
 
     async def _read_to_eof(self, reader: asyncio.StreamReader) -> bytes:
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             chunk = await reader.read(1 << 16)
             if not chunk:
@@ -260,7 +261,8 @@ class RpcClient:
             chunks.append(chunk)
 
     async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             line = await reader.readline()
             try:
