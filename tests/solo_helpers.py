@@ -64,6 +64,7 @@ class FakeNode:
         self.slow_s = 5.0
         self.errors: dict[str, tuple[int, str]] = {}
         self.submit_answer: Any = None
+        self.refuse_rules = False       # an old node: getblocktemplate({"rules": …}) is an error
         self.advance_on_block = True
         self.submitted: list[str] = []
         self.calls: list[tuple[str, list]] = []
@@ -142,6 +143,8 @@ class FakeNode:
             return self.template["previousblockhash"]
         if method == "getblocktemplate":
             req = params[0] if params and isinstance(params[0], dict) else {}
+            if self.refuse_rules and "rules" in req:
+                raise _RpcErr(-8, "Invalid parameter: unknown key rules")
             lpid = req.get("longpollid")
             with self._cond:
                 if lpid is not None and lpid == self.template.get("longpollid"):

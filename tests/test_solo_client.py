@@ -216,6 +216,20 @@ def test_wrong_network_and_segwit_on_a_chain_without_it_are_refused(node):
     assert "segwit address" in message and "base58" in message
 
 
+def test_a_node_that_refuses_the_rules_parameter_is_asked_plainly(node):
+    node.refuse_rules = True
+
+    async def main():
+        client, jobs, events = _collect(node)
+        await client.start()
+        await client.close()
+        assert len(jobs) == 1
+        gbt = [p for m, p in node.calls if m == "getblocktemplate"]
+        assert gbt[0] == [{"rules": ["segwit"]}] and gbt[-1] == [{}]
+
+    run(main())
+
+
 # ------------------------------------------------------------------- new work arrives
 def _collect(node: FakeNode, **kw):
     jobs: list = []

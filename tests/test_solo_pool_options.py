@@ -222,6 +222,8 @@ def test_no_suggest_diff_sends_none(pool):
         miner.stop()
         proxy.stop()
     assert not any(m.get("method") == "mining.suggest_difficulty" for m in proxy.lines())
+    summary = miner.summary()          # the solo counters are there in pool mode too
+    assert summary["blocks_found"] == 0 and summary["blocks_accepted"] == 0
 
 
 # ------------------------------------------------------------------------------ TLS

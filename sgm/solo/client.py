@@ -53,6 +53,8 @@ NOT_READY_CODES = {-9: "the node has no peers", -10: "the node is still syncing"
 MAX_WORKS = 32
 #: Times submitblock is retried when the connection fails (a found block is worth it).
 SUBMIT_RETRIES = 3
+#: Each start-up call waits at most this long (the Miner gives the whole start 30 s).
+START_CALL_TIMEOUT = 12.0
 
 
 class SoloError(RuntimeError):
@@ -160,7 +162,7 @@ class SoloClient:
         """Check the node and the address; hand the first job to ``on_job``."""
         ep = self.endpoint
         try:
-            info = await self.rpc.call("getblockchaininfo")
+            info = await self.rpc.call("getblockchaininfo", timeout=START_CALL_TIMEOUT)
             if not isinstance(info, dict) or not isinstance(info.get("chain"), str):
                 raise SoloError(f"node at {ep}: getblockchaininfo gave no 'chain'")
             self.chain = info["chain"]
@@ -201,7 +203,7 @@ class SoloClient:
         self._fetch_seq += 1
         seq = self._fetch_seq
         params = dict(self._gbt_params)
-        timeout = None
+        timeout = START_CALL_TIMEOUT if startup else None
         if longpollid is not None:
             params["longpollid"] = longpollid
             timeout = self.config.longpoll_timeout
@@ -213,7 +215,7 @@ class SoloClient:
                     and "segwit" not in exc.message.lower():
                 log.info("solo: node refused %s (%s); asking without rules", GBT_RULES, exc)
                 self._gbt_params = {}
-                return await self._fetch_template(startup=False)
+                return await self._fetch_template()
             raise
         tmpl = await asyncio.to_thread(parse_template, raw)   # parses every transaction
         self.templates += 1
@@ -375,13 +377,13 @@ class SoloClient:
         height = work.template.height
         block_hash = share.hash_hex
         await self._emit(SoloEvent("block_found", f"BLOCK FOUND at height {height}: "
-                                   f"{block_hash}; submitting", level="WARNING", pause=True,
+                                   f"{block_hash}; submitting", pause=True,
                                    data={"hash": block_hash, "height": height}))
         accepted, reason = await self._submitblock(block_hex)
         if accepted:
             self.blocks_accepted += 1
             text = f"block {block_hash} at height {height} accepted by the node"
-            level = "WARNING"
+            level = "INFO"
         else:
             self._solved.discard(prev)
             self._bad_jobs.add(share.job_id)
