@@ -286,15 +286,20 @@ def test_a_new_tip_becomes_a_clean_job_and_new_transactions_a_non_clean_one(node
     run(main())
 
 
-def test_the_node_going_away_pauses_once_and_coming_back_gives_a_clean_job(node):
-    node.template.pop("longpollid")
+@pytest.mark.parametrize("longpoll", [False, True])
+def test_the_node_going_away_pauses_once_and_coming_back_gives_a_clean_job(node, longpoll):
+    if not longpoll:
+        node.template.pop("longpollid")
 
     async def main():
         client, jobs, events = _collect(node)
         await client.start()
         task = asyncio.create_task(client.run())
         try:
+            if longpoll:
+                assert await _wait(lambda: node.longpolls >= 1)
             node.mode = "close"
+            node.cut_longpolls()
             assert await _wait(lambda: any(e.kind == "lost" for e in events))
             lost = [e for e in events if e.kind == "lost"]
             assert lost[0].pause and lost[0].level == "WARNING"
@@ -307,11 +312,12 @@ def test_the_node_going_away_pauses_once_and_coming_back_gives_a_clean_job(node)
             node.template.pop("bits")
             await asyncio.sleep(0.5)
             assert len(jobs) == 1
-            node.template = load_template()
-            node.template.pop("longpollid")
+            node.template = load_template()         # the same tip as before the outage
+            if not longpoll:
+                node.template.pop("longpollid")
             assert await _wait(lambda: any(e.kind == "back" for e in events))
             assert await _wait(lambda: len(jobs) == 2)
-            assert jobs[1].clean_jobs
+            assert jobs[1].clean_jobs and jobs[1].prevhash == jobs[0].prevhash
         finally:
             await client.close()
             task.cancel()

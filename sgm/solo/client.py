@@ -48,7 +48,8 @@ Callback = Callable[..., Any] | Callable[..., Awaitable[Any]]
 #: What sgm asks getblocktemplate for (Bitcoin Core refuses a call without the segwit rule).
 GBT_RULES = {"rules": ["segwit"]}
 #: RPC error codes of a node that is not ready to give templates (not connected, syncing).
-NOT_READY_CODES = {-9: "the node has no peers", -10: "the node is still syncing"}
+NOT_READY_CODES = {-9: "the node has no peers", -10: "the node is still syncing",
+                   -28: "the node is still starting"}
 #: Jobs whose shares are still wanted (non-clean updates keep older ones valid).
 MAX_WORKS = 32
 #: Times submitblock is retried when the connection fails (a found block is worth it).
@@ -266,7 +267,9 @@ class SoloClient:
         delay = self.config.backoff_initial
         while not self._closing:
             try:
-                if self._use_longpoll():
+                if self.current is None or self._outage:
+                    await self._refetch()          # after an outage: work at once
+                elif self._use_longpoll():
                     await self._longpoll_once()
                 else:
                     await self._poll_once()
@@ -315,6 +318,11 @@ class SoloClient:
         self._last_refresh = time.monotonic()
         if self.jobs_sent == jobs_before and time.monotonic() - started < 1.0:
             await self._sleep(1.0)   # a node that answers long polls at once: no busy loop
+
+    async def _refetch(self) -> None:
+        seq, tmpl = await self._fetch_template()
+        self._last_refresh = time.monotonic()
+        await self._offer(seq, tmpl)
 
     async def _poll_once(self) -> None:
         await self._sleep(self.config.poll_interval)
