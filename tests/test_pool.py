@@ -295,7 +295,8 @@ def test_submit_error_codes(pool):
         assert res["result"] is False and res["error"][0] == code, params
     stats = pool.stats
     assert stats.accepted == 0
-    assert stats.rejected == {"not subscribed": 1, "unauthorized": 2, "malformed": 7, "job not found": 1}
+    assert stats.rejected == {"not subscribed": 1, "unauthorized": 2, "malformed": 6, "job not found": 1,
+                              "invalid version bits": 1}
     c.close()
 
 
