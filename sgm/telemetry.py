@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterator, Mapping, Union
 
 __all__ = [
     "WINDOWS", "DecayingRate", "DeviceStats", "Event", "JobEvent", "ShareEvent",
-    "DeviceEvent", "StatusEvent", "LogEvent", "AnyEvent", "Subscription", "EventBus",
-    "BusLogHandler", "Telemetry", "event_to_dict",
+    "DeviceEvent", "LogEvent", "AnyEvent", "Subscription", "EventBus", "Telemetry",
+    "event_to_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,6 @@ class DeviceStats:
     name: str
     kind: str = "cpu"           # "cpu" / "opencl" / "total" / "unknown"
     impl: str = ""
-    lanes: int = 1              # parallel workers; utilisation is divided by it
     enabled: bool = True
     clock: Clock = field(default=time.monotonic, repr=False)
     hashes: int = 0
@@ -172,8 +171,6 @@ class DeviceStats:
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
-            raise ValueError(f"lanes must be an int >= 1, got {self.lanes!r}")
         now = self.clock()
         self.started = now
         self._rate = DecayingRate(now, clock=self.clock)
@@ -233,10 +230,6 @@ class DeviceStats:
         with self._lock:
             self.enabled = bool(enabled)
 
-    def set_impl(self, impl: str) -> None:
-        with self._lock:
-            self.impl = impl
-
     # reading ----------------------------------------------------------------
 
     def rates(self, now: float | None = None) -> dict[str, float]:
@@ -244,10 +237,10 @@ class DeviceStats:
             return self._rate.rates(now)
 
     def utilisation(self, now: float | None = None) -> float:
-        """Fraction of wall time spent hashing (per lane) over the last ~10 s, in [0, 1]."""
+        """Fraction of wall time spent hashing over the last ~10 s, in [0, 1]."""
         with self._lock:
             busy = self._busy.rates(now)["u"]
-        return min(1.0, max(0.0, busy / self.lanes))
+        return min(1.0, max(0.0, busy))
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         """JSON-ready view."""
@@ -261,7 +254,6 @@ class DeviceStats:
                 "kind": self.kind,
                 "impl": self.impl,
                 "enabled": self.enabled,
-                "lanes": self.lanes,
                 "hashes": self.hashes,
                 "hashrate": rates["5s"],
                 "hashrate_avg": self._rate.average(t),
@@ -278,7 +270,7 @@ class DeviceStats:
                 "batch_size": self.batch_size,
                 "latency_ms": self.latency_ewma_ms,
                 "latency_last_ms": self.latency_last_ms,
-                "utilisation": min(1.0, max(0.0, busy / self.lanes)),
+                "utilisation": min(1.0, max(0.0, busy)),
                 "elapsed_s": t - self.started,
             }
 
@@ -323,19 +315,13 @@ class DeviceEvent(Event):
 
 
 @dataclass(frozen=True)
-class StatusEvent(Event):
-    snapshot: dict[str, Any]
-    ts: float = field(default_factory=time.time)
-
-
-@dataclass(frozen=True)
 class LogEvent(Event):
     level: str          # "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"
     message: str
     ts: float = field(default_factory=time.time)
 
 
-AnyEvent = Union[JobEvent, ShareEvent, DeviceEvent, StatusEvent, LogEvent]
+AnyEvent = Union[JobEvent, ShareEvent, DeviceEvent, LogEvent]
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -507,26 +493,6 @@ class EventBus:
         return len(self._subs)
 
 
-class BusLogHandler(logging.Handler):
-    """A logging handler that republishes records as :class:`LogEvent`."""
-
-    def __init__(self, bus: EventBus, level: int = logging.INFO) -> None:
-        super().__init__(level)
-        self.bus = bus
-        self._local = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(self._local, "busy", False):
-            return  # a subscriber logging from inside publish: do not loop
-        self._local.busy = True
-        try:
-            self.bus.publish(LogEvent(record.levelname, self.format(record), record.created))
-        except Exception:
-            self.handleError(record)
-        finally:
-            self._local.busy = False
-
-
 # --------------------------------------------------------------------------- facade
 
 
@@ -543,22 +509,20 @@ class Telemetry:
 
     # devices ------------------------------------------------------------------
 
-    def register_device(self, name: str, kind: str = "cpu", impl: str = "", lanes: int = 1,
+    def register_device(self, name: str, kind: str = "cpu", impl: str = "",
                         enabled: bool = True) -> DeviceStats:
-        """Add a device (or update kind/impl/lanes of a known one) and return its stats."""
+        """Add a device (or update kind/impl/enabled of a known one) and return its stats."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
         with self._lock:
             stats = self._devices.get(name)
             if stats is None:
-                stats = DeviceStats(name, kind=kind, impl=impl, lanes=lanes, enabled=enabled,
+                stats = DeviceStats(name, kind=kind, impl=impl, enabled=enabled,
                                     clock=self.clock)
                 self._devices[name] = stats
                 return stats
         with stats._lock:
             stats.kind, stats.impl, stats.enabled = kind, impl, enabled
-            if lanes >= 1:
-                stats.lanes = lanes
         return stats
 
     def device(self, name: str) -> DeviceStats:
@@ -580,10 +544,6 @@ class Telemetry:
     def set_device_enabled(self, name: str, enabled: bool, detail: str = "") -> None:
         self.device(name).set_enabled(enabled)
         self.bus.publish(DeviceEvent(name, "enabled" if enabled else "disabled", detail))
-
-    def set_device_impl(self, name: str, impl: str) -> None:
-        self.device(name).set_impl(impl)
-        self.bus.publish(DeviceEvent(name, "impl", impl))
 
     # recording ----------------------------------------------------------------
 
@@ -659,9 +619,3 @@ class Telemetry:
             "best_share_diff": total["best_share_diff"],
             "devices": [d.to_dict(now) for d in self.devices()],
         }
-
-    def publish_status(self) -> dict[str, Any]:
-        """Publish a :class:`StatusEvent` with a fresh snapshot; returns the snapshot."""
-        snap = self.snapshot()
-        self.bus.publish(StatusEvent(snap))
-        return snap
