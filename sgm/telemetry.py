@@ -7,8 +7,10 @@ This module imports nothing else from sgm; every other part writes to it.
   start-up bias corrected).
 * :class:`DeviceStats` -- the counters of one device (or of all of them), thread-safe,
   one ``record_batch`` call per batch on the hot path.
-* :class:`EventBus` -- bounded publish/subscribe; slow subscribers lose their oldest
-  events (and count them) instead of blocking the miner.
+* :class:`EventBus` -- bounded publish/subscribe; publishing only appends to each
+  subscription's bounded buffer, slow subscribers lose their oldest events (and count
+  them) instead of blocking the miner, and callback subscribers run on a dispatcher
+  thread of their own, never on the publisher's (network or device) thread.
 * :class:`Telemetry` -- the facade holding devices, totals and the bus, with a
   JSON-ready :meth:`Telemetry.snapshot`.
 """
@@ -25,7 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Union
 __all__ = [
     "WINDOWS", "DecayingRate", "DeviceStats", "Event", "JobEvent", "ShareEvent",
     "DeviceEvent", "LogEvent", "AnyEvent", "Subscription", "EventBus", "Telemetry",
-    "event_to_dict",
+    "event_to_dict", "CLOSE_TIMEOUT",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ WINDOWS: dict[str, float] = {"5s": 5.0, "1m": 60.0, "5m": 300.0, "15m": 900.0}
 UTILISATION_WINDOW = 10.0
 #: Weight of the newest sample in the batch-latency EWMA.
 LATENCY_ALPHA = 0.2
+#: Seconds :meth:`Subscription.close` waits for a callback subscription to drain.
+CLOSE_TIMEOUT = 5.0
 
 
 def _check_nonneg(value: float, name: str) -> float:
@@ -332,11 +336,20 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 
 
 class Subscription:
-    """One subscriber of an :class:`EventBus`.
+    """One subscriber of an :class:`EventBus`: a bounded buffer of events.
 
-    Callback subscriptions run ``callback(event)`` in the publisher's thread (exceptions
-    are logged and counted in ``errors``).  Queue subscriptions buffer up to ``maxsize``
-    events; when full the oldest is discarded and ``dropped`` counts it.
+    Publishers only append to the buffer; when it holds ``maxsize`` events the oldest is
+    discarded and ``dropped`` counts it, so a slow reader never blocks a publisher.
+
+    * Queue (pull) subscriptions: the reader takes events with :meth:`get`, :meth:`drain`
+      or iteration, on whatever thread it likes.
+    * Callback (push) subscriptions: a dispatcher thread of their own takes events from the
+      buffer, oldest first, and calls ``callback(event)``; the callback therefore never runs
+      on a publisher's thread (the network loop, a device worker).  Exceptions are logged
+      and counted in ``errors``.
+
+    :meth:`close` stops delivery; for a callback subscription it then waits (bounded) for
+    the dispatcher to hand the events still buffered to the callback, and ends the thread.
     """
 
     def __init__(self, bus: EventBus, callback: Callable[[Event], Any] | None, maxsize: int,
@@ -348,30 +361,36 @@ class Subscription:
         self._buf: collections.deque[Event] = collections.deque(maxlen=maxsize)
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
-        #: Events discarded because the buffer was full.
+        self._in_callback = False
+        #: Events discarded: the buffer was full (oldest first), or close() gave up on them.
         self.dropped = 0
-        #: Events delivered (buffered or passed to the callback).
+        #: Events accepted into the buffer.
         self.delivered = 0
+        #: Events the callback has been called with (callback subscriptions).
+        self.handled = 0
         #: Callback invocations that raised.
         self.errors = 0
+        self._thread: threading.Thread | None = None
+        if callback is not None:
+            name = getattr(callback, "__qualname__", type(callback).__name__)
+            self._thread = threading.Thread(target=self._dispatch, daemon=True,
+                                            name=f"sgm-telemetry-{name}")
+            self._thread.start()
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The dispatcher thread of a callback subscription (None for a queue)."""
+        return self._thread
+
+    # publisher side ---------------------------------------------------------
+
     def _deliver(self, event: Event) -> None:
+        """Called by :meth:`EventBus.publish`: buffer ``event``, never wait for the reader."""
         if self.kinds is not None and not isinstance(event, self.kinds):
-            return
-        if self.callback is not None:
-            if self._closed:
-                return
-            self.delivered += 1  # callback subs are called from publishers; benign race
-            try:
-                self.callback(event)
-            except Exception:
-                self.errors += 1
-                log.exception("telemetry subscriber %r raised on %s; event skipped",
-                              self.callback, type(event).__name__)
             return
         with self._cond:
             if self._closed:
@@ -382,11 +401,42 @@ class Subscription:
             self.delivered += 1
             self._cond.notify()
 
+    # dispatcher thread (callback subscriptions) -----------------------------
+
+    def _dispatch(self) -> None:
+        callback = self.callback
+        assert callback is not None
+        cond, buf = self._cond, self._buf
+        while True:
+            with cond:
+                while not buf and not self._closed:
+                    cond.wait()
+                if not buf:
+                    return  # closed and drained (or emptied by a close() that gave up)
+                event = buf.popleft()
+                self._in_callback = True
+            try:
+                callback(event)
+            except Exception:
+                self.errors += 1
+                log.exception("telemetry subscriber %r raised on %s; event skipped",
+                              callback, type(event).__name__)
+            finally:
+                with cond:
+                    self._in_callback = False
+                    self.handled += 1
+                    cond.notify_all()
+
+    # reader side (queue subscriptions) --------------------------------------
+
+    def _check_queue(self) -> None:
+        if self.callback is not None:
+            raise RuntimeError("get()/drain() are for queue subscriptions; this one has a callback")
+
     def get(self, timeout: float | None = None) -> Event | None:
         """Next event; waits up to ``timeout`` s (None: until one comes or the
         subscription closes).  None on timeout or when closed and empty."""
-        if self.callback is not None:
-            raise RuntimeError("get() is for queue subscriptions; this one has a callback")
+        self._check_queue()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._buf:
@@ -402,17 +452,20 @@ class Subscription:
             return self._buf.popleft()
 
     def get_nowait(self) -> Event | None:
+        self._check_queue()
         with self._cond:
             return self._buf.popleft() if self._buf else None
 
     def drain(self) -> list[Event]:
         """Every buffered event, oldest first, leaving the buffer empty."""
+        self._check_queue()
         with self._cond:
             out = list(self._buf)
             self._buf.clear()
             return out
 
     def __len__(self) -> int:
+        """Events buffered and not yet taken (by the reader or the dispatcher)."""
         with self._cond:
             return len(self._buf)
 
@@ -424,9 +477,35 @@ class Subscription:
                 return
             yield event
 
-    def close(self) -> None:
-        """Unsubscribe; a blocked get() returns what is buffered, then None."""
+    # closing ------------------------------------------------------------------
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Unsubscribe: no new events are buffered.
+
+        A queue subscription keeps what is buffered for the reader (a blocked get()
+        returns it, then None).  A callback subscription waits up to ``timeout`` s for the
+        dispatcher to pass the buffered events to the callback and end; if the callback is
+        stuck or too slow, the rest is discarded (counted in ``dropped``), a warning is
+        logged and close() returns anyway; the thread ends once the callback returns.
+        Returns True when everything buffered was handled (always True for a queue).
+        Called from inside the callback, it does not wait for itself.
+        """
         self._bus.unsubscribe(self)
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        with self._cond:
+            left = len(self._buf)
+            stuck = self._in_callback
+            if not thread.is_alive() or (not left and not stuck):
+                return True  # drained (the thread is ending, if not ended yet)
+            self.dropped += left
+            self._buf.clear()
+        log.warning("telemetry subscriber %r did not finish within %.1fs (%s); "
+                    "%d buffered event(s) discarded", self.callback, timeout,
+                    "its callback is still running" if stuck else "too slow", left)
+        return False
 
     def _mark_closed(self) -> None:
         with self._cond:
@@ -441,7 +520,11 @@ class Subscription:
 
 
 class EventBus:
-    """Thread-safe publish/subscribe that never blocks a publisher on a slow reader."""
+    """Thread-safe publish/subscribe that never blocks a publisher on a slow reader.
+
+    :meth:`publish` only appends the event to each subscription's bounded buffer; it never
+    runs subscriber code (see :class:`Subscription`).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -450,9 +533,11 @@ class EventBus:
 
     def subscribe(self, callback: Callable[[Event], Any] | None = None, maxsize: int = 1000,
                   kinds: type | tuple[type, ...] | None = None) -> Subscription:
-        """A new subscription: with ``callback`` a push subscriber, else a bounded queue.
+        """A new subscription of at most ``maxsize`` buffered events: with ``callback`` a
+        push subscriber (called on its own dispatcher thread), else a queue to pull from.
 
-        ``kinds`` restricts delivery to instances of those event classes.
+        ``kinds`` restricts delivery to instances of those event classes.  Close the
+        subscription when done (a callback subscription holds a thread until then).
         """
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
@@ -466,7 +551,8 @@ class EventBus:
         return sub
 
     def unsubscribe(self, sub: Subscription) -> bool:
-        """Remove ``sub``; False if it was not subscribed."""
+        """Remove ``sub`` without waiting for it (its dispatcher, if any, drains what is
+        buffered and ends on its own); False if it was not subscribed."""
         with self._lock:
             present = sub in self._subs
             if present:
@@ -475,7 +561,8 @@ class EventBus:
         return present
 
     def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every subscriber, in subscription order."""
+        """Buffer ``event`` for every subscriber, in subscription order; never waits for
+        a reader and never calls subscriber code."""
         if not isinstance(event, Event):
             raise TypeError(f"event must be a telemetry Event, not {type(event).__name__}")
         subs = self._subs  # copy-on-write tuple: no lock held while delivering

@@ -1,4 +1,7 @@
-"""Tests of sgm.telemetry: decaying rates, device counters, event bus, snapshot."""
+"""Tests of sgm.telemetry: decaying rates, device counters, event bus, snapshot.
+
+No test here asserts a tight wall-clock bound: deadlines are generous (a loaded 2-core box
+must pass) and the assertions are about behaviour."""
 from __future__ import annotations
 
 import json
@@ -7,6 +10,7 @@ import math
 import random
 import threading
 import time
+from typing import Callable
 
 import pytest
 
@@ -14,13 +18,28 @@ from sgm.telemetry import (
     DecayingRate,
     DeviceEvent,
     DeviceStats,
+    Event,
     EventBus,
     JobEvent,
     LogEvent,
     ShareEvent,
+    Subscription,
     Telemetry,
     event_to_dict,
 )
+
+
+#: Generous deadline (s) for anything that should take a moment.
+DEADLINE = 30.0
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = DEADLINE) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return bool(pred())
 
 
 class FakeClock:
@@ -187,11 +206,13 @@ def test_device_stats_thread_safe() -> None:
 def test_bus_delivers_in_order() -> None:
     bus = EventBus()
     seen: list[int] = []
-    bus.subscribe(lambda e: seen.append(e.nonce))
+    pushed = bus.subscribe(lambda e: seen.append(e.nonce))
     sub = bus.subscribe(maxsize=100)
     for n in range(50):
         bus.publish(ShareEvent("cpu0", "j", n, 1.0))
+    assert pushed.close()                  # drains what is buffered, then ends the thread
     assert seen == list(range(50))
+    assert pushed.handled == pushed.delivered == 50
     assert [e.nonce for e in sub.drain()] == list(range(50))
     assert sub.dropped == 0
     assert bus.published == 50
@@ -216,10 +237,11 @@ def test_callback_exceptions_do_not_break_publishing(caplog: pytest.LogCaptureFi
         raise RuntimeError("subscriber bug")
 
     bad_sub = bus.subscribe(bad)
-    bus.subscribe(good.append)
+    good_sub = bus.subscribe(good.append)
     with caplog.at_level(logging.ERROR, logger="sgm.telemetry"):
         for n in range(5):
             bus.publish(DeviceEvent("cpu0", "hw_error", str(n)))
+        assert bad_sub.close() and good_sub.close()
     assert len(good) == 5
     assert bad_sub.errors == 5
     assert "subscriber bug" in caplog.text
@@ -234,7 +256,7 @@ def test_concurrent_publishers() -> None:
         with lock:
             got.append(e)
 
-    bus.subscribe(on_event)
+    pushed = bus.subscribe(on_event, maxsize=100_000)
     sub = bus.subscribe(maxsize=100_000)
     small = bus.subscribe(maxsize=50)
     n_threads, per = 4, 2000
@@ -250,6 +272,7 @@ def test_concurrent_publishers() -> None:
         t.start()
     for t in threads:
         t.join()
+    assert pushed.close(timeout=60)
     queued = sub.drain()
     assert len(got) == len(queued) == n_threads * per
     for i in range(n_threads):      # each publisher's events arrive in its own order
@@ -298,8 +321,153 @@ def test_kinds_filter_and_validation() -> None:
         bus.subscribe(callback=42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="event"):
         bus.publish("not an event")  # type: ignore[arg-type]
+    pushed = bus.subscribe(print, kinds=JobEvent)
     with pytest.raises(RuntimeError):
-        bus.subscribe(print).get()
+        pushed.get()
+    with pytest.raises(RuntimeError):
+        pushed.drain()
+    assert pushed.close()
+
+
+def test_callback_runs_on_its_own_thread_not_the_publishers() -> None:
+    bus = EventBus()
+    where: list[int] = []
+    sub = bus.subscribe(lambda e: where.append(threading.get_ident()))
+    publishers = [threading.get_ident()]
+    bus.publish(JobEvent("main", True))
+
+    def publisher() -> None:
+        publishers.append(threading.get_ident())
+        bus.publish(JobEvent("worker", True))
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    t.join(DEADLINE)
+    assert sub.thread is not None and sub.thread.daemon
+    dispatcher = sub.thread.ident
+    assert sub.close()
+    assert len(where) == 2
+    assert set(where) == {dispatcher}
+    assert not set(where) & set(publishers)
+    assert bus.subscribe(maxsize=5).thread is None      # a queue has no thread of its own
+
+
+def test_publish_returns_while_a_callback_blocks() -> None:
+    bus = EventBus()
+    entered, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def stuck(e: ShareEvent) -> None:
+        entered.set()
+        release.wait(DEADLINE)
+        seen.append(e.nonce)
+
+    sub = bus.subscribe(stuck, maxsize=1000)
+    queue = bus.subscribe(maxsize=1000)
+    bus.publish(ShareEvent("cpu0", "j", 0, 1.0))
+    assert entered.wait(DEADLINE)
+
+    def publish_more() -> None:
+        for n in range(1, 200):
+            bus.publish(ShareEvent("cpu0", "j", n, 1.0))
+
+    publisher = threading.Thread(target=publish_more)
+    publisher.start()
+    publisher.join(DEADLINE)
+    # every publish returned while the callback was still stuck in its first event
+    assert not publisher.is_alive()
+    assert not release.is_set() and seen == []
+    assert len(queue) == 200 and len(sub) == 199 and sub.delivered == 200
+    release.set()
+    assert sub.close(timeout=DEADLINE)
+    assert seen == list(range(200)) and sub.dropped == 0
+
+
+def test_a_slow_callback_loses_the_oldest_events_and_counts_them() -> None:
+    bus = EventBus()
+    entered, release = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def slow(e: JobEvent) -> None:
+        entered.set()
+        release.wait(DEADLINE)
+        seen.append(e.job_id)
+
+    sub = bus.subscribe(slow, maxsize=10)
+    bus.publish(JobEvent("job0", False))
+    assert entered.wait(DEADLINE)       # the dispatcher holds job0; the buffer is empty
+    for n in range(1, 26):
+        bus.publish(JobEvent(f"job{n}", False))
+    assert sub.dropped == 15 and len(sub) == 10
+    release.set()
+    assert sub.close(timeout=DEADLINE)
+    assert seen == ["job0"] + [f"job{n}" for n in range(16, 26)]
+    assert sub.handled == 11 and sub.delivered == 26 and sub.dropped == 15
+
+
+def test_close_drains_the_buffer_then_ends_the_thread() -> None:
+    bus = EventBus()
+    seen: list[int] = []
+
+    def slowish(e: ShareEvent) -> None:
+        time.sleep(0.002)
+        seen.append(e.nonce)
+
+    sub = bus.subscribe(slowish, maxsize=1000)
+    for n in range(100):
+        bus.publish(ShareEvent("cpu0", "j", n, 1.0))
+    assert sub.thread is not None
+    assert sub.close(timeout=DEADLINE) is True
+    assert seen == list(range(100)) and sub.handled == 100 and len(sub) == 0
+    assert not sub.thread.is_alive() and sub.closed
+    bus.publish(ShareEvent("cpu0", "j", 100, 1.0))      # no longer delivered
+    assert seen == list(range(100)) and bus.subscribers == 0
+    assert sub.close() is True                          # closing twice is harmless
+
+
+def test_close_does_not_hang_on_a_stuck_callback(caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus()
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(e: Event) -> None:
+        entered.set()
+        release.wait(DEADLINE)
+
+    sub = bus.subscribe(stuck)
+    for n in range(6):
+        bus.publish(LogEvent("INFO", str(n)))
+    assert entered.wait(DEADLINE)
+    result: list[bool] = []
+    with caplog.at_level(logging.WARNING, logger="sgm.telemetry"):
+        closer = threading.Thread(target=lambda: result.append(sub.close(timeout=0.2)))
+        closer.start()
+        closer.join(DEADLINE)
+        assert not closer.is_alive()                   # close() gave up instead of hanging
+    assert result == [False]
+    assert "did not finish" in caplog.text and "5 buffered event(s) discarded" in caplog.text
+    assert sub.dropped == 5 and len(sub) == 0
+    release.set()                                      # the callback returns at last ...
+    assert sub.thread is not None
+    sub.thread.join(DEADLINE)
+    assert not sub.thread.is_alive()                   # ... and the thread ends
+    assert sub.handled == 1
+
+
+def test_a_callback_may_close_its_own_subscription() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    holder: list[Subscription] = []
+
+    def once(e: JobEvent) -> None:
+        seen.append(e.job_id)
+        holder[0].close()
+
+    holder.append(bus.subscribe(once))
+    bus.publish(JobEvent("a", False))
+    assert holder[0].thread is not None
+    holder[0].thread.join(DEADLINE)
+    assert not holder[0].thread.is_alive() and holder[0].closed
+    assert seen == ["a"]
 
 
 # --------------------------------------------------------------------------- Telemetry
