@@ -1,4 +1,5 @@
-"""Tests of sgm.telemetry: decaying rates, device counters, event bus, snapshot.
+"""Tests of sgm.telemetry: decaying rates, device counters, event bus, snapshot; and that
+subscribers never hold up the miner (a real Miner on its embedded pool).
 
 No test here asserts a tight wall-clock bound: deadlines are generous (a loaded 2-core box
 must pass) and the assertions are about behaviour."""
@@ -10,7 +11,7 @@ import math
 import random
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -550,3 +551,63 @@ def test_telemetry_concurrent_record_batch() -> None:
     snap = tele.snapshot()
     assert snap["hashes"] == 4 * 3000 * 7
     assert sorted(d["hashes"] for d in snap["devices"]) == [2 * 3000 * 7] * 2
+
+
+# --------------------------------------------------------------------------- the miner
+
+
+def test_a_subscriber_blocked_for_5s_delays_neither_share_submission_nor_a_job_switch() -> None:
+    """A real Miner on its embedded pool; the only subscriber sleeps 5 s in its first event.
+    While it sleeps the pool keeps accepting shares and a new job reaches the scheduler:
+    publishing from the network loop and the device threads never waits for it."""
+    from sgm.miner import Miner, MinerConfig
+
+    block_s = 5.0
+    entered, woke = threading.Event(), threading.Event()
+    threads: set[str] = set()
+
+    def sleepy(event: Event) -> None:
+        threads.add(threading.current_thread().name)
+        if not entered.is_set():
+            entered.set()
+            time.sleep(block_s)
+            woke.set()
+
+    miner = Miner(MinerConfig(threads=1, local_jobs=None, local_job_interval=0.5,
+                              local_difficulty_bits=10))
+    sub = miner.subscribe(sleepy)
+    progress: dict[str, Any] = {}    # the last reading taken while it slept
+    miner.start()
+    try:
+        assert entered.wait(DEADLINE), "no event reached the subscriber"
+        pool, tel = miner.local_pool, miner.telemetry
+        assert pool is not None
+        job = miner.scheduler.current_job
+        first_job = job.job_id if job is not None else None
+        accepted_pool, accepted_tel = pool.stats.accepted, tel.total.accepted
+
+        def progressed(seen: dict[str, Any]) -> bool:
+            return (seen.get("pool", 0) >= 3 and seen.get("telemetry", 0) >= 3
+                    and seen.get("job") not in (None, first_job))
+
+        def moved_on_while_asleep() -> bool:
+            job = miner.scheduler.current_job
+            now = {"pool": pool.stats.accepted - accepted_pool,
+                   "telemetry": tel.total.accepted - accepted_tel,
+                   "job": job.job_id if job is not None else None}
+            if woke.is_set():     # read after the counters: `now` may postdate the sleep
+                return True       # too late; judge the last reading taken while asleep
+            progress.update(now)
+            return progressed(now)
+
+        wait_for(moved_on_while_asleep, timeout=DEADLINE)
+        assert progressed(progress), (
+            f"while the subscriber slept the miner did not move on: {progress}")
+        assert sub.delivered > 1        # events kept coming into its buffer meanwhile
+    finally:
+        miner.stop()
+    assert sub.close(timeout=DEADLINE)
+    assert woke.is_set() and sub.handled > 1
+    # the callback ran on the subscription's thread only: never the loop or a device
+    assert sub.thread is not None and threads == {sub.thread.name}
+    assert not any(name.startswith(("sgm-net", "sgm-cpu")) for name in threads)
