@@ -1,5 +1,5 @@
 """Tests of sgm.telemetry: decaying rates, device counters, event bus, snapshot; and that
-subscribers never hold up the miner (a real Miner on its embedded pool).
+subscribers never hold up the miner (a real Miner on its embedded pool, the `sgm` CLI).
 
 No test here asserts a tight wall-clock bound: deadlines are generous (a loaded 2-core box
 must pass) and the assertions are about behaviour."""
@@ -8,9 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
+import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -30,6 +35,7 @@ from sgm.telemetry import (
 )
 
 
+ROOT = Path(__file__).resolve().parents[1]
 #: Generous deadline (s) for anything that should take a moment.
 DEADLINE = 30.0
 
@@ -611,3 +617,47 @@ def test_a_subscriber_blocked_for_5s_delays_neither_share_submission_nor_a_job_s
     # the callback ran on the subscription's thread only: never the loop or a device
     assert sub.thread is not None and threads == {sub.thread.name}
     assert not any(name.startswith(("sgm-net", "sgm-cpu")) for name in threads)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def sgm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "sgm", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+
+
+@pytest.mark.parametrize("mode", ["default", "quiet"])
+def test_a_refused_pool_connection_is_reported_once_per_attempt(mode: str) -> None:
+    """Each failed connect is told once: by the Printer on stdout (the Stratum client's own
+    log record of it stays off stderr), or with -q, where the Printer is silent, by that
+    log record on stderr."""
+    with socket.socket() as closed:          # bound, never listening: connections refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        extra = ["-q"] if mode == "quiet" else []
+        r = sgm("-o", f"stratum+tcp://127.0.0.1:{port}", "-u", "w", "-t", "1",
+                "--time-limit", "3", *extra)
+    assert r.returncode == 0, r.stderr
+    text = f"connect to 127.0.0.1:{port} failed"
+    told, silent = (r.stdout, r.stderr) if mode == "default" else (r.stderr, r.stdout)
+    lines = [line for line in told.splitlines() if text in line]
+    assert lines, (r.stdout, r.stderr)                 # the user is told ...
+    assert all(line.count(text) == 1 for line in lines)
+    assert text not in silent                          # ... once per attempt, not twice
+    assert (r.stdout + r.stderr).count(text) == len(lines)
+    if mode == "default":
+        assert all("pool: disconnected" in line for line in lines)
+    assert "final statistics" in r.stdout
+
+
+def test_the_last_share_lines_print_before_the_final_statistics() -> None:
+    r = sgm("--jobs", "1", "--duration", "1.5", "--difficulty", "14", "-t", "1")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    final = next(i for i, line in enumerate(lines) if "final statistics" in line)
+    shares = [i for i, line in enumerate(lines) if line.startswith("[") and "share cpu0" in line]
+    assert shares and max(shares) < final
+    accepted = int(lines[final + 2].split("accepted")[1].split()[0])
+    assert sum("accepted" in lines[i] for i in shares) == accepted
