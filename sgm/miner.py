@@ -211,6 +211,11 @@ class Miner:
 
     def subscribe(self, callback: Callable[[Event], Any] | None = None,
                   maxsize: int = 1000) -> Subscription:
+        """Telemetry events: with ``callback``, called on a dispatcher thread of the
+        subscription's own (never the network or a device thread, which only append to its
+        buffer of ``maxsize`` events, dropping the oldest when full); without, a queue to
+        pull from.  Close the subscription when done; closing it after :meth:`stop` lets
+        the callback see the last events (it waits, bounded, for the buffer to drain)."""
         return self.telemetry.subscribe(callback, maxsize)
 
     def add_pool(self, url: str, user: str = "", password: str = "x") -> None:
@@ -266,12 +271,15 @@ class Miner:
                 await self.local_pool.stop()
 
     def _on_pool_event(self, ev: object) -> None:
-        """Pool-side happenings worth showing to the user, as telemetry log events."""
+        """Pool-side happenings worth showing to the user, as telemetry log events.
+
+        Runs on the network loop; publishing only buffers the event for subscribers."""
         tel = self.telemetry
         if isinstance(ev, Connected):
             tel.log("INFO", f"pool: connected to {ev.url}")
         elif isinstance(ev, Disconnected):
-            if self._running:  # not our own shutdown
+            # not our own shutdown (also reported while start() is still starting devices)
+            if self._stop_net is None or not self._stop_net.is_set():
                 tel.log("WARNING", f"pool: disconnected from {ev.url}: {ev.reason}; "
                                    "devices wait for the next job")
                 # shares of this session's jobs can no longer be submitted: stop hashing them

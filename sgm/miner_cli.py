@@ -25,6 +25,13 @@ log = logging.getLogger("sgm")
 
 STATUS_INTERVAL = 5.0        # plain status lines (pipes, files)
 LIVE_STATUS_INTERVAL = 1.0   # the live status line on a terminal
+#: Loggers whose records report what the Printer already shows from telemetry events (pool
+#: connects, disconnects and failed connects, protocol errors, a refused worker): their
+#: records below ERROR reach stderr only with --verbose (or --quiet, where the Printer is
+#: silent), so each pool happening is told once.
+PRINTER_REPORTED_LOGGERS = ("sgm.stratum",)
+#: Seconds to wait at exit for the Printer to print the events still buffered.
+PRINTER_DRAIN_TIMEOUT = 5.0
 CONFIG_KEYS = {
     "pools", "threads", "devices", "impl", "batch-time", "time-limit", "summary-json",
     "quiet", "verbose", "jobs", "difficulty", "duration", "no-version-rolling",
@@ -206,6 +213,9 @@ class Printer:
 
     On a terminal a live status line stays at the bottom (rewritten in place) while job and
     share lines scroll above it; elsewhere (pipes, files) status lines are plain lines.
+    :meth:`on_event` is meant for a callback subscription: it runs on the subscription's
+    dispatcher thread, so a stalled stdout stalls only that thread, never the network loop
+    or the devices.
     """
 
     def __init__(self, out: TextIO, quiet: bool, live: bool | None = None) -> None:
@@ -298,13 +308,37 @@ def _print_final(out: TextIO, summary: dict[str, Any]) -> None:
         pass
 
 
+class _NotPrintedTwice(logging.Filter):
+    """Drops the records of :data:`PRINTER_REPORTED_LOGGERS` below ERROR: the Printer
+    prints the same happenings from telemetry events."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        return not any(record.name == name or record.name.startswith(name + ".")
+                       for name in PRINTER_REPORTED_LOGGERS)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """The engine's log records go to stderr: WARNING and up (INFO and up with --verbose).
+
+    One voice per pool happening: on stdout the Printer tells pool connects, disconnects,
+    failed connects and protocol errors (from the Miner's telemetry log events), so the
+    Stratum client's own records of them are not also echoed on stderr -- unless
+    ``verbose`` (everything, for diagnosis) or ``quiet`` (the Printer prints no such lines,
+    so stderr is their only voice)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not verbose and not quiet:
+        handler.addFilter(_NotPrintedTwice())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+
+
 def cmd_mine(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(list(argv))
     cfg, extras = build_config(args)
-    logging.basicConfig(
-        level=logging.INFO if extras["verbose"] else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _setup_logging(extras["verbose"], extras["quiet"])
 
     from sgm import _native
     from sgm.miner import Miner
@@ -330,6 +364,7 @@ def cmd_mine(argv: Sequence[str]) -> int:
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # the Printer runs on the subscription's own thread: a slow stdout cannot stall the pool
     sub = miner.subscribe(printer.on_event, maxsize=10_000)
     try:
         try:
@@ -371,7 +406,9 @@ def cmd_mine(argv: Sequence[str]) -> int:
         printer.line(f"stopping: {reason['why']}")
     finally:
         miner.stop()
-        sub.close()
+        # after stop(): the last share verdicts are buffered by now; print them (bounded
+        # wait) before the final statistics
+        sub.close(timeout=PRINTER_DRAIN_TIMEOUT)
         for s, handler in old.items():
             signal.signal(s, handler)
     summary = miner.summary()
