@@ -334,8 +334,8 @@ class Miner:
         else:
             self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
                                                share.difficulty, verdict.accepted, verdict.reason)
-            if not verdict.accepted:
-                log.warning("%s: share %s rejected: %s", device, share.nonce, verdict.reason)
+            if not verdict.accepted:   # the CLI prints the REJECTED line from telemetry
+                log.info("%s: share %s rejected: %s", device, share.nonce, verdict.reason)
 
     def _forget(self, fut: Future[Any]) -> None:
         with self._pending_lock:

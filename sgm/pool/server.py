@@ -58,6 +58,10 @@ class _Conn:
     version_mask: int = 0          # the mask granted now (0: no bits may be rolled)
     target: int = 0
     difficulty: float = 1.0
+    #: after a difficulty change: (job ids issued before it, the target they were issued
+    #: under).  Shares of those jobs are judged by the easier of the two targets, as
+    #: ckpool does, so shares already on the wire when the change went out are not refused.
+    retargeted_jobs: tuple[frozenset[str], int] = (frozenset(), 0)
     strikes: int = 0
     got_work: bool = False
     closed: bool = False
@@ -203,11 +207,16 @@ class LocalPool:
         return self._issue_job(clean=clean)
 
     async def set_difficulty(self, difficulty: float) -> None:
-        """Change the share difficulty of every client now (as a vardiff pool does): shares
-        are checked against the new target from this moment, and clients are told."""
+        """Change the share difficulty of every client now (as a vardiff pool does) and tell
+        them.  Shares of jobs issued from now on must meet the new target; shares of the jobs
+        issued before are judged by the easier of the old and new targets (ckpool's rule: a
+        share may already be on the wire when the change goes out)."""
         target = difficulty_to_target(difficulty)  # ValueError for <= 0, nan, inf
         self.difficulty, self.target = float(difficulty), target
+        issued = frozenset(self._jobs)
         for conn in list(self._conns.values()):
+            conn.retargeted_jobs = (issued, max(conn.target, conn.retargeted_jobs[1])
+                                    if conn.retargeted_jobs[0] == issued else conn.target)
             conn.difficulty, conn.target = float(difficulty), target
             if conn.got_work:
                 self._send(conn, encode_request(None, "mining.set_difficulty", [conn.difficulty]))
@@ -478,8 +487,12 @@ class LocalPool:
             raise Reject.unauthorized()
         check_submit_shape(p)
         job, replaced = self._find_job(p[1])
+        target = conn.target
+        older, old_target = conn.retargeted_jobs
+        if job.job_id in older:
+            target = max(target, old_target)
         rules = ShareRules(extranonce1=conn.extranonce1, extranonce2_size=self.extranonce2_size,
-                           version_mask=conn.version_mask, target=conn.target,
+                           version_mask=conn.version_mask, target=target,
                            version_reading=self.version_reading)
         share = check_share(job, p, rules, self._seen.setdefault(job.job_id, set()), now=time.time())
         self._ledger.accept(share, after_replace=replaced)
