@@ -16,6 +16,14 @@ from sgm.cli_args import UsageError, nonce_count, positive_float, positive_int, 
 SUBCOMMANDS = ("bench", "scan", "devices")
 
 
+def _implementation(name: str | None, source: str) -> str:
+    """The CPU kernel `name` names (None: the default), or a UsageError naming `source`."""
+    try:
+        return _native.require_implementation(name)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
 # --------------------------------------------------------------------------- bench
 def _bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -46,13 +54,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
             raise UsageError(f"--device opencl: no OpenCL device available: {reason}")
         raise UsageError("--device opencl: the OpenCL hash core is not part of this build yet")
     if args.impl is not None:
-        if args.impl not in _native.all_implementations():
-            raise UsageError(f"--impl {args.impl!r} is unknown; built: "
-                             f"{', '.join(_native.all_implementations())}")
-        if args.impl not in _native.available_implementations():
-            raise UsageError(f"--impl {args.impl!r} is not supported by this CPU; available: "
-                             f"{', '.join(_native.available_implementations())}")
-        impls = [args.impl]
+        impls = [_implementation(args.impl, "--impl")]
     else:
         impls = _native.available_implementations()
     threads = [args.threads] if args.threads else list(range(1, cpu_count() + 1))
@@ -120,10 +122,7 @@ def cmd_scan(argv: Sequence[str]) -> int:
             raise UsageError(f"the header's nBits gives no target: {exc}") from None
     if args.device == "opencl":
         raise UsageError("--device opencl: the OpenCL hash core is not part of this build yet")
-    impl = args.impl
-    if impl is not None and impl not in _native.available_implementations():
-        raise UsageError(f"--impl {impl!r} is not available; available: "
-                         f"{', '.join(_native.available_implementations())}")
+    impl = _implementation(args.impl, "--impl")
     midstate = _native.sha256_midstate(header[:64])
     tail = header[64:76]
     start, left = args.start, args.count
@@ -181,10 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if os.environ.get("SGM_IMPL"):
-            try:
-                _native.default_implementation()
-            except ValueError as exc:
-                raise UsageError(f"environment variable SGM_IMPL: {exc}") from None
+            _implementation(os.environ["SGM_IMPL"], "environment variable SGM_IMPL")
         if argv and argv[0] in SUBCOMMANDS:
             handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices}[argv[0]]
             return handler(argv[1:])

@@ -184,6 +184,25 @@ def test_a_kernel_this_cpu_lacks_is_refused_clearly():
     assert set(IMPLS) | set(missing) == set(_native.all_implementations())
 
 
+def test_require_implementation_names_what_is_available(monkeypatch):
+    """One check for every caller (CLI, miner config, CPU device): a usable name comes back,
+    None means the default, and the two refusals say which case it is and what to use."""
+    assert _native.require_implementation(None) == _native.default_implementation()
+    for name in IMPLS:
+        assert _native.require_implementation(name) == name
+    with pytest.raises(ValueError, match="'nope' is unknown; built: .*available on this CPU: ") as e:
+        _native.require_implementation("nope")
+    assert all(n in str(e.value) for n in _native.all_implementations())
+    with pytest.raises(TypeError, match="str"):
+        _native.require_implementation(3)  # type: ignore[arg-type]
+    # a built kernel this CPU lacks (simulated: the fastest one is taken off the list)
+    lacking, rest = IMPLS[0], IMPLS[1:]
+    monkeypatch.setattr(_native, "available_implementations", lambda: list(rest))
+    with pytest.raises(ValueError, match=f"{lacking!r} is built but not supported by this CPU; "
+                       f"available: {', '.join(rest)}$"):
+        _native.require_implementation(lacking)
+
+
 def _cpu_clock_of(thread: threading.Thread) -> Callable[[], float]:
     """A clock of the CPU seconds `thread` has used: its own thread clock where the platform
     offers one (Linux), else the process's CPU time less the calling thread's."""
