@@ -18,7 +18,7 @@ if sys.platform == "win32":
              "and aarch64")
 
 from Cython.Build import cythonize  # noqa: E402
-from setuptools import Extension, find_packages, setup  # noqa: E402
+from setuptools import Extension, find_namespace_packages, setup  # noqa: E402
 
 NATIVE = os.path.join("sgm", "_native")
 INCLUDE = os.path.join(NATIVE, "include")
@@ -46,8 +46,12 @@ def ext(name: str) -> Extension:
     )
 
 
+# sgm and its subpackages (folders without __init__.py, like sgm/_native/include, count too),
+# plus the repository's kernels/ folder installed as sgm/kernels
+packages = find_namespace_packages(include=["sgm", "sgm.*"], exclude=["*.__pycache__"])
+
 setup(
-    packages=[*find_packages(include=["sgm", "sgm.*"]), "sgm.kernels"],
+    packages=[*packages, "sgm.kernels"],
     package_dir={"sgm.kernels": "kernels"},
     ext_modules=cythonize(
         [ext(name) for name in NATIVE_MODULES],
