@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from sgm.cli import UsageError, _positive_float, _positive_int
+# the argument types keep their old local names here (the parser below uses them)
+from sgm.cli_args import UsageError
+from sgm.cli_args import positive_float as _positive_float, positive_int as _positive_int
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
 log = logging.getLogger("sgm")
