@@ -72,9 +72,8 @@ class MinerConfig:
         unknown = set(self.device_kinds) - {"cpu", "opencl"}
         if unknown or not self.device_kinds:
             raise ValueError(f"devices must be a list of cpu, opencl; got {','.join(self.device_kinds)}")
-        if self.impl is not None and self.impl not in _native.available_implementations():
-            raise ValueError(f"impl {self.impl!r} is not available on this CPU; available: "
-                             f"{', '.join(_native.available_implementations())}")
+        if self.impl is not None:
+            _native.require_implementation(self.impl)
         if not 0.001 <= self.batch_time <= 60:
             raise ValueError(f"batch time must be in 0.001..60 s, got {self.batch_time}")
         if self.local_jobs is not None and self.local_jobs < 1:

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 # the argument types keep their old local names here (the parser below uses them)
-from sgm.cli_args import UsageError
-from sgm.cli_args import positive_float as _positive_float, positive_int as _positive_int
+from sgm.cli_args import UsageError, positive_float, positive_int
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
 log = logging.getLogger("sgm")
@@ -59,22 +58,22 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-version-rolling", action="store_true",
                    help="do not ask the pool for BIP 310 version rolling")
     d = p.add_argument_group("embedded pool (no -o)")
-    d.add_argument("--jobs", type=_positive_int, default=None,
+    d.add_argument("--jobs", type=positive_int, default=None,
                    help="jobs the embedded pool issues (default 3)")
-    d.add_argument("--difficulty", type=_positive_int, default=None, metavar="BITS",
+    d.add_argument("--difficulty", type=positive_int, default=None, metavar="BITS",
                    help="leading zero bits of the share target (default 20)")
-    d.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+    d.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
                    help="seconds per job (default 15)")
     c = p.add_argument_group("common")
-    c.add_argument("-t", "--threads", type=_positive_int, default=None,
+    c.add_argument("-t", "--threads", type=positive_int, default=None,
                    help="CPU threads (default: one per core)")
     c.add_argument("--devices", default=None, metavar="KINDS",
                    help="which kinds of device to use: cpu, opencl (comma separated; default cpu)")
     c.add_argument("--impl", default=None, help="CPU kernel (default: the fastest available)")
-    c.add_argument("--batch-time", type=_positive_float, default=None, metavar="SECONDS",
+    c.add_argument("--batch-time", type=positive_float, default=None, metavar="SECONDS",
                    help="time one batch should take on any device (default 0.1)")
     c.add_argument("-c", "--config", metavar="FILE", help="JSON configuration file")
-    c.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS",
+    c.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
                    help="stop after this long")
     c.add_argument("--summary-json", metavar="PATH", default=None,
                    help="write the final statistics as JSON here at exit")
