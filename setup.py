@@ -1,45 +1,60 @@
 """Build sgm's Cython extensions.
 
-The extensions are compiled for baseline x86-64 (or whatever the target is): no
--march=native.  SHA-NI / AVX2 / AVX-512 code sits behind per-function target attributes in
-sgm/_native/include/*.h and is chosen at run time by CPUID, so a wheel built here runs on
-any CPU of the architecture.
+Supported: Linux and macOS with GCC or Clang, on x86-64 and aarch64.  The extensions are
+compiled for the baseline architecture (no -march=native).  On x86-64, SHA-NI / AVX2 /
+AVX-512 code sits behind per-function target attributes in sgm/_native/include/*.h and is
+chosen at run time by CPUID, so a wheel built here runs on any x86-64 CPU; elsewhere only
+the portable scalar kernel is compiled.  The headers use GCC/Clang extensions (<cpuid.h>,
+inline asm, __builtin_*), so MSVC (Windows) is refused up front.
+
+The OpenCL sources in kernels/ ship inside the package as sgm/kernels/*.cl.
 """
 import os
 import sys
 
-from Cython.Build import cythonize
-from setuptools import Extension, setup
+if sys.platform == "win32":
+    sys.exit("sgm: building on Windows is not supported: the native core needs GCC or Clang "
+             "(<cpuid.h>, inline asm, __builtin_*); supported are Linux and macOS on x86-64 "
+             "and aarch64")
+
+from Cython.Build import cythonize  # noqa: E402
+from setuptools import Extension, find_namespace_packages, setup  # noqa: E402
 
 NATIVE = os.path.join("sgm", "_native")
 INCLUDE = os.path.join(NATIVE, "include")
+# every native module the package imports: a missing source fails the build rather than
+# producing a package that breaks at import
+NATIVE_MODULES = ("_sha256d", "_queue")
 headers = [os.path.join(INCLUDE, f) for f in sorted(os.listdir(INCLUDE)) if f.endswith(".h")]
 
-if sys.platform == "win32":
-    cflags = ["/O2"]
-else:
-    cflags = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function"]
-    if os.environ.get("SGM_NATIVE_WERROR"):
-        cflags.append("-Werror")
+cflags = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function"]
+if os.environ.get("SGM_NATIVE_WERROR"):
+    cflags.append("-Werror")
 
 
 def ext(name: str) -> Extension:
+    source = os.path.join(NATIVE, f"{name}.pyx")
+    if not os.path.isfile(source):
+        sys.exit(f"sgm: {source} is missing: the native modules {', '.join(NATIVE_MODULES)} "
+                 "are all required (incomplete checkout or sdist)")
     return Extension(
         f"sgm._native.{name}",
-        [os.path.join(NATIVE, f"{name}.pyx")],
+        [source],
         include_dirs=[INCLUDE],
         depends=headers,
         extra_compile_args=cflags,
     )
 
 
-extensions = [ext("_sha256d")]
-if os.path.exists(os.path.join(NATIVE, "_queue.pyx")):
-    extensions.append(ext("_queue"))
+# sgm and its subpackages (folders without __init__.py, like sgm/_native/include, count too),
+# plus the repository's kernels/ folder installed as sgm/kernels
+packages = find_namespace_packages(include=["sgm", "sgm.*"], exclude=["*.__pycache__"])
 
 setup(
+    packages=[*packages, "sgm.kernels"],
+    package_dir={"sgm.kernels": "kernels"},
     ext_modules=cythonize(
-        extensions,
+        [ext(name) for name in NATIVE_MODULES],
         compiler_directives={"language_level": "3"},
         include_path=[NATIVE],
     ),

@@ -22,7 +22,8 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -U pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26"
+# the build requirements of pyproject.toml [build-system] (the build below runs without isolation)
+.venv/bin/python -m pip install -q --disable-pip-version-check -U pip "setuptools>=77" "Cython>=3.0"
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
 # the Bitcoin SV node the solo-mining tests mine against (into .tools/, ignored by git)
 bash scripts/install-test-node.sh

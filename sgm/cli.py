@@ -11,40 +11,17 @@ import sys
 from typing import Sequence
 
 from sgm import _native
+from sgm.cli_args import UsageError, nonce_count, positive_float, positive_int, u32
 
 SUBCOMMANDS = ("bench", "scan", "devices")
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported on stderr with exit status 2."""
-
-
-def _positive_float(text: str) -> float:
+def _implementation(name: str | None, source: str) -> str:
+    """The CPU kernel `name` names (None: the default), or a UsageError naming `source`."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _int_in(lo: int, hi: int | None, what: str):
-    """argparse type: an integer (decimal or 0x...) in lo..hi (hi None: no upper bound)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int = _int_in(1, None, "a positive integer")
-_u32 = _int_in(0, 0xFFFFFFFF, "in 0 .. 4294967295")
-_count = _int_in(0, 1 << 32, "in 0 .. 4294967296")
+        return _native.require_implementation(name)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- bench
@@ -57,11 +34,11 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--impl", help="only this CPU implementation")
     p.add_argument("--device", choices=["cpu", "opencl"], default="cpu")
-    p.add_argument("--threads", type=_positive_int, help="only this thread count "
+    p.add_argument("--threads", type=positive_int, help="only this thread count "
                    "(default: every count from 1 to the number of cores)")
-    p.add_argument("--seconds", type=_positive_float, default=1.0,
+    p.add_argument("--seconds", type=positive_float, default=1.0,
                    help="length of one measurement (default 1.0)")
-    p.add_argument("--repeats", type=_positive_int, default=3,
+    p.add_argument("--repeats", type=positive_int, default=3,
                    help="measurements per figure; the median is reported (default 3)")
     return p
 
@@ -77,13 +54,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
             raise UsageError(f"--device opencl: no OpenCL device available: {reason}")
         raise UsageError("--device opencl: the OpenCL hash core is not part of this build yet")
     if args.impl is not None:
-        if args.impl not in _native.all_implementations():
-            raise UsageError(f"--impl {args.impl!r} is unknown; built: "
-                             f"{', '.join(_native.all_implementations())}")
-        if args.impl not in _native.available_implementations():
-            raise UsageError(f"--impl {args.impl!r} is not supported by this CPU; available: "
-                             f"{', '.join(_native.available_implementations())}")
-        impls = [args.impl]
+        impls = [_implementation(args.impl, "--impl")]
     else:
         impls = _native.available_implementations()
     threads = [args.threads] if args.threads else list(range(1, cpu_count() + 1))
@@ -106,13 +77,13 @@ def _scan_parser() -> argparse.ArgumentParser:
         "line, ascending.  A range past 4294967295 is an error (no wrapping).",
     )
     p.add_argument("header", metavar="HEADER_HEX", help="the 80-byte block header, 160 hex digits")
-    p.add_argument("--start", type=_u32, required=True)
-    p.add_argument("--count", type=_count, required=True)
+    p.add_argument("--start", type=u32, required=True)
+    p.add_argument("--count", type=nonce_count, required=True)
     tg = p.add_mutually_exclusive_group()
     tg.add_argument("--target", metavar="HEX64",
                     help="target as 64 hex digits, big-endian as block explorers show it "
                     "(default: the header's own nBits)")
-    tg.add_argument("--difficulty", type=_positive_float,
+    tg.add_argument("--difficulty", type=positive_float,
                     help="pool difficulty (1 = 0x00000000FFFF << 208)")
     ig = p.add_mutually_exclusive_group()
     ig.add_argument("--impl", help="CPU implementation (default: the fastest available)")
@@ -151,10 +122,7 @@ def cmd_scan(argv: Sequence[str]) -> int:
             raise UsageError(f"the header's nBits gives no target: {exc}") from None
     if args.device == "opencl":
         raise UsageError("--device opencl: the OpenCL hash core is not part of this build yet")
-    impl = args.impl
-    if impl is not None and impl not in _native.available_implementations():
-        raise UsageError(f"--impl {impl!r} is not available; available: "
-                         f"{', '.join(_native.available_implementations())}")
+    impl = _implementation(args.impl, "--impl")
     midstate = _native.sha256_midstate(header[:64])
     tail = header[64:76]
     start, left = args.start, args.count
@@ -212,10 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if os.environ.get("SGM_IMPL"):
-            try:
-                _native.default_implementation()
-            except ValueError as exc:
-                raise UsageError(f"environment variable SGM_IMPL: {exc}") from None
+            _implementation(os.environ["SGM_IMPL"], "environment variable SGM_IMPL")
         if argv and argv[0] in SUBCOMMANDS:
             handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices}[argv[0]]
             return handler(argv[1:])

@@ -78,9 +78,8 @@ class MinerConfig:
         unknown = set(self.device_kinds) - {"cpu", "opencl"}
         if unknown or not self.device_kinds:
             raise ValueError(f"devices must be a list of cpu, opencl; got {','.join(self.device_kinds)}")
-        if self.impl is not None and self.impl not in _native.available_implementations():
-            raise ValueError(f"impl {self.impl!r} is not available on this CPU; available: "
-                             f"{', '.join(_native.available_implementations())}")
+        if self.impl is not None:
+            _native.require_implementation(self.impl)
         if not 0.001 <= self.batch_time <= 60:
             raise ValueError(f"batch time must be in 0.001..60 s, got {self.batch_time}")
         if self.local_jobs is not None and self.local_jobs < 1:
@@ -240,6 +239,11 @@ class Miner:
 
     def subscribe(self, callback: Callable[[Event], Any] | None = None,
                   maxsize: int = 1000) -> Subscription:
+        """Telemetry events: with ``callback``, called on a dispatcher thread of the
+        subscription's own (never the network or a device thread, which only append to its
+        buffer of ``maxsize`` events, dropping the oldest when full); without, a queue to
+        pull from.  Close the subscription when done; closing it after :meth:`stop` lets
+        the callback see the last events (it waits, bounded, for the buffer to drain)."""
         return self.telemetry.subscribe(callback, maxsize)
 
     def add_pool(self, url: str, user: str = "", password: str = "x") -> None:
@@ -331,12 +335,15 @@ class Miner:
             self.telemetry.log(ev.level, f"solo: {ev.message}")
 
     def _on_pool_event(self, ev: object) -> None:
-        """Pool-side happenings worth showing to the user, as telemetry log events."""
+        """Pool-side happenings worth showing to the user, as telemetry log events.
+
+        Runs on the network loop; publishing only buffers the event for subscribers."""
         tel = self.telemetry
         if isinstance(ev, Connected):
             tel.log("INFO", f"pool: connected to {ev.url}")
         elif isinstance(ev, Disconnected):
-            if self._running:  # not our own shutdown
+            # not our own shutdown (also reported while start() is still starting devices)
+            if self._stop_net is None or not self._stop_net.is_set():
                 tel.log("WARNING", f"pool: disconnected from {ev.url}: {ev.reason}; "
                                    "devices wait for the next job")
                 # shares of this session's jobs can no longer be submitted: stop hashing them
@@ -392,8 +399,8 @@ class Miner:
         else:
             self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
                                                share.difficulty, verdict.accepted, verdict.reason)
-            if not verdict.accepted:
-                log.warning("%s: share %s rejected: %s", device, share.nonce, verdict.reason)
+            if not verdict.accepted:   # the CLI prints the REJECTED line from telemetry
+                log.info("%s: share %s rejected: %s", device, share.nonce, verdict.reason)
 
     def _forget(self, fut: Future[Any]) -> None:
         with self._pending_lock:

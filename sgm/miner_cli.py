@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
-from sgm.cli import UsageError, _positive_float, _positive_int
+# the argument types keep their old local names here (the parser below uses them)
+from sgm.cli_args import UsageError, positive_float, positive_int
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
 if TYPE_CHECKING:
@@ -29,6 +30,13 @@ log = logging.getLogger("sgm")
 
 STATUS_INTERVAL = 5.0        # plain status lines (pipes, files)
 LIVE_STATUS_INTERVAL = 1.0   # the live status line on a terminal
+#: Loggers whose records report what the Printer already shows from telemetry events (pool
+#: connects, disconnects and failed connects, protocol errors, a refused worker): their
+#: records below ERROR reach stderr only with --verbose (or --quiet, where the Printer is
+#: silent), so each pool happening is told once.
+PRINTER_REPORTED_LOGGERS = ("sgm.stratum",)
+#: Seconds to wait at exit for the Printer to print the events still buffered.
+PRINTER_DRAIN_TIMEOUT = 5.0
 CONFIG_KEYS = {
     "pools", "threads", "devices", "impl", "batch-time", "time-limit", "summary-json",
     "quiet", "verbose", "jobs", "difficulty", "duration", "no-version-rolling",
@@ -71,22 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-version-rolling", action="store_true",
                    help="do not ask the pool for BIP 310 version rolling")
     d = p.add_argument_group("embedded pool (no -o)")
-    d.add_argument("--jobs", type=_positive_int, default=None,
+    d.add_argument("--jobs", type=positive_int, default=None,
                    help="jobs the embedded pool issues (default 3)")
-    d.add_argument("--difficulty", type=_positive_int, default=None, metavar="BITS",
+    d.add_argument("--difficulty", type=positive_int, default=None, metavar="BITS",
                    help="leading zero bits of the share target (default 20)")
-    d.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+    d.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
                    help="seconds per job (default 15)")
     c = p.add_argument_group("common")
-    c.add_argument("-t", "--threads", type=_positive_int, default=None,
+    c.add_argument("-t", "--threads", type=positive_int, default=None,
                    help="CPU threads (default: one per core)")
     c.add_argument("--devices", default=None, metavar="KINDS",
                    help="which kinds of device to use: cpu, opencl (comma separated; default cpu)")
     c.add_argument("--impl", default=None, help="CPU kernel (default: the fastest available)")
-    c.add_argument("--batch-time", type=_positive_float, default=None, metavar="SECONDS",
+    c.add_argument("--batch-time", type=positive_float, default=None, metavar="SECONDS",
                    help="time one batch should take on any device (default 0.1)")
     c.add_argument("-c", "--config", metavar="FILE", help="JSON configuration file")
-    c.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS",
+    c.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
                    help="stop after this long")
     c.add_argument("--summary-json", metavar="PATH", default=None,
                    help="write the final statistics as JSON here at exit")
@@ -317,6 +325,9 @@ class Printer:
 
     On a terminal a live status line stays at the bottom (rewritten in place) while job and
     share lines scroll above it; elsewhere (pipes, files) status lines are plain lines.
+    :meth:`on_event` is meant for a callback subscription: it runs on the subscription's
+    dispatcher thread, so a stalled stdout stalls only that thread, never the network loop
+    or the devices.
     """
 
     def __init__(self, out: TextIO, quiet: bool, live: bool | None = None) -> None:
@@ -410,13 +421,37 @@ def _print_final(out: TextIO, summary: dict[str, Any], solo: bool = False) -> No
         pass
 
 
+class _NotPrintedTwice(logging.Filter):
+    """Drops the records of :data:`PRINTER_REPORTED_LOGGERS` below ERROR: the Printer
+    prints the same happenings from telemetry events."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        return not any(record.name == name or record.name.startswith(name + ".")
+                       for name in PRINTER_REPORTED_LOGGERS)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """The engine's log records go to stderr: WARNING and up (INFO and up with --verbose).
+
+    One voice per pool happening: on stdout the Printer tells pool connects, disconnects,
+    failed connects and protocol errors (from the Miner's telemetry log events), so the
+    Stratum client's own records of them are not also echoed on stderr -- unless
+    ``verbose`` (everything, for diagnosis) or ``quiet`` (the Printer prints no such lines,
+    so stderr is their only voice)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not verbose and not quiet:
+        handler.addFilter(_NotPrintedTwice())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+
+
 def cmd_mine(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(list(argv))
     cfg, extras = build_config(args)
-    logging.basicConfig(
-        level=logging.INFO if extras["verbose"] else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _setup_logging(extras["verbose"], extras["quiet"])
 
     from sgm import _native
     from sgm.miner import Miner
@@ -446,6 +481,7 @@ def cmd_mine(argv: Sequence[str]) -> int:
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # the Printer runs on the subscription's own thread: a slow stdout cannot stall the pool
     sub = miner.subscribe(printer.on_event, maxsize=10_000)
     try:
         try:
@@ -487,7 +523,9 @@ def cmd_mine(argv: Sequence[str]) -> int:
         printer.line(f"stopping: {reason['why']}")
     finally:
         miner.stop()
-        sub.close()
+        # after stop(): the last share verdicts are buffered by now; print them (bounded
+        # wait) before the final statistics
+        sub.close(timeout=PRINTER_DRAIN_TIMEOUT)
         for s, handler in old.items():
             signal.signal(s, handler)
     summary = miner.summary()

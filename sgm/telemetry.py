@@ -7,8 +7,10 @@ This module imports nothing else from sgm; every other part writes to it.
   start-up bias corrected).
 * :class:`DeviceStats` -- the counters of one device (or of all of them), thread-safe,
   one ``record_batch`` call per batch on the hot path.
-* :class:`EventBus` -- bounded publish/subscribe; slow subscribers lose their oldest
-  events (and count them) instead of blocking the miner.
+* :class:`EventBus` -- bounded publish/subscribe; publishing only appends to each
+  subscription's bounded buffer, slow subscribers lose their oldest events (and count
+  them) instead of blocking the miner, and callback subscribers run on a dispatcher
+  thread of their own, never on the publisher's (network or device) thread.
 * :class:`Telemetry` -- the facade holding devices, totals and the bus, with a
   JSON-ready :meth:`Telemetry.snapshot`.
 """
@@ -24,8 +26,8 @@ from typing import Any, Callable, Iterator, Mapping, Union
 
 __all__ = [
     "WINDOWS", "DecayingRate", "DeviceStats", "Event", "JobEvent", "ShareEvent",
-    "DeviceEvent", "StatusEvent", "LogEvent", "AnyEvent", "Subscription", "EventBus",
-    "BusLogHandler", "Telemetry", "event_to_dict",
+    "DeviceEvent", "LogEvent", "AnyEvent", "Subscription", "EventBus", "Telemetry",
+    "event_to_dict", "CLOSE_TIMEOUT",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ WINDOWS: dict[str, float] = {"5s": 5.0, "1m": 60.0, "5m": 300.0, "15m": 900.0}
 UTILISATION_WINDOW = 10.0
 #: Weight of the newest sample in the batch-latency EWMA.
 LATENCY_ALPHA = 0.2
+#: Seconds :meth:`Subscription.close` waits for a callback subscription to drain.
+CLOSE_TIMEOUT = 5.0
 
 
 def _check_nonneg(value: float, name: str) -> float:
@@ -151,7 +155,6 @@ class DeviceStats:
     name: str
     kind: str = "cpu"           # "cpu" / "opencl" / "total" / "unknown"
     impl: str = ""
-    lanes: int = 1              # parallel workers; utilisation is divided by it
     enabled: bool = True
     clock: Clock = field(default=time.monotonic, repr=False)
     hashes: int = 0
@@ -172,8 +175,6 @@ class DeviceStats:
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
-            raise ValueError(f"lanes must be an int >= 1, got {self.lanes!r}")
         now = self.clock()
         self.started = now
         self._rate = DecayingRate(now, clock=self.clock)
@@ -233,10 +234,6 @@ class DeviceStats:
         with self._lock:
             self.enabled = bool(enabled)
 
-    def set_impl(self, impl: str) -> None:
-        with self._lock:
-            self.impl = impl
-
     # reading ----------------------------------------------------------------
 
     def rates(self, now: float | None = None) -> dict[str, float]:
@@ -244,10 +241,10 @@ class DeviceStats:
             return self._rate.rates(now)
 
     def utilisation(self, now: float | None = None) -> float:
-        """Fraction of wall time spent hashing (per lane) over the last ~10 s, in [0, 1]."""
+        """Fraction of wall time spent hashing over the last ~10 s, in [0, 1]."""
         with self._lock:
             busy = self._busy.rates(now)["u"]
-        return min(1.0, max(0.0, busy / self.lanes))
+        return min(1.0, max(0.0, busy))
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         """JSON-ready view."""
@@ -261,7 +258,6 @@ class DeviceStats:
                 "kind": self.kind,
                 "impl": self.impl,
                 "enabled": self.enabled,
-                "lanes": self.lanes,
                 "hashes": self.hashes,
                 "hashrate": rates["5s"],
                 "hashrate_avg": self._rate.average(t),
@@ -278,7 +274,7 @@ class DeviceStats:
                 "batch_size": self.batch_size,
                 "latency_ms": self.latency_ewma_ms,
                 "latency_last_ms": self.latency_last_ms,
-                "utilisation": min(1.0, max(0.0, busy / self.lanes)),
+                "utilisation": min(1.0, max(0.0, busy)),
                 "elapsed_s": t - self.started,
             }
 
@@ -323,19 +319,13 @@ class DeviceEvent(Event):
 
 
 @dataclass(frozen=True)
-class StatusEvent(Event):
-    snapshot: dict[str, Any]
-    ts: float = field(default_factory=time.time)
-
-
-@dataclass(frozen=True)
 class LogEvent(Event):
     level: str          # "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"
     message: str
     ts: float = field(default_factory=time.time)
 
 
-AnyEvent = Union[JobEvent, ShareEvent, DeviceEvent, StatusEvent, LogEvent]
+AnyEvent = Union[JobEvent, ShareEvent, DeviceEvent, LogEvent]
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -346,11 +336,20 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 
 
 class Subscription:
-    """One subscriber of an :class:`EventBus`.
+    """One subscriber of an :class:`EventBus`: a bounded buffer of events.
 
-    Callback subscriptions run ``callback(event)`` in the publisher's thread (exceptions
-    are logged and counted in ``errors``).  Queue subscriptions buffer up to ``maxsize``
-    events; when full the oldest is discarded and ``dropped`` counts it.
+    Publishers only append to the buffer; when it holds ``maxsize`` events the oldest is
+    discarded and ``dropped`` counts it, so a slow reader never blocks a publisher.
+
+    * Queue (pull) subscriptions: the reader takes events with :meth:`get`, :meth:`drain`
+      or iteration, on whatever thread it likes.
+    * Callback (push) subscriptions: a dispatcher thread of their own takes events from the
+      buffer, oldest first, and calls ``callback(event)``; the callback therefore never runs
+      on a publisher's thread (the network loop, a device worker).  Exceptions are logged
+      and counted in ``errors``.
+
+    :meth:`close` stops delivery; for a callback subscription it then waits (bounded) for
+    the dispatcher to hand the events still buffered to the callback, and ends the thread.
     """
 
     def __init__(self, bus: EventBus, callback: Callable[[Event], Any] | None, maxsize: int,
@@ -362,30 +361,36 @@ class Subscription:
         self._buf: collections.deque[Event] = collections.deque(maxlen=maxsize)
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
-        #: Events discarded because the buffer was full.
+        self._in_callback = False
+        #: Events discarded: the buffer was full (oldest first), or close() gave up on them.
         self.dropped = 0
-        #: Events delivered (buffered or passed to the callback).
+        #: Events accepted into the buffer.
         self.delivered = 0
+        #: Events the callback has been called with (callback subscriptions).
+        self.handled = 0
         #: Callback invocations that raised.
         self.errors = 0
+        self._thread: threading.Thread | None = None
+        if callback is not None:
+            name = getattr(callback, "__qualname__", type(callback).__name__)
+            self._thread = threading.Thread(target=self._dispatch, daemon=True,
+                                            name=f"sgm-telemetry-{name}")
+            self._thread.start()
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The dispatcher thread of a callback subscription (None for a queue)."""
+        return self._thread
+
+    # publisher side ---------------------------------------------------------
+
     def _deliver(self, event: Event) -> None:
+        """Called by :meth:`EventBus.publish`: buffer ``event``, never wait for the reader."""
         if self.kinds is not None and not isinstance(event, self.kinds):
-            return
-        if self.callback is not None:
-            if self._closed:
-                return
-            self.delivered += 1  # callback subs are called from publishers; benign race
-            try:
-                self.callback(event)
-            except Exception:
-                self.errors += 1
-                log.exception("telemetry subscriber %r raised on %s; event skipped",
-                              self.callback, type(event).__name__)
             return
         with self._cond:
             if self._closed:
@@ -396,11 +401,42 @@ class Subscription:
             self.delivered += 1
             self._cond.notify()
 
+    # dispatcher thread (callback subscriptions) -----------------------------
+
+    def _dispatch(self) -> None:
+        callback = self.callback
+        assert callback is not None
+        cond, buf = self._cond, self._buf
+        while True:
+            with cond:
+                while not buf and not self._closed:
+                    cond.wait()
+                if not buf:
+                    return  # closed and drained (or emptied by a close() that gave up)
+                event = buf.popleft()
+                self._in_callback = True
+            try:
+                callback(event)
+            except Exception:
+                self.errors += 1
+                log.exception("telemetry subscriber %r raised on %s; event skipped",
+                              callback, type(event).__name__)
+            finally:
+                with cond:
+                    self._in_callback = False
+                    self.handled += 1
+                    cond.notify_all()
+
+    # reader side (queue subscriptions) --------------------------------------
+
+    def _check_queue(self) -> None:
+        if self.callback is not None:
+            raise RuntimeError("get()/drain() are for queue subscriptions; this one has a callback")
+
     def get(self, timeout: float | None = None) -> Event | None:
         """Next event; waits up to ``timeout`` s (None: until one comes or the
         subscription closes).  None on timeout or when closed and empty."""
-        if self.callback is not None:
-            raise RuntimeError("get() is for queue subscriptions; this one has a callback")
+        self._check_queue()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._buf:
@@ -416,17 +452,20 @@ class Subscription:
             return self._buf.popleft()
 
     def get_nowait(self) -> Event | None:
+        self._check_queue()
         with self._cond:
             return self._buf.popleft() if self._buf else None
 
     def drain(self) -> list[Event]:
         """Every buffered event, oldest first, leaving the buffer empty."""
+        self._check_queue()
         with self._cond:
             out = list(self._buf)
             self._buf.clear()
             return out
 
     def __len__(self) -> int:
+        """Events buffered and not yet taken (by the reader or the dispatcher)."""
         with self._cond:
             return len(self._buf)
 
@@ -438,9 +477,35 @@ class Subscription:
                 return
             yield event
 
-    def close(self) -> None:
-        """Unsubscribe; a blocked get() returns what is buffered, then None."""
+    # closing ------------------------------------------------------------------
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Unsubscribe: no new events are buffered.
+
+        A queue subscription keeps what is buffered for the reader (a blocked get()
+        returns it, then None).  A callback subscription waits up to ``timeout`` s for the
+        dispatcher to pass the buffered events to the callback and end; if the callback is
+        stuck or too slow, the rest is discarded (counted in ``dropped``), a warning is
+        logged and close() returns anyway; the thread ends once the callback returns.
+        Returns True when everything buffered was handled (always True for a queue).
+        Called from inside the callback, it does not wait for itself.
+        """
         self._bus.unsubscribe(self)
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        with self._cond:
+            left = len(self._buf)
+            stuck = self._in_callback
+            if not thread.is_alive() or (not left and not stuck):
+                return True  # drained (the thread is ending, if not ended yet)
+            self.dropped += left
+            self._buf.clear()
+        log.warning("telemetry subscriber %r did not finish within %.1fs (%s); "
+                    "%d buffered event(s) discarded", self.callback, timeout,
+                    "its callback is still running" if stuck else "too slow", left)
+        return False
 
     def _mark_closed(self) -> None:
         with self._cond:
@@ -455,7 +520,11 @@ class Subscription:
 
 
 class EventBus:
-    """Thread-safe publish/subscribe that never blocks a publisher on a slow reader."""
+    """Thread-safe publish/subscribe that never blocks a publisher on a slow reader.
+
+    :meth:`publish` only appends the event to each subscription's bounded buffer; it never
+    runs subscriber code (see :class:`Subscription`).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -464,9 +533,11 @@ class EventBus:
 
     def subscribe(self, callback: Callable[[Event], Any] | None = None, maxsize: int = 1000,
                   kinds: type | tuple[type, ...] | None = None) -> Subscription:
-        """A new subscription: with ``callback`` a push subscriber, else a bounded queue.
+        """A new subscription of at most ``maxsize`` buffered events: with ``callback`` a
+        push subscriber (called on its own dispatcher thread), else a queue to pull from.
 
-        ``kinds`` restricts delivery to instances of those event classes.
+        ``kinds`` restricts delivery to instances of those event classes.  Close the
+        subscription when done (a callback subscription holds a thread until then).
         """
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
@@ -480,7 +551,8 @@ class EventBus:
         return sub
 
     def unsubscribe(self, sub: Subscription) -> bool:
-        """Remove ``sub``; False if it was not subscribed."""
+        """Remove ``sub`` without waiting for it (its dispatcher, if any, drains what is
+        buffered and ends on its own); False if it was not subscribed."""
         with self._lock:
             present = sub in self._subs
             if present:
@@ -489,7 +561,8 @@ class EventBus:
         return present
 
     def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every subscriber, in subscription order."""
+        """Buffer ``event`` for every subscriber, in subscription order; never waits for
+        a reader and never calls subscriber code."""
         if not isinstance(event, Event):
             raise TypeError(f"event must be a telemetry Event, not {type(event).__name__}")
         subs = self._subs  # copy-on-write tuple: no lock held while delivering
@@ -505,26 +578,6 @@ class EventBus:
     @property
     def subscribers(self) -> int:
         return len(self._subs)
-
-
-class BusLogHandler(logging.Handler):
-    """A logging handler that republishes records as :class:`LogEvent`."""
-
-    def __init__(self, bus: EventBus, level: int = logging.INFO) -> None:
-        super().__init__(level)
-        self.bus = bus
-        self._local = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(self._local, "busy", False):
-            return  # a subscriber logging from inside publish: do not loop
-        self._local.busy = True
-        try:
-            self.bus.publish(LogEvent(record.levelname, self.format(record), record.created))
-        except Exception:
-            self.handleError(record)
-        finally:
-            self._local.busy = False
 
 
 # --------------------------------------------------------------------------- facade
@@ -543,22 +596,20 @@ class Telemetry:
 
     # devices ------------------------------------------------------------------
 
-    def register_device(self, name: str, kind: str = "cpu", impl: str = "", lanes: int = 1,
+    def register_device(self, name: str, kind: str = "cpu", impl: str = "",
                         enabled: bool = True) -> DeviceStats:
-        """Add a device (or update kind/impl/lanes of a known one) and return its stats."""
+        """Add a device (or update kind/impl/enabled of a known one) and return its stats."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
         with self._lock:
             stats = self._devices.get(name)
             if stats is None:
-                stats = DeviceStats(name, kind=kind, impl=impl, lanes=lanes, enabled=enabled,
+                stats = DeviceStats(name, kind=kind, impl=impl, enabled=enabled,
                                     clock=self.clock)
                 self._devices[name] = stats
                 return stats
         with stats._lock:
             stats.kind, stats.impl, stats.enabled = kind, impl, enabled
-            if lanes >= 1:
-                stats.lanes = lanes
         return stats
 
     def device(self, name: str) -> DeviceStats:
@@ -580,10 +631,6 @@ class Telemetry:
     def set_device_enabled(self, name: str, enabled: bool, detail: str = "") -> None:
         self.device(name).set_enabled(enabled)
         self.bus.publish(DeviceEvent(name, "enabled" if enabled else "disabled", detail))
-
-    def set_device_impl(self, name: str, impl: str) -> None:
-        self.device(name).set_impl(impl)
-        self.bus.publish(DeviceEvent(name, "impl", impl))
 
     # recording ----------------------------------------------------------------
 
@@ -659,9 +706,3 @@ class Telemetry:
             "best_share_diff": total["best_share_diff"],
             "devices": [d.to_dict(now) for d in self.devices()],
         }
-
-    def publish_status(self) -> dict[str, Any]:
-        """Publish a :class:`StatusEvent` with a fresh snapshot; returns the snapshot."""
-        snap = self.snapshot()
-        self.bus.publish(StatusEvent(snap))
-        return snap

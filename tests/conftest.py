@@ -1,28 +1,38 @@
-"""Shared test fixtures: the read-only real-world vectors in ../shared/vectors."""
+"""Shared test fixtures: the real-world vectors in tests/data.
+
+tests/data holds verbatim copies of the project's reference vectors (real Bitcoin block
+headers, real Stratum shares, merkle-root and midstate cases, each with its source; see
+tests/data/README.md), so a clone of this repository runs its whole suite on its own.
+The environment variable SGM_VECTORS points the fixtures at another copy instead (for
+example the read-only ../shared/vectors the copies were taken from).
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+VECTOR_FILES = ("headers.json", "stratum_shares.json", "aux_vectors.json")
 
 
 def vectors_dir() -> Path:
     env = os.environ.get("SGM_VECTORS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "vectors"
-    if not (path / "headers.json").is_file():
-        pytest.fail(
-            f"test vectors not found at {path}: the checkout needs ../shared/vectors beside it "
-            "(or set SGM_VECTORS to that folder)",
-            pytrace=False,
-        )
+    path = Path(env) if env else DATA_DIR
+    missing = [name for name in VECTOR_FILES if not (path / name).is_file()]
+    if missing:
+        where = "SGM_VECTORS" if env else "the repository's tests/data"
+        pytest.fail(f"test vectors missing from {path} ({where}): {', '.join(missing)}",
+                    pytrace=False)
     return path
 
 
-def load_vectors(name: str) -> dict:
-    return json.loads((vectors_dir() / name).read_text())
+def load_vectors(name: str) -> dict[str, Any]:
+    return json.loads((vectors_dir() / name).read_text(encoding="utf-8"))
 
 
 def sha256d(data: bytes) -> bytes:
@@ -30,5 +40,5 @@ def sha256d(data: bytes) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def header_vectors() -> list[dict]:
+def header_vectors() -> list[dict[str, Any]]:
     return load_vectors("headers.json")["headers"]

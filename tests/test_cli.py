@@ -117,3 +117,15 @@ def test_sgm_impl_environment_variable_forces_the_default_kernel():
     r = subprocess.run([sys.executable, "-m", "sgm", "devices"], capture_output=True, text=True,
                        env=env, cwd=ROOT, timeout=60)
     assert r.returncode == 2 and "SGM_IMPL" in r.stderr and "no-such-kernel" in r.stderr
+
+
+def test_the_command_line_modules_import_on_their_own():
+    """sgm.miner_cli and sgm.cli share their argument types through sgm.cli_args: each
+    imports alone, and neither pulls in the other at import time."""
+    code = ("import sys, importlib; m = importlib.import_module(sys.argv[1]); "
+            "print(sorted(k for k in sys.modules if k in ('sgm.cli', 'sgm.miner_cli')))")
+    for module, loaded in [("sgm.miner_cli", ["sgm.miner_cli"]), ("sgm.cli", ["sgm.cli"])]:
+        r = subprocess.run([sys.executable, "-c", code, module], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == repr(loaded)

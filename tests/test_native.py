@@ -6,6 +6,7 @@ import random
 import struct
 import threading
 import time
+from typing import Callable
 
 import pytest
 
@@ -183,49 +184,90 @@ def test_a_kernel_this_cpu_lacks_is_refused_clearly():
     assert set(IMPLS) | set(missing) == set(_native.all_implementations())
 
 
+def test_require_implementation_names_what_is_available(monkeypatch):
+    """One check for every caller (CLI, miner config, CPU device): a usable name comes back,
+    None means the default, and the two refusals say which case it is and what to use."""
+    assert _native.require_implementation(None) == _native.default_implementation()
+    for name in IMPLS:
+        assert _native.require_implementation(name) == name
+    with pytest.raises(ValueError, match="'nope' is unknown; built: .*available on this CPU: ") as e:
+        _native.require_implementation("nope")
+    assert all(n in str(e.value) for n in _native.all_implementations())
+    with pytest.raises(TypeError, match="str"):
+        _native.require_implementation(3)  # type: ignore[arg-type]
+    # a built kernel this CPU lacks (simulated: the fastest one is taken off the list)
+    lacking, rest = IMPLS[0], IMPLS[1:]
+    monkeypatch.setattr(_native, "available_implementations", lambda: list(rest))
+    with pytest.raises(ValueError, match=f"{lacking!r} is built but not supported by this CPU; "
+                       f"available: {', '.join(rest)}$"):
+        _native.require_implementation(lacking)
+
+
+def _cpu_clock_of(thread: threading.Thread) -> Callable[[], float]:
+    """A clock of the CPU seconds `thread` has used: its own thread clock where the platform
+    offers one (Linux), else the process's CPU time less the calling thread's."""
+    clock_id = getattr(time, "pthread_getcpuclockid", None)
+    if clock_id is not None and thread.ident is not None:
+        cid = clock_id(thread.ident)
+        return lambda: time.clock_gettime(cid)
+    return lambda: time.process_time() - time.thread_time()
+
+
+ABORT_BOUND_S = 5.0  # generous: the kernels look at the flag every ABORT_STRIDE nonces (~1 ms)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
-def test_abort_stops_a_long_scan_within_10ms_and_reports_progress(impl):
-    """Raised from another thread, the flag stops a 2^32-nonce scan within 10 ms (median of
-    5 tries, so one scheduling hiccup on a shared machine does not decide) and the scan
-    reports exactly how far it got."""
+def test_abort_stops_a_running_scan_early_and_reports_exact_progress(impl):
+    """Raised from another thread while a whole-nonce-space scan (minutes of work) is
+    running, the flag makes it return within seconds, marked aborted, and its ``scanned``
+    is exact: resuming there finds exactly what one uninterrupted scan finds.
+
+    How fast the scan stops is measured by benchmarks/abort_latency.py, not asserted here."""
     ms, tail = prepared(bytes(80))
-    latencies = []
-    for attempt in range(5):
-        flag = _native.AbortFlag()
-        box = {}
-
-        def run():
-            box["res"] = _native.scan(ms, tail, 0, 1 << 32, 0, impl=impl, abort=flag)
-            box["end"] = time.perf_counter()
-
-        worker = threading.Thread(target=run)
-        worker.start()
-        time.sleep(0.03)
-        raised = time.perf_counter()
-        flag.set()
-        worker.join(5)
-        assert not worker.is_alive()
-        res = box["res"]
-        assert res.aborted and not res.truncated
-        assert 0 < res.scanned < 1 << 32
-        latencies.append(box["end"] - raised)
-    latencies.sort()
-    assert latencies[2] < 0.010, f"median {latencies[2] * 1e3:.2f} ms ({latencies})"
-    assert latencies[-1] < 0.100, latencies
-    # the reported progress is exact: aborted mid-way and resumed at `scanned`, the two
-    # parts together find exactly what one uninterrupted scan finds
-    n, target = (1 << 21 if impl == "scalar" else 1 << 23), TARGET_MAX >> 10
-    full = _native.scan(ms, tail, 0, n, target, impl=impl)
+    target = TARGET_MAX >> 8  # about 1 nonce in 256 is a hit
     flag = _native.AbortFlag()
-    timer = threading.Timer(0.005, flag.set)
-    timer.start()
-    part = _native.scan(ms, tail, 0, n, target, impl=impl, abort=flag)
-    timer.join()
-    assert part.aborted and 0 < part.scanned < n
+    entering = threading.Event()
+    box: dict = {}
+
+    def run() -> None:
+        entering.set()
+        try:
+            box["res"] = _native.scan(ms, tail, 0, 1 << 32, target, impl=impl, abort=flag,
+                                      max_results=_native.MAX_RESULTS_LIMIT)
+        except BaseException as exc:  # reported by the assertions below
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    assert entering.wait(30)
+    # Raise the flag only once the worker is inside the scan: it has burnt 50 ms of CPU
+    # since announcing the call, which nothing but the kernel can do (argument checks take
+    # microseconds; the main thread only sleeps here).
+    worker_cpu = _cpu_clock_of(worker)
+    cpu0 = worker_cpu()
+    give_up = time.monotonic() + 60
+    while worker.is_alive() and worker_cpu() - cpu0 < 0.05:
+        assert time.monotonic() < give_up, "the scan never got CPU time"
+        time.sleep(0.002)
+    flag.set()
+    worker.join(ABORT_BOUND_S)
+    assert not worker.is_alive(), f"scan still running {ABORT_BOUND_S} s after the abort"
+    assert "error" not in box, box.get("error")
+    part = box["res"]
+    assert part.aborted and not part.truncated and not part.complete
+    # 0 < scanned: the flag went up after the scan began (a flag already up at the start
+    # stops it before the first nonce); < 2^32: it stopped long before the end
+    assert 0 < part.scanned < 1 << 32
+    assert all(n < part.scanned for n in part.nonces)
+    # exact progress: the aborted part plus a resumed scan from `scanned` (same flag,
+    # cleared) together equal one uninterrupted scan over the same range
+    n = part.scanned + (1 << 16)
+    full = _native.scan(ms, tail, 0, n, target, impl=impl, max_results=_native.MAX_RESULTS_LIMIT)
     flag.clear()
     rest = _native.scan(ms, tail, part.scanned, n - part.scanned, target, impl=impl, abort=flag)
-    assert rest.complete
-    assert part.nonces + rest.nonces == full.nonces and len(full.nonces) > 1000
+    assert full.complete and rest.complete
+    assert part.nonces + rest.nonces == full.nonces
+    assert len(part.nonces) >= 50 and len(rest.nonces) >= 50  # hits on both sides of the cut
 
 
 def test_the_gil_is_released_while_a_scan_runs():

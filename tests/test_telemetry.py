@@ -1,28 +1,52 @@
-"""Tests of sgm.telemetry: decaying rates, device counters, event bus, snapshot."""
+"""Tests of sgm.telemetry: decaying rates, device counters, event bus, snapshot; and that
+subscribers never hold up the miner (a real Miner on its embedded pool, the `sgm` CLI).
+
+No test here asserts a tight wall-clock bound: deadlines are generous (a loaded 2-core box
+must pass) and the assertions are about behaviour."""
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 import random
+import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
 from sgm.telemetry import (
-    BusLogHandler,
     DecayingRate,
     DeviceEvent,
     DeviceStats,
+    Event,
     EventBus,
     JobEvent,
     LogEvent,
     ShareEvent,
-    StatusEvent,
+    Subscription,
     Telemetry,
     event_to_dict,
 )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Generous deadline (s) for anything that should take a moment.
+DEADLINE = 30.0
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = DEADLINE) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return bool(pred())
 
 
 class FakeClock:
@@ -147,10 +171,10 @@ def test_explicit_now_and_bad_input() -> None:
 
 def test_device_stats_batch_accounting() -> None:
     clock = FakeClock()
-    d = DeviceStats("cpu0", kind="cpu", impl="shani", lanes=2, clock=clock)
-    for _ in range(200):                    # 2 lanes, each busy half of the time
+    d = DeviceStats("cpu0", kind="cpu", impl="shani", clock=clock)
+    for _ in range(200):                    # busy half of the time
         clock.advance(0.1)
-        d.record_batch(100_000, 0.1, 1 << 16, 0.020)
+        d.record_batch(100_000, 0.05, 1 << 16, 0.020)
     assert d.hashes == 20_000_000
     assert d.batches == 200
     assert d.batch_size == 1 << 16
@@ -162,8 +186,6 @@ def test_device_stats_batch_accounting() -> None:
     assert d.latency_ewma_ms == pytest.approx(20.0 + 0.2 * 100.0)
     with pytest.raises(ValueError, match="latency_s"):
         d.record_batch(1, 0.1, 1, -1.0)
-    with pytest.raises(ValueError, match="lanes"):
-        DeviceStats("x", lanes=0)
 
 
 def test_device_stats_thread_safe() -> None:
@@ -191,11 +213,13 @@ def test_device_stats_thread_safe() -> None:
 def test_bus_delivers_in_order() -> None:
     bus = EventBus()
     seen: list[int] = []
-    bus.subscribe(lambda e: seen.append(e.nonce))
+    pushed = bus.subscribe(lambda e: seen.append(e.nonce))
     sub = bus.subscribe(maxsize=100)
     for n in range(50):
         bus.publish(ShareEvent("cpu0", "j", n, 1.0))
+    assert pushed.close()                  # drains what is buffered, then ends the thread
     assert seen == list(range(50))
+    assert pushed.handled == pushed.delivered == 50
     assert [e.nonce for e in sub.drain()] == list(range(50))
     assert sub.dropped == 0
     assert bus.published == 50
@@ -220,10 +244,11 @@ def test_callback_exceptions_do_not_break_publishing(caplog: pytest.LogCaptureFi
         raise RuntimeError("subscriber bug")
 
     bad_sub = bus.subscribe(bad)
-    bus.subscribe(good.append)
+    good_sub = bus.subscribe(good.append)
     with caplog.at_level(logging.ERROR, logger="sgm.telemetry"):
         for n in range(5):
             bus.publish(DeviceEvent("cpu0", "hw_error", str(n)))
+        assert bad_sub.close() and good_sub.close()
     assert len(good) == 5
     assert bad_sub.errors == 5
     assert "subscriber bug" in caplog.text
@@ -238,7 +263,7 @@ def test_concurrent_publishers() -> None:
         with lock:
             got.append(e)
 
-    bus.subscribe(on_event)
+    pushed = bus.subscribe(on_event, maxsize=100_000)
     sub = bus.subscribe(maxsize=100_000)
     small = bus.subscribe(maxsize=50)
     n_threads, per = 4, 2000
@@ -254,6 +279,7 @@ def test_concurrent_publishers() -> None:
         t.start()
     for t in threads:
         t.join()
+    assert pushed.close(timeout=60)
     queued = sub.drain()
     assert len(got) == len(queued) == n_threads * per
     for i in range(n_threads):      # each publisher's events arrive in its own order
@@ -302,31 +328,153 @@ def test_kinds_filter_and_validation() -> None:
         bus.subscribe(callback=42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="event"):
         bus.publish("not an event")  # type: ignore[arg-type]
+    pushed = bus.subscribe(print, kinds=JobEvent)
     with pytest.raises(RuntimeError):
-        bus.subscribe(print).get()
+        pushed.get()
+    with pytest.raises(RuntimeError):
+        pushed.drain()
+    assert pushed.close()
 
 
-def test_log_handler_publishes_without_looping() -> None:
+def test_callback_runs_on_its_own_thread_not_the_publishers() -> None:
     bus = EventBus()
-    sub = bus.subscribe(kinds=LogEvent)
-    logger = logging.getLogger("sgm.test.handler")
-    logger.propagate = False
-    handler = BusLogHandler(bus)
-    logger.addHandler(handler)
-    tele_log = logging.getLogger("sgm.telemetry")
-    tele_log.addHandler(handler)    # the bus's own error logs go back to the bus too
-    try:
-        def bad(event: object) -> None:
-            raise RuntimeError("boom")
+    where: list[int] = []
+    sub = bus.subscribe(lambda e: where.append(threading.get_ident()))
+    publishers = [threading.get_ident()]
+    bus.publish(JobEvent("main", True))
 
-        bus.subscribe(bad, kinds=LogEvent)
-        logger.warning("hello %s", "world")
-    finally:
-        logger.removeHandler(handler)
-        tele_log.removeHandler(handler)
-    events = sub.drain()
-    assert events[0].level == "WARNING" and events[0].message == "hello world"
-    assert len(events) == 1   # the subscriber error raised inside publish is not re-published
+    def publisher() -> None:
+        publishers.append(threading.get_ident())
+        bus.publish(JobEvent("worker", True))
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    t.join(DEADLINE)
+    assert sub.thread is not None and sub.thread.daemon
+    dispatcher = sub.thread.ident
+    assert sub.close()
+    assert len(where) == 2
+    assert set(where) == {dispatcher}
+    assert not set(where) & set(publishers)
+    assert bus.subscribe(maxsize=5).thread is None      # a queue has no thread of its own
+
+
+def test_publish_returns_while_a_callback_blocks() -> None:
+    bus = EventBus()
+    entered, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def stuck(e: ShareEvent) -> None:
+        entered.set()
+        release.wait(DEADLINE)
+        seen.append(e.nonce)
+
+    sub = bus.subscribe(stuck, maxsize=1000)
+    queue = bus.subscribe(maxsize=1000)
+    bus.publish(ShareEvent("cpu0", "j", 0, 1.0))
+    assert entered.wait(DEADLINE)
+
+    def publish_more() -> None:
+        for n in range(1, 200):
+            bus.publish(ShareEvent("cpu0", "j", n, 1.0))
+
+    publisher = threading.Thread(target=publish_more)
+    publisher.start()
+    publisher.join(DEADLINE)
+    # every publish returned while the callback was still stuck in its first event
+    assert not publisher.is_alive()
+    assert not release.is_set() and seen == []
+    assert len(queue) == 200 and len(sub) == 199 and sub.delivered == 200
+    release.set()
+    assert sub.close(timeout=DEADLINE)
+    assert seen == list(range(200)) and sub.dropped == 0
+
+
+def test_a_slow_callback_loses_the_oldest_events_and_counts_them() -> None:
+    bus = EventBus()
+    entered, release = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def slow(e: JobEvent) -> None:
+        entered.set()
+        release.wait(DEADLINE)
+        seen.append(e.job_id)
+
+    sub = bus.subscribe(slow, maxsize=10)
+    bus.publish(JobEvent("job0", False))
+    assert entered.wait(DEADLINE)       # the dispatcher holds job0; the buffer is empty
+    for n in range(1, 26):
+        bus.publish(JobEvent(f"job{n}", False))
+    assert sub.dropped == 15 and len(sub) == 10
+    release.set()
+    assert sub.close(timeout=DEADLINE)
+    assert seen == ["job0"] + [f"job{n}" for n in range(16, 26)]
+    assert sub.handled == 11 and sub.delivered == 26 and sub.dropped == 15
+
+
+def test_close_drains_the_buffer_then_ends_the_thread() -> None:
+    bus = EventBus()
+    seen: list[int] = []
+
+    def slowish(e: ShareEvent) -> None:
+        time.sleep(0.002)
+        seen.append(e.nonce)
+
+    sub = bus.subscribe(slowish, maxsize=1000)
+    for n in range(100):
+        bus.publish(ShareEvent("cpu0", "j", n, 1.0))
+    assert sub.thread is not None
+    assert sub.close(timeout=DEADLINE) is True
+    assert seen == list(range(100)) and sub.handled == 100 and len(sub) == 0
+    assert not sub.thread.is_alive() and sub.closed
+    bus.publish(ShareEvent("cpu0", "j", 100, 1.0))      # no longer delivered
+    assert seen == list(range(100)) and bus.subscribers == 0
+    assert sub.close() is True                          # closing twice is harmless
+
+
+def test_close_does_not_hang_on_a_stuck_callback(caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus()
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(e: Event) -> None:
+        entered.set()
+        release.wait(DEADLINE)
+
+    sub = bus.subscribe(stuck)
+    for n in range(6):
+        bus.publish(LogEvent("INFO", str(n)))
+    assert entered.wait(DEADLINE)
+    result: list[bool] = []
+    with caplog.at_level(logging.WARNING, logger="sgm.telemetry"):
+        closer = threading.Thread(target=lambda: result.append(sub.close(timeout=0.2)))
+        closer.start()
+        closer.join(DEADLINE)
+        assert not closer.is_alive()                   # close() gave up instead of hanging
+    assert result == [False]
+    assert "did not finish" in caplog.text and "5 buffered event(s) discarded" in caplog.text
+    assert sub.dropped == 5 and len(sub) == 0
+    release.set()                                      # the callback returns at last ...
+    assert sub.thread is not None
+    sub.thread.join(DEADLINE)
+    assert not sub.thread.is_alive()                   # ... and the thread ends
+    assert sub.handled == 1
+
+
+def test_a_callback_may_close_its_own_subscription() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    holder: list[Subscription] = []
+
+    def once(e: JobEvent) -> None:
+        seen.append(e.job_id)
+        holder[0].close()
+
+    holder.append(bus.subscribe(once))
+    bus.publish(JobEvent("a", False))
+    assert holder[0].thread is not None
+    holder[0].thread.join(DEADLINE)
+    assert not holder[0].thread.is_alive() and holder[0].closed
+    assert seen == ["a"]
 
 
 # --------------------------------------------------------------------------- Telemetry
@@ -335,12 +483,12 @@ def test_log_handler_publishes_without_looping() -> None:
 def test_snapshot_shape_and_values() -> None:
     clock = FakeClock()
     tele = Telemetry(clock=clock)
-    tele.register_device("cpu0", kind="cpu", impl="shani", lanes=4)
+    tele.register_device("cpu0", kind="cpu", impl="shani")
     tele.register_device("gpu0", kind="opencl", impl="sha256d.cl")
     sub = tele.subscribe()
     for _ in range(100):
         clock.advance(0.1)
-        tele.record_batch("cpu0", 50_000, 0.4, 4096, 0.01)
+        tele.record_batch("cpu0", 50_000, 0.1, 4096, 0.01)
         tele.record_batch("gpu0", 200_000, 0.1, 1 << 20, 0.05)
     tele.record_share_found("gpu0", "j1", 0x1234, 12.5)
     tele.record_share_result("gpu0", "j1", 0x1234, 12.5, True)
@@ -372,7 +520,7 @@ def test_snapshot_shape_and_values() -> None:
     assert cpu["kind"] == "cpu" and gpu["kind"] == "opencl"
     assert cpu["hashrate"] == pytest.approx(5e5, rel=0.01)
     assert gpu["hashrate"] == pytest.approx(2e6, rel=0.01)
-    assert cpu["utilisation"] == pytest.approx(1.0, rel=0.01)   # 0.4 s busy / 0.1 s / 4 lanes
+    assert cpu["utilisation"] == pytest.approx(1.0, rel=0.01)   # 0.1 s busy / 0.1 s
     assert gpu["utilisation"] == pytest.approx(1.0, rel=0.01)
     assert gpu["latency_ms"] == pytest.approx(50.0)
     assert gpu["batch_size"] == 1 << 20
@@ -380,10 +528,9 @@ def test_snapshot_shape_and_values() -> None:
     assert (gpu["accepted"], gpu["hw_errors"], cpu["rejected"], cpu["stale"]) == (1, 1, 2, 1)
     kinds = [type(e).__name__ for e in sub.drain()]
     assert kinds == ["ShareEvent"] * 5 + ["DeviceEvent", "DeviceEvent", "JobEvent"]
-    status = tele.publish_status()
-    ev = sub.get(timeout=1)
-    assert isinstance(ev, StatusEvent) and ev.snapshot == status
-    assert event_to_dict(ev)["type"] == "StatusEvent"
+    as_dict = event_to_dict(JobEvent("j3", False, ts=5.0))
+    assert as_dict == {"type": "JobEvent", "job_id": "j3", "clean": False, "ts": 5.0}
+    json.dumps(as_dict)
 
 
 def test_unknown_device_auto_registers() -> None:
@@ -410,3 +557,107 @@ def test_telemetry_concurrent_record_batch() -> None:
     snap = tele.snapshot()
     assert snap["hashes"] == 4 * 3000 * 7
     assert sorted(d["hashes"] for d in snap["devices"]) == [2 * 3000 * 7] * 2
+
+
+# --------------------------------------------------------------------------- the miner
+
+
+def test_a_subscriber_blocked_for_5s_delays_neither_share_submission_nor_a_job_switch() -> None:
+    """A real Miner on its embedded pool; the only subscriber sleeps 5 s in its first event.
+    While it sleeps the pool keeps accepting shares and a new job reaches the scheduler:
+    publishing from the network loop and the device threads never waits for it."""
+    from sgm.miner import Miner, MinerConfig
+
+    block_s = 5.0
+    entered, woke = threading.Event(), threading.Event()
+    threads: set[str] = set()
+
+    def sleepy(event: Event) -> None:
+        threads.add(threading.current_thread().name)
+        if not entered.is_set():
+            entered.set()
+            time.sleep(block_s)
+            woke.set()
+
+    miner = Miner(MinerConfig(threads=1, local_jobs=None, local_job_interval=0.5,
+                              local_difficulty_bits=10))
+    sub = miner.subscribe(sleepy)
+    progress: dict[str, Any] = {}    # the last reading taken while it slept
+    miner.start()
+    try:
+        assert entered.wait(DEADLINE), "no event reached the subscriber"
+        pool, tel = miner.local_pool, miner.telemetry
+        assert pool is not None
+        job = miner.scheduler.current_job
+        first_job = job.job_id if job is not None else None
+        accepted_pool, accepted_tel = pool.stats.accepted, tel.total.accepted
+
+        def progressed(seen: dict[str, Any]) -> bool:
+            return (seen.get("pool", 0) >= 3 and seen.get("telemetry", 0) >= 3
+                    and seen.get("job") not in (None, first_job))
+
+        def moved_on_while_asleep() -> bool:
+            job = miner.scheduler.current_job
+            now = {"pool": pool.stats.accepted - accepted_pool,
+                   "telemetry": tel.total.accepted - accepted_tel,
+                   "job": job.job_id if job is not None else None}
+            if woke.is_set():     # read after the counters: `now` may postdate the sleep
+                return True       # too late; judge the last reading taken while asleep
+            progress.update(now)
+            return progressed(now)
+
+        wait_for(moved_on_while_asleep, timeout=DEADLINE)
+        assert progressed(progress), (
+            f"while the subscriber slept the miner did not move on: {progress}")
+        assert sub.delivered > 1        # events kept coming into its buffer meanwhile
+    finally:
+        miner.stop()
+    assert sub.close(timeout=DEADLINE)
+    assert woke.is_set() and sub.handled > 1
+    # the callback ran on the subscription's thread only: never the loop or a device
+    assert sub.thread is not None and threads == {sub.thread.name}
+    assert not any(name.startswith(("sgm-net", "sgm-cpu")) for name in threads)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def sgm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "sgm", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+
+
+@pytest.mark.parametrize("mode", ["default", "quiet"])
+def test_a_refused_pool_connection_is_reported_once_per_attempt(mode: str) -> None:
+    """Each failed connect is told once: by the Printer on stdout (the Stratum client's own
+    log record of it stays off stderr), or with -q, where the Printer is silent, by that
+    log record on stderr."""
+    with socket.socket() as closed:          # bound, never listening: connections refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        extra = ["-q"] if mode == "quiet" else []
+        r = sgm("-o", f"stratum+tcp://127.0.0.1:{port}", "-u", "w", "-t", "1",
+                "--time-limit", "3", *extra)
+    assert r.returncode == 0, r.stderr
+    text = f"connect to 127.0.0.1:{port} failed"
+    told, silent = (r.stdout, r.stderr) if mode == "default" else (r.stderr, r.stdout)
+    lines = [line for line in told.splitlines() if text in line]
+    assert lines, (r.stdout, r.stderr)                 # the user is told ...
+    assert all(line.count(text) == 1 for line in lines)
+    assert text not in silent                          # ... once per attempt, not twice
+    assert (r.stdout + r.stderr).count(text) == len(lines)
+    if mode == "default":
+        assert all("pool: disconnected" in line for line in lines)
+    assert "final statistics" in r.stdout
+
+
+def test_the_last_share_lines_print_before_the_final_statistics() -> None:
+    r = sgm("--jobs", "1", "--duration", "1.5", "--difficulty", "14", "-t", "1")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    final = next(i for i, line in enumerate(lines) if "final statistics" in line)
+    shares = [i for i, line in enumerate(lines) if line.startswith("[") and "share cpu0" in line]
+    assert shares and max(shares) < final
+    accepted = int(lines[final + 2].split("accepted")[1].split()[0])
+    assert sum("accepted" in lines[i] for i in shares) == accepted

@@ -17,10 +17,7 @@ class CpuDevice(Device):
     kind = "cpu"
 
     def __init__(self, index: int, impl: str | None = None) -> None:
-        impl = impl or _native.default_implementation()
-        if impl not in _native.available_implementations():
-            raise ValueError(f"CPU implementation {impl!r} is not available on this CPU; "
-                             f"available: {', '.join(_native.available_implementations())}")
+        impl = _native.require_implementation(impl)
         super().__init__(f"cpu{index}", impl, granule=4096)
 
     def calibrate(self, seconds: float = 0.05) -> float:

@@ -1,0 +1,40 @@
+"""Argument types and the usage error shared by the command-line modules (sgm.cli for the
+subcommands, sgm.miner_cli for mining).  Imports nothing from either, so neither imports
+the other to get them."""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported on stderr with exit status 2."""
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
+    """argparse type: an integer (decimal or 0x...) in lo..hi (hi None: no upper bound)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = int_in(1, None, "a positive integer")
+u32 = int_in(0, 0xFFFFFFFF, "in 0 .. 4294967295")
+nonce_count = int_in(0, 1 << 32, "in 0 .. 4294967296")
