@@ -331,7 +331,8 @@ class Miner:
         for the current work; show the message."""
         if ev.pause:
             self.scheduler.clear_jobs()
-        if ev.level != "DEBUG" and (self._running or ev.kind != "lost"):
+        stopping = self._stop_net is not None and self._stop_net.is_set()
+        if ev.level != "DEBUG" and not stopping:
             self.telemetry.log(ev.level, f"solo: {ev.message}")
 
     def _on_pool_event(self, ev: object) -> None:

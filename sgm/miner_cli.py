@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--rpc-cookie", metavar="PATH",
                    help="--solo: the node's cookie file (e.g. ~/.bitcoin/.cookie) instead of "
                    "USER:PASS")
-    g.add_argument("--suggest-diff", type=_positive_float, default=None, metavar="D",
+    g.add_argument("--suggest-diff", type=positive_float, default=None, metavar="D",
                    help="ask the pool for share difficulty D (mining.suggest_difficulty; "
                    "fractions allowed)")
     g.add_argument("--cert", metavar="FILE",
