@@ -378,7 +378,12 @@ class Printer:
         elif isinstance(ev, ShareEvent):
             if ev.accepted is None:
                 return  # found; the pool's answer follows
-            verdict = "accepted" if ev.accepted else f"REJECTED ({ev.reason})"
+            if ev.accepted:
+                verdict = "accepted"
+            elif ev.reason == "stale":      # its job was gone: never submitted, or refused so
+                verdict = "stale"
+            else:
+                verdict = f"REJECTED ({ev.reason})"
             self.line(f"share {ev.device} nonce {ev.nonce:08x} diff {ev.difficulty:.4g} "
                       f"job {ev.job_id}: {verdict}")
         elif isinstance(ev, DeviceEvent) and ev.what in ("enabled", "disabled", "hw_error"):

@@ -105,7 +105,7 @@ class Scheduler:
         self._seen: OrderedDict[tuple, None] = OrderedDict()
         self._abort_flags: set[AbortFlag] = set()
         self._closed = False
-        self._exhausted_reported = 0             # generation whose exhaustion was logged
+        self._exhausted_reported: int | None = None   # generation whose exhaustion was logged
         #: monotonic times of the latest clean-job flushes (bounded)
         self.job_switches: deque[float] = deque(maxlen=1000)
 
