@@ -91,7 +91,7 @@ class Device(ABC):
     def enabled(self) -> bool:
         return self._enabled.is_set()
 
-    def set_enabled(self, enabled: bool) -> None:
+    def set_enabled(self, enabled: bool, detail: str = "") -> None:
         """Stop or resume hashing while mining; the other devices keep going."""
         if enabled == self.enabled:
             return
@@ -101,7 +101,7 @@ class Device(ABC):
             self._enabled.clear()
             self.abort.set()
         if self._scheduler is not None:
-            self._scheduler.telemetry.set_device_enabled(self.name, enabled)
+            self._scheduler.telemetry.set_device_enabled(self.name, enabled, detail)
         log.info("%s %s", self.name, "started" if enabled else "stopped")
 
     @property
@@ -109,6 +109,15 @@ class Device(ABC):
         return not self._idle.is_set()
 
     # ------------------------------------------------------------ worker
+    def _next_batch(self) -> Batch | None:
+        """The batch to run next (a device that pipelines may have pulled it already)."""
+        assert self._scheduler is not None and self.sizer is not None
+        return self._scheduler.pull(self.sizer.size())
+
+    def _on_disabled(self) -> None:
+        """Called on the worker thread while the device is disabled: hand back any work
+        held ahead of time."""
+
     def _loop(self) -> None:
         assert self._scheduler is not None
         _lower_thread_priority()
@@ -125,10 +134,11 @@ class Device(ABC):
         sched = self._scheduler
         assert sched is not None and self.sizer is not None
         if not self._enabled.is_set():
+            self._on_disabled()
             self._enabled.wait(0.25)
             return
         self.abort.clear()
-        batch = sched.pull(self.sizer.size())
+        batch = self._next_batch()
         if batch is None:
             return
         if self._terminate or not self._enabled.is_set():
