@@ -10,6 +10,7 @@ import sys
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 NATIVE = os.path.join("sgm", "_native")
 INCLUDE = os.path.join(NATIVE, "include")
@@ -37,7 +38,23 @@ extensions = [ext("_sha256d")]
 if os.path.exists(os.path.join(NATIVE, "_queue.pyx")):
     extensions.append(ext("_queue"))
 
+class build_py_with_kernels(build_py):
+    """Also ship the OpenCL kernels: kernels/*.cl (their one source) go into the wheel as
+    sgm/kernels/*.cl, where sgm.devices.opencl looks first."""
+
+    def run(self):
+        super().run()
+        if not os.path.isdir("kernels"):
+            return
+        target = os.path.join(self.build_lib, "sgm", "kernels")
+        self.mkpath(target)
+        for name in sorted(os.listdir("kernels")):
+            if name.endswith(".cl"):
+                self.copy_file(os.path.join("kernels", name), os.path.join(target, name))
+
+
 setup(
+    cmdclass={"build_py": build_py_with_kernels},
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3"},
