@@ -25,3 +25,6 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26"
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
 echo "setup: ready ($(.venv/bin/python -c 'import sgm._native as n; print("kernels:", ", ".join(n.available_implementations()))'))" >&2
+# OpenCL: the test extra brings pyopencl with PoCL's CPU device (no GPU needed); a GPU's
+# vendor driver is found through its ICD file in /etc/OpenCL/vendors
+echo "setup: opencl: $(.venv/bin/python -c 'from sgm.devices import detect_opencl; f, r = detect_opencl(); print(", ".join(f"{d.name} {d.description}" for d in f) or r)')" >&2
