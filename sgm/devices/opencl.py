@@ -139,9 +139,10 @@ def discover() -> tuple[list[tuple[DeviceInfo, Any]], str | None]:
 
 
 # --------------------------------------------------------------------------- kernel source
-def kernel_path() -> Path:
-    """sha256d.cl: sgm/kernels/ in an installed wheel, kernels/ in a source checkout."""
-    package = Path(__file__).resolve().parents[1]
+def kernel_path(package: Path | None = None) -> Path:
+    """sha256d.cl: sgm/kernels/ in an installed wheel, kernels/ in a source checkout
+    (``package``: the sgm package directory, this one by default)."""
+    package = package or Path(__file__).resolve().parents[1]
     candidates = [package / "kernels" / KERNEL_FILE, package.parent / "kernels" / KERNEL_FILE]
     for path in candidates:
         if path.is_file():
@@ -734,6 +735,10 @@ class OpenCLDevice(Device):
         if self._scheduler is not None:
             self._scheduler.unregister_abort_flag(self._stale)
 
+    @property
+    def enabled(self) -> bool:
+        return self.failure is None and super().enabled
+
     def set_enabled(self, enabled: bool, detail: str = "") -> None:
         if enabled and self.failure is not None:
             log.warning("%s stays stopped after its OpenCL error: %s", self.name, self.failure)
@@ -841,15 +846,13 @@ class OpenCLDevice(Device):
     def _fail(self, exc: BaseException) -> None:
         """An OpenCL error: this device stops (one log line); the others mine on."""
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        self.failure = f"OpenCL error: {first}"
+        failure = f"OpenCL error: {first}"
         log.error("%s: %s; the device is stopped and its work goes back to the queue",
-                  self.name, self.failure)
+                  self.name, failure)
         self._release_ahead()
-        try:
-            self.scanner.inflight.clear()
-        except Exception:  # noqa: BLE001
-            pass
-        Device.set_enabled(self, False, self.failure)
+        self.scanner.inflight.clear()
+        Device.set_enabled(self, False, failure)
+        self.failure = failure          # from now on it reads as disabled for good
 
 
 # --------------------------------------------------------------------------- selection
