@@ -757,7 +757,10 @@ class OpenCLDevice(Device):
             super()._loop()
         finally:
             self._release_ahead()
+            self._drop_current()
             self._account()
+            if self.failure is None:   # a lost device may not even finish its queue
+                self.scanner.close()
 
     def _account(self) -> None:
         self.host_cpu_s = time.thread_time() - self._cpu0
@@ -774,13 +777,23 @@ class OpenCLDevice(Device):
 
     def _on_disabled(self) -> None:
         self._release_ahead()
+        self._drop_current()
+
+    def _drop_current(self) -> None:
+        """Forget the launches of a batch taken from ahead that was not run after all (the
+        worker gave it back instead: terminating or disabled)."""
+        current, self._current = self._current, None
+        if current is not None:
+            self.scanner.drop(current)
 
     # ------------------------------------------------------------ batches
     def run_batch(self, batch: Batch) -> BatchResult:
-        job = self._current if self._current is not None and self._current.tag is batch \
-            else None
-        self._current = None
-        if job is None:
+        current, self._current = self._current, None
+        if current is not None and current.tag is batch:
+            job = current               # pulled ahead: its first launches are running
+        else:
+            if current is not None:
+                self.scanner.drop(current)
             job = self.scanner.job(batch.work.midstate, batch.work.tail, batch.start,
                                    batch.count, batch.target, tag=batch)
         try:
@@ -808,6 +821,14 @@ class OpenCLDevice(Device):
                 if self.abort.is_set():
                     break
                 head = sc.inflight[0]
+                if head.job is not job:
+                    # left over from a batch not run (never read), or -- never expected --
+                    # the batch pulled ahead in front of this one's work: hand that back
+                    if head.job is self._ahead:
+                        self._release_ahead()
+                    else:
+                        sc.drop(head.job)
+                    continue
                 if not sc.wait(head, self.abort.is_set):
                     break
                 sc.collect(head)
