@@ -34,6 +34,9 @@ WORKER_NICE = 19
 
 class Device(ABC):
     kind: str = "unknown"
+    #: whether the worker thread runs at WORKER_NICE (a thread that mostly sleeps waiting
+    #: for an accelerator keeps normal priority: it must wake at once to keep it fed)
+    nice_worker: bool = True
 
     def __init__(self, name: str, impl: str, granule: int = 4096) -> None:
         self.name = name
@@ -120,7 +123,8 @@ class Device(ABC):
 
     def _loop(self) -> None:
         assert self._scheduler is not None
-        _lower_thread_priority()
+        if self.nice_worker:
+            _lower_thread_priority()
         while not self._terminate:
             try:
                 self._iteration()

@@ -63,6 +63,7 @@ MAX_LAUNCH = 1 << 30
 #: A batch stops early once it has this many candidates (as CPU batches do).
 MAX_CANDIDATES_PER_BATCH = 4096
 _POLL = 0.0002          # shortest sleep while waiting for a launch past its expected end
+_DECAY = 0.8            # weight of the past in the rate (per launch)
 _COMPLETE = 0           # CL_COMPLETE
 
 _M = 0xFFFFFFFF
@@ -434,7 +435,8 @@ class OpenCLScanner:
         self._args_of: tuple[int, ...] | None = None
         self._busy_until = 0.0
         self._last_done: float | None = None     # when the previous launch was seen done
-        self.rate = 0.0              # nonces/s, launch overheads included (EWMA)
+        self.rate = 0.0              # nonces/s, launch overheads included (decaying)
+        self._sum_n = self._sum_t = self._sum_k = 0.0
         self.launch_size = self.step * 16
         self.launch_s = 0.0          # seconds one launch takes (EWMA, from completions)
         self.profiled_kernel_s = 0.0  # the last launch's kernel time by the device's clock
@@ -569,11 +571,14 @@ class OpenCLScanner:
         seconds = now - max(last, launch.enqueued_at)
         if seconds <= 0:
             return
-        groups = -(-launch.count // self.step)
-        measured = groups * self.step / seconds
-        self.rate = measured if self.rate <= 0 else self.rate + 0.3 * (measured - self.rate)
-        self.launch_s = seconds if self.launch_s <= 0 else \
-            self.launch_s + 0.3 * (seconds - self.launch_s)
+        # decaying sums of nonces and seconds: a completion seen late makes one interval
+        # long and the next one short, and their sum is right (a mean of rates is not)
+        nonces = -(-launch.count // self.step) * self.step
+        self._sum_n = self._sum_n * _DECAY + nonces
+        self._sum_t = self._sum_t * _DECAY + seconds
+        self._sum_k = self._sum_k * _DECAY + 1
+        self.rate = self._sum_n / self._sum_t
+        self.launch_s = self._sum_t / self._sum_k
         n = int(self.rate * self.kernel_time)
         self.launch_size = max(self.step, min(MAX_LAUNCH, n - n % self.step))
 
@@ -665,6 +670,7 @@ class OpenCLScanner:
                 break
             size *= 2
         self.rate = size / max(wall, 1e-9)
+        self._sum_n, self._sum_t, self._sum_k = float(size), max(wall, 1e-9), 1.0
         n = int(self.rate * self.kernel_time)
         self.launch_size = max(self.step, min(MAX_LAUNCH, n - n % self.step))
         count = min(max(4 * self.launch_size, int(self.rate * seconds)), 1 << 31)
@@ -699,6 +705,7 @@ class OpenCLDevice(Device):
     """One OpenCL device under the scheduler: one host thread, launches in flight."""
 
     kind = "opencl"
+    nice_worker = False   # sleeps on events; must wake at once to keep the device fed
 
     def __init__(self, name: str, dev: Any, *, description: str = "",
                  scanner: OpenCLScanner | None = None, **scanner_options: Any) -> None:
