@@ -111,6 +111,7 @@ def host_thread_cost(seconds: float) -> list[dict]:
         rows.append({"device": dev.name, "hashrate": d["hashrate"],
                      "host_cpu_share": dev.host_cpu_share, "host_cpu_s": dev.host_cpu_s,
                      "wall_s": dev.host_wall_s, "launches": dev.scanner.launches,
+                     "dropped": dev.scanner.dropped, "score": dev.score,
                      "launch_size": dev.scanner.launch_size,
                      "launch_ms": dev.scanner.launch_s * 1e3, "batch_size": d["batch_size"]})
     return rows
@@ -161,7 +162,8 @@ def main() -> None:
     for row in cost:
         print(f"mining: {row['device']} {row['hashrate'] / 1e6:.2f} MH/s, host thread "
               f"{100 * row['host_cpu_share']:.2f}% of a core ({row['host_cpu_s']:.2f} s CPU in "
-              f"{row['wall_s']:.1f} s, {row['launches']} launches of ~{row['launch_ms']:.1f} ms)")
+              f"{row['wall_s']:.1f} s, {row['launches']} launches of ~{row['launch_ms']:.1f} ms, "
+              f"{row['dropped']} dropped unread)")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ MAX_LAUNCH = 1 << 30
 MAX_CANDIDATES_PER_BATCH = 4096
 _POLL = 0.0002          # shortest sleep while waiting for a launch past its expected end
 _DECAY = 0.8            # weight of the past in the rate (per launch)
+_ZERO = np.uint32(0)
 _COMPLETE = 0           # CL_COMPLETE
 
 _M = 0xFFFFFFFF
@@ -425,14 +426,13 @@ class OpenCLScanner:
         self.program, self.program_origin = self.cache.load(self.context, dev, source,
                                                             self.options)
         self.kernel = cl.Kernel(self.program, KERNEL_NAME)
-        self.kernel.set_arg(4, np.uint32(capacity))
+        # typed scalars: pyopencl then sets all 31 arguments and enqueues in ~10 us
+        self.kernel.set_scalar_arg_dtypes([np.uint32] * 3 + [None] + [np.uint32] * 27)
         self._slots = [_Slot(self.context, capacity) for _ in range(depth + 1)]
         self._free = list(self._slots)
         self.inflight: deque[Launch] = deque()
-        #: set when a launch completes (event callback); an abort flag may share it
+        #: wakes a wait early (an abort flag sets it)
         self.wake = threading.Event()
-        self.callbacks = True
-        self._args_of: tuple[int, ...] | None = None
         self._busy_until = 0.0
         self._last_done: float | None = None     # when the previous launch was seen done
         self.rate = 0.0              # nonces/s, launch overheads included (decaying)
@@ -441,6 +441,7 @@ class OpenCLScanner:
         self.launch_s = 0.0          # seconds one launch takes (EWMA, from completions)
         self.profiled_kernel_s = 0.0  # the last launch's kernel time by the device's clock
         self.launches = 0
+        self.dropped = 0              # launches never read (a batch ended early or was dropped)
         self.overflows = 0
 
     # ----------------------------------------------------------- jobs and launches
@@ -461,43 +462,26 @@ class OpenCLScanner:
             job.launched += n
 
     def _enqueue(self, job: ScanJob, offset: int, count: int, slot: _Slot) -> Launch:
-        k = self.kernel
-        if self._args_of is not job.args:
-            for i, v in enumerate(job.args):
-                k.set_arg(5 + i, np.uint32(v))
-            self._args_of = job.args
-        k.set_arg(0, np.uint32(job.start + offset))
-        k.set_arg(1, np.uint32(count))
-        k.set_arg(2, np.uint32(job.t7))
-        k.set_arg(3, slot.buf)
         groups = -(-count // self.step)
-        cl.enqueue_fill_buffer(self.queue, slot.buf, np.uint32(0), 0, 4)
-        kev = cl.enqueue_nd_range_kernel(self.queue, k, (groups * self.worksize,),
-                                         (self.worksize,))
-        rev = cl.enqueue_copy(self.queue, slot.prefix, slot.buf, is_blocking=False)
-        if self.callbacks:
-            try:
-                rev.set_callback(cl.command_execution_status.COMPLETE, self._completed)
-            except (cl.Error, AttributeError, TypeError) as exc:
-                log.debug("OpenCL event callbacks unavailable (%s): polling instead", exc)
-                self.callbacks = False
-        self.queue.flush()
+        q = self.queue
+        cl.enqueue_fill_buffer(q, slot.buf, _ZERO, 0, 4)
+        kev = self.kernel(q, (groups * self.worksize,), (self.worksize,),
+                          job.start + offset, count, job.t7, slot.buf, self.capacity, *job.args)
+        rev = cl.enqueue_copy(q, slot.prefix, slot.buf, is_blocking=False)
+        q.flush()
         now = time.perf_counter()
         expected = count / self.rate if self.rate > 0 else 0.0
         self._busy_until = max(self._busy_until, now) + expected
         self.launches += 1
         return Launch(job, offset, count, slot, kev, rev, now, self._busy_until)
 
-    def _completed(self, _status: int) -> None:   # on a driver thread
-        self.wake.set()
-
     def wait(self, launch: Launch, stop: Callable[[], bool] | None = None) -> bool:
         """Wait, without holding the GIL, until ``launch`` is done: True; False as soon as
-        ``stop()`` is true (``wake`` is set to cut a wait short).
+        ``stop()`` is true (setting ``wake`` cuts a sleep short).
 
-        The completion callback wakes the thread; without callbacks it sleeps until the
-        launch's expected end and then polls its status with short sleeps.  No driver wait
-        (clWaitForEvents busy-spins on some GPU drivers).
+        Sleeps until 3/4 of the launch's expected time is over, then polls its status with
+        short sleeps.  No driver wait: clWaitForEvents busy-spins on some GPU drivers, and
+        pyopencl runs each event callback on a thread of its own.
         """
         ev = launch.read_event
         while True:
@@ -511,10 +495,7 @@ class OpenCLScanner:
             if stop is not None and stop():
                 return False
             late = time.perf_counter() - launch.expected_end
-            if self.callbacks:   # a safety net only: the callback wakes us
-                timeout = max(-late, 0.0) + 0.005
-            else:                # sleep until 3/4 of the expected time is over, then poll
-                timeout = -0.75 * late if late < 0 else min(max(_POLL, late / 8), 0.002)
+            timeout = -0.75 * late if late < -_POLL else min(max(_POLL, late / 8), 0.002)
             self.wake.wait(timeout)
 
     def is_done(self, launch: Launch) -> bool:
@@ -560,7 +541,7 @@ class OpenCLScanner:
         (device-side profiling is not trusted: PoCL's is far off)."""
         now = time.perf_counter()
         last, self._last_done = self._last_done, now
-        if self.profiling:
+        if self.profiling and self.launches % 16 == 0:   # for reports only
             try:
                 kev = launch.kernel_event
                 self.profiled_kernel_s = (kev.profile.end - kev.profile.start) * 1e-9
@@ -628,6 +609,7 @@ class OpenCLScanner:
             self._free.append(la.slot)
         if mine:
             self._last_done = None
+            self.dropped += len(mine)
         return len(mine)
 
     def harvest(self, job: ScanJob) -> None:
