@@ -68,7 +68,7 @@ def _bench_parser() -> argparse.ArgumentParser:
 
 def cmd_bench(argv: Sequence[str]) -> int:
     from sgm.bench import format_bench, run_bench
-    from sgm.devices import cpu_count, detect_opencl
+    from sgm.devices import cpu_count
 
     args = _bench_parser().parse_args(argv)
     if args.device == "opencl":

@@ -40,7 +40,7 @@ from sgm.work import Batch
 try:  # optional dependency: pip install 'sgm[opencl]'
     import pyopencl as cl  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - exercised where pyopencl is missing
-    cl = None
+    cl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ MAX_LAUNCH = 1 << 30
 MAX_CANDIDATES_PER_BATCH = 4096
 _POLL = 0.0002          # shortest sleep while waiting for a launch past its expected end
 _DECAY = 0.8            # weight of the past in the rate (per launch)
-_ZERO = np.uint32(0)
+_ZERO = np.zeros(1, dtype=np.uint32)     # the pattern that resets a result counter
 _COMPLETE = 0           # CL_COMPLETE
 
 _M = 0xFFFFFFFF
@@ -245,7 +245,9 @@ class ProgramCache:
                 except OSError:
                     pass
         try:
-            prg = cl.Program(ctx, source).build(options=options, devices=[dev], cache_dir=False)
+            # cache_dir=False: no pyopencl cache besides this one (pyopencl's hint says str)
+            prg = cl.Program(ctx, source).build(options=options, devices=[dev],
+                                                cache_dir=False)  # type: ignore[arg-type]
         except cl.Error as exc:
             raise OpenCLBuildError(_first_lines(str(exc))) from exc
         self._store(path, prg)
@@ -903,10 +905,11 @@ def make_devices(selection: Iterable[str], **options: Any) -> list[OpenCLDevice]
     for w in warnings:
         log.warning("%s", w)
     devices = []
+    errors: tuple[type[BaseException], ...] = (OpenCLBuildError, ValueError, *opencl_errors())
     for info, dev in chosen:
         try:
             devices.append(OpenCLDevice(info.name, dev, description=info.description, **options))
-        except (OpenCLBuildError, ValueError, *opencl_errors()) as exc:
+        except errors as exc:
             log.error("%s (%s): cannot use it: %s", info.name, info.description,
                       str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     return devices
