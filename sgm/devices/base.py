@@ -2,8 +2,10 @@
 
 A device runs one worker thread that loops pull -> run a batch -> report.  Subclasses
 implement only ``run_batch`` (hash one batch, honouring the abort flag) — the CPU kernels
-now, OpenCL later — and everything else (enable/disable while mining, adaptive batch
-sizing, give-back of unscanned work, telemetry) is shared here.
+and the OpenCL kernel — and everything else (enable/disable while mining, adaptive batch
+sizing, give-back of unscanned work, telemetry) is shared here.  A device that pipelines
+(OpenCL: the next batch is pulled and launched before the current one ends) overrides
+``_next_batch`` and hands back what it holds in ``_on_disabled``.
 """
 from __future__ import annotations
 
