@@ -112,6 +112,25 @@ def test_kernel_matches_hashlib_on_random_headers_and_easy_targets(scanner, seed
     assert job.nonces, "the target was meant to be met a few times"
 
 
+@pytest.mark.parametrize("vector_width, worksize, builtins",
+                         [(1, 256, True),      # what a GPU gets
+                          (4, 32, True), (2, 16, False)])
+def test_other_build_options_match_hashlib_too(cl_device, cache, vector_width, worksize,
+                                               builtins):
+    _, dev = cl_device
+    sc = ocl.OpenCLScanner(dev, cache=cache, vector_width=vector_width, worksize=worksize,
+                           builtins=builtins)
+    assert f"-D USE_BUILTINS={int(builtins)}" in sc.options
+    rng = random.Random(vector_width)
+    header = bytes(rng.getrandbits(8) for _ in range(80))
+    target = (1 << 251) | rng.getrandbits(251)
+    start = (1 << 32) - 6001                  # ends at the last nonce, no whole work-group
+    job = scan(sc, header, start, 6001, target)
+    assert job.nonces == expected(header, start, 6001, target) and job.nonces
+    assert scan(sc, GENESIS, GENESIS_NONCE - 3000, 5000,
+                nbits_to_target(0x1d00ffff)).nonces == [GENESIS_NONCE]
+
+
 def test_kernel_exact_at_a_target_equal_to_a_hash(scanner):
     """<= is exact in all 256 bits: the target equal to a hash includes it, one less not."""
     rng = random.Random(11)
@@ -259,6 +278,15 @@ def test_the_kernel_file_is_found_in_a_checkout_and_shipped_in_the_wheel(tmp_pat
         ocl.kernel_path(tmp_path / "elsewhere" / "sgm")
 
 
+def test_without_pyopencl_everything_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(ocl, "cl", None)
+    found, reason = ocl.discover()
+    assert found == [] and "pip install" in reason and "pocl" in reason
+    with pytest.raises(ocl.OpenCLUnavailable, match="pip install"):
+        ocl.require_opencl()
+    assert ocl.make_devices(("cpu", "opencl-gpu")) == []     # the default: quietly none
+
+
 # ------------------------------------------------------------------------- selection
 def test_device_selection_rules(cl_device):
     info, _ = cl_device
@@ -354,6 +382,52 @@ def test_a_clean_job_discards_the_batch_pulled_ahead(cl_device, cache):
         assert run_until(lambda: d.last_batch_start[0] == gen, timeout=10)
     finally:
         d.stop()
+
+
+def test_a_candidate_failing_the_cpu_recheck_is_a_hardware_error(cl_device, cache):
+    """A nonce the device claims that is no candidate reaches the scheduler, whose hashlib
+    re-check counts it as this device's hardware error and shrinks its batches."""
+    from sgm.scheduler import Scheduler
+    from sgm.telemetry import Telemetry
+
+    info, dev = cl_device
+    tel = Telemetry()
+    sched = Scheduler(tel, batch_time=0.05)
+    sched.set_job(make_job(bits=30))
+    d = ocl.OpenCLDevice(info.name, dev, cache=cache, kernel_time=0.005)
+    real_collect = d.scanner.collect
+
+    def lying_collect(launch):     # as if the device returned a wrong nonce per batch
+        real_collect(launch)
+        if not launch.job.bad:
+            launch.job.bad.append(launch.job.start)
+
+    d.scanner.collect = lying_collect
+    d.start(sched)
+    try:
+        assert run_until(lambda: tel.snapshot()["hw_errors"] >= 3)
+        assert d.sizer is not None and d.sizer.hw_penalty < 1
+    finally:
+        d.stop()
+    assert tel.device(d.name).hw_errors >= 3
+
+
+def test_reserve_core_per_gpu_runs_one_cpu_thread_fewer(monkeypatch):
+    from sgm.devices import cpu_count
+    from sgm.miner import Miner, MinerConfig
+
+    class FakeGpu:
+        device_type = "GPU"
+
+    monkeypatch.setattr(ocl, "make_devices", lambda *a, **k: [FakeGpu()])
+    n = cpu_count()
+    plain = Miner(MinerConfig())._make_devices()
+    assert sum(d.kind == "cpu" for d in plain if hasattr(d, "kind")) == n
+    reserved = Miner(MinerConfig(reserve_core_per_gpu=True))._make_devices()
+    assert sum(isinstance(d, FakeGpu) for d in reserved) == 1
+    assert sum(getattr(d, "kind", "") == "cpu" for d in reserved) == max(1, n - 1)
+    explicit = Miner(MinerConfig(threads=n, reserve_core_per_gpu=True))._make_devices()
+    assert sum(getattr(d, "kind", "") == "cpu" for d in explicit) == n
 
 
 @pytest.mark.slow

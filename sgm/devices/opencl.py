@@ -153,23 +153,26 @@ def kernel_path(package: Path | None = None) -> Path:
                            f"{', '.join(str(p.parent) for p in candidates)})")
 
 
-def choose_geometry(dev: Any, vector_width: int | None = None,
-                    worksize: int | None = None) -> tuple[int, int, bool]:
+def choose_geometry(dev: Any, vector_width: int | None = None, worksize: int | None = None,
+                    builtins: bool | None = None) -> tuple[int, int, bool]:
     """(vector width, work-group size, use built-ins) for a device.
 
     GPUs run one nonce per work-item (their lanes are the work-items) with the rotate() /
     bitselect() built-ins (one instruction each there); CPU devices get as many nonces per
     work-item as their preferred int vector holds (8 with AVX2), and plain shifts, which
     their compilers turn into the same instructions (PoCL does not inline the built-ins).
-    SGM_OPENCL_VECTOR / SGM_OPENCL_WORKSIZE override the choice.
+    SGM_OPENCL_VECTOR / SGM_OPENCL_WORKSIZE / SGM_OPENCL_BUILTINS (0/1) override the choice.
     """
     kind = device_type_name(dev)
     env_vw = os.environ.get("SGM_OPENCL_VECTOR")
     env_ws = os.environ.get("SGM_OPENCL_WORKSIZE")
+    env_bi = os.environ.get("SGM_OPENCL_BUILTINS")
     if vector_width is None and env_vw:
         vector_width = int(env_vw)
     if worksize is None and env_ws:
         worksize = int(env_ws)
+    if builtins is None:
+        builtins = env_bi not in ("0", "") if env_bi is not None else kind == "GPU"
     if vector_width is None:
         if kind == "GPU":
             vector_width = 1
@@ -183,7 +186,7 @@ def choose_geometry(dev: Any, vector_width: int | None = None,
         worksize = 256 if kind == "GPU" else 64
     if not 1 <= worksize <= max_ws:
         raise ValueError(f"work-group size must be in 1..{max_ws} on this device, got {worksize}")
-    return vector_width, worksize, kind == "GPU"
+    return vector_width, worksize, builtins
 
 
 # --------------------------------------------------------------------------- program cache
@@ -394,7 +397,8 @@ class OpenCLScanner:
     """
 
     def __init__(self, dev: Any, *, vector_width: int | None = None,
-                 worksize: int | None = None, kernel_time: float | None = None,
+                 worksize: int | None = None, builtins: bool | None = None,
+                 kernel_time: float | None = None,
                  depth: int = DEFAULT_DEPTH, capacity: int = RESULT_CAPACITY,
                  cache: ProgramCache | None = None, source: str | None = None,
                  source_path: Path | str | None = None) -> None:
@@ -405,14 +409,15 @@ class OpenCLScanner:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.device = dev
         self.device_type = device_type_name(dev)
-        self.vector_width, self.worksize, builtins = choose_geometry(dev, vector_width, worksize)
+        self.vector_width, self.worksize, self.builtins = choose_geometry(
+            dev, vector_width, worksize, builtins)
         self.step = self.vector_width * self.worksize          # nonces per work-group
         self.kernel_time = kernel_time or (KERNEL_TIME_GPU if self.device_type == "GPU"
                                            else KERNEL_TIME_CPU)
         self.depth = depth
         self.capacity = capacity
         self.options = (f"-D VECTOR_WIDTH={self.vector_width} -D WORKSIZE={self.worksize} "
-                        f"-D USE_BUILTINS={int(builtins)}")
+                        f"-D USE_BUILTINS={int(self.builtins)}")
         if source is None:
             source = Path(source_path or kernel_path()).read_text(encoding="utf-8")
         self.source = source
