@@ -438,6 +438,7 @@ class OpenCLScanner:
         self._slots = [_Slot(self.context, capacity) for _ in range(depth + 1)]
         self._free = list(self._slots)
         self.inflight: deque[Launch] = deque()
+        self._orphans: list[Launch] = []     # dropped launches still running on the device
         #: wakes a wait early (an abort flag sets it)
         self.wake = threading.Event()
         self._busy_until = 0.0
@@ -463,6 +464,7 @@ class OpenCLScanner:
     def fill(self, job: ScanJob, depth: int | None = None) -> None:
         """Enqueue launches of ``job`` while fewer than ``depth`` are in flight."""
         depth = self.depth if depth is None else depth
+        self._prune_orphans()
         while len(self.inflight) < depth and job.launched < job.count and self._free:
             n = min(self.launch_size, job.count - job.launched)
             self.inflight.append(self._enqueue(job, job.launched, n, self._free.pop()))
@@ -617,7 +619,15 @@ class OpenCLScanner:
         if mine:
             self._last_done = None
             self.dropped += len(mine)
+            # kept until done: pyopencl's event of a pending read into host memory waits for
+            # it when destroyed, and would block this thread (holding the GIL) meanwhile
+            self._orphans.extend(mine)
         return len(mine)
+
+    def _prune_orphans(self) -> None:
+        if self._orphans:
+            self._orphans = [la for la in self._orphans
+                             if la.read_event.command_execution_status > _COMPLETE]
 
     def harvest(self, job: ScanJob) -> None:
         """Collect every launch of ``job`` at the head of the queue that is already done."""
@@ -669,12 +679,13 @@ class OpenCLScanner:
 
     def close(self) -> None:
         """Wait for what is queued and forget it."""
-        self.inflight.clear()
-        self._free = list(self._slots)
         try:
             self.queue.finish()
         except cl.Error:
             pass
+        self.inflight.clear()
+        self._orphans.clear()
+        self._free = list(self._slots)
 
 
 # --------------------------------------------------------------------------- the device
@@ -867,6 +878,8 @@ class OpenCLDevice(Device):
         log.error("%s: %s; the device is stopped and its work goes back to the queue",
                   self.name, failure)
         self._release_ahead()
+        # never waited for (a lost device may not finish them): kept, not destroyed
+        self.scanner._orphans.extend(self.scanner.inflight)
         self.scanner.inflight.clear()
         Device.set_enabled(self, False, failure)
         self.failure = failure          # from now on it reads as disabled for good
