@@ -8,7 +8,9 @@
    work distorts least).
 2. Host thread.  sgm mines its embedded pool with the OpenCL device(s) only for --mine
    seconds; the device's host thread CPU time / wall time is the share of one core it costs
-   (the thread sleeps on events; completion callbacks wake it).
+   (the thread sleeps until a launch should be done, then polls its event).
+3. Job switch.  A clean job -> every device (one CPU thread and the OpenCL devices) has
+   started a batch of it, --switches times.
 
     python benchmarks/opencl.py [--seconds 1] [--repeats 5] [--mine 10] [--json]
 """
@@ -117,12 +119,50 @@ def host_thread_cost(seconds: float) -> list[dict]:
     return rows
 
 
+def switch_latency(switches: int) -> dict[str, dict[str, float]]:
+    """Clean job -> each device (CPU and OpenCL) started a batch of it: p50/p90/max in ms
+    (the host side; a GPU starts it once the launches already queued are done)."""
+    import asyncio
+    import random
+
+    from _common import percentile
+
+    from sgm.miner import Miner, MinerConfig
+
+    miner = Miner(MinerConfig(threads=1, device_kinds=("cpu", "opencl"), local_jobs=None,
+                              local_job_interval=3600, local_difficulty_bits=40))
+    miner.start()
+    lat: dict[str, list[float]] = {}
+    try:
+        while miner.scheduler.current_job is None:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        for _ in range(switches):
+            time.sleep(random.uniform(0.02, 0.08))
+            gen = miner.scheduler.queue.generation
+            t0 = time.perf_counter()
+            asyncio.run_coroutine_threadsafe(miner.local_pool.new_job(clean=True), miner._loop)
+            deadline = t0 + 5
+            while time.perf_counter() < deadline:
+                starts = {d.name: d.last_batch_start for d in miner.devices}
+                if all(g > gen for g, _ in starts.values()):
+                    for name, (_, t) in starts.items():
+                        lat.setdefault(name, []).append((t - t0) * 1e3)
+                    break
+                time.sleep(0.0002)
+    finally:
+        miner.stop()
+    return {name: {"p50_ms": percentile(v, 0.5), "p90_ms": percentile(v, 0.9), "max_ms": max(v)}
+            for name, v in lat.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--mine", type=float, default=10.0, help="seconds of mining (0: skip)")
     p.add_argument("--native", default="avx2,sha-ni", help="native kernels to compare with")
+    p.add_argument("--switches", type=int, default=40, help="clean-job switches (0: skip)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -147,7 +187,9 @@ def main() -> None:
             if t is None or row["type"] == "CPU" or t == counts[-1]:
                 rates.append(row)
     cost = host_thread_cost(a.mine) if a.mine > 0 else []
-    result = {"cpu": cpu_model(), "cores": cpu_count(), "rates": rates, "host_thread": cost}
+    switch = switch_latency(a.switches) if a.switches > 0 else {}
+    result = {"cpu": cpu_model(), "cores": cpu_count(), "rates": rates, "host_thread": cost,
+              "job_switch": switch}
     if a.json:
         print(json.dumps(result, indent=2))
         return
@@ -164,6 +206,9 @@ def main() -> None:
               f"{100 * row['host_cpu_share']:.2f}% of a core ({row['host_cpu_s']:.2f} s CPU in "
               f"{row['wall_s']:.1f} s, {row['launches']} launches of ~{row['launch_ms']:.1f} ms, "
               f"{row['dropped']} dropped unread)")
+    for name, q in switch.items():
+        print(f"clean job -> {name} hashing it: p50 {q['p50_ms']:.2f} ms, p90 {q['p90_ms']:.2f} ms, "
+              f"max {q['max_ms']:.2f} ms")
 
 
 if __name__ == "__main__":
