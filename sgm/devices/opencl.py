@@ -446,7 +446,7 @@ class OpenCLScanner:
         self.rate = 0.0              # nonces/s, launch overheads included (decaying)
         self._sum_n = self._sum_t = self._sum_k = 0.0
         self.launch_size = self.step * 16
-        self.launch_s = 0.0          # seconds one launch takes (EWMA, from completions)
+        self.launch_s = 0.0          # seconds one launch takes (decaying, from completions)
         self.profiled_kernel_s = 0.0  # the last launch's kernel time by the device's clock
         self.launches = 0
         self.dropped = 0              # launches never read (a batch ended early or was dropped)
@@ -488,9 +488,9 @@ class OpenCLScanner:
         """Wait, without holding the GIL, until ``launch`` is done: True; False as soon as
         ``stop()`` is true (setting ``wake`` cuts a sleep short).
 
-        Sleeps until 3/4 of the launch's expected time is over, then polls its status with
-        short sleeps.  No driver wait: clWaitForEvents busy-spins on some GPU drivers, and
-        pyopencl runs each event callback on a thread of its own.
+        Sleeps 3/4 of the time the launch should still take, again and again, then polls
+        its status with short, growing sleeps.  No driver wait: clWaitForEvents busy-spins
+        on some GPU drivers, and pyopencl runs each event callback on a thread of its own.
         """
         ev = launch.read_event
         while True:
