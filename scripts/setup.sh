@@ -28,3 +28,6 @@ fi
 # the Bitcoin SV node the solo-mining tests mine against (into .tools/, ignored by git)
 bash scripts/install-test-node.sh
 echo "setup: ready ($(.venv/bin/python -c 'import sgm._native as n; print("kernels:", ", ".join(n.available_implementations()))'))" >&2
+# OpenCL: the test extra brings pyopencl with PoCL's CPU device (no GPU needed); a GPU's
+# vendor driver is found through its ICD file in /etc/OpenCL/vendors
+echo "setup: opencl: $(.venv/bin/python -c 'from sgm.devices import detect_opencl; f, r = detect_opencl(); print(", ".join(f"{d.name} {d.description}" for d in f) or r)')" >&2

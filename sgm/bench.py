@@ -74,6 +74,68 @@ def measure_scan(impl: str, threads: int, seconds: float, chunk: int = 1 << 20) 
     return sum(counts) / (time.perf_counter() - t0)
 
 
+def measure_opencl(scanner, seconds: float) -> tuple[float, float]:
+    """(nonces/s, host thread CPU share) of an OpenCLScanner over about `seconds` of
+    pipelined launches (one exact range scan sized from the kernel's measured rate)."""
+    midstate = _native.sha256_midstate(_HEADER[:64])
+    tail = _HEADER[64:76]
+    count = max(scanner.step, min(int(scanner.rate * seconds), (1 << 32) - (1 << 28)))
+    cpu0, t0 = time.thread_time(), time.perf_counter()
+    job = scanner.scan_range(midstate, tail, 0, count, 0)
+    wall = time.perf_counter() - t0
+    return job.done / wall, (time.thread_time() - cpu0) / wall
+
+
+def run_opencl_bench(seconds: float = 1.0, repeats: int = 3, progress=None) -> dict:
+    """Measure every OpenCL device `repeats` times: the contract's JSON object, each run
+    with the device's name, geometry, launch size and kernel time besides."""
+    from sgm.devices.opencl import OpenCLScanner, discover
+
+    found, reason = discover()
+    if not found:
+        raise RuntimeError(f"no OpenCL device: {reason}")
+    ref_samples = [measure_reference()]
+    runs: list[dict] = []
+    for info, dev in found:
+        scanner = OpenCLScanner(dev)
+        scanner.calibrate(min(0.2, seconds))
+        samples, shares = [], []
+        for _ in range(repeats):
+            rate, share = measure_opencl(scanner, seconds)
+            samples.append(rate)
+            shares.append(share)
+            ref_samples.append(measure_reference())
+        runs.append({
+            "device": "opencl", "impl": scanner_impl(scanner), "threads": info.compute_units,
+            "hashes_per_s": statistics.median(samples), "ratio": 0.0, "samples": samples,
+            "name": info.name, "description": info.description,
+            "device_type": info.device_type, "driver_version": info.driver_version,
+            "vector_width": scanner.vector_width, "worksize": scanner.worksize,
+            "launch_size": scanner.launch_size, "launch_ms": scanner.launch_s * 1e3,
+            "profiled_kernel_ms": scanner.profiled_kernel_s * 1e3,
+            "host_cpu_share": statistics.median(shares),
+            "program": scanner.program_origin,
+        })
+        if progress:
+            progress(f"  {info.name} ({info.description}): "
+                     f"{statistics.median(samples) / 1e6:8.2f} MH/s, launch {scanner.launch_size} "
+                     f"nonces = {scanner.launch_s * 1e3:.1f} ms, host thread "
+                     f"{100 * statistics.median(shares):.1f}% of a core")
+        scanner.close()
+    reference = statistics.median(ref_samples)
+    for r in runs:
+        r["ratio"] = r["hashes_per_s"] * 128 / reference
+    return {
+        "reference": {"what": REFERENCE_WHAT, "bytes_per_s": reference, "samples": ref_samples},
+        "runs": runs,
+    }
+
+
+def scanner_impl(scanner) -> str:
+    """How an OpenCL run names its kernel: file, vector width and work-group size."""
+    return f"sha256d.cl/v{scanner.vector_width}/wg{scanner.worksize}"
+
+
 def run_bench(
     impls: list[str],
     thread_counts: list[int],

@@ -45,14 +45,11 @@ def _bench_parser() -> argparse.ArgumentParser:
 
 def cmd_bench(argv: Sequence[str]) -> int:
     from sgm.bench import format_bench, run_bench
-    from sgm.devices import cpu_count, detect_opencl
+    from sgm.devices import cpu_count
 
     args = _bench_parser().parse_args(argv)
     if args.device == "opencl":
-        devices, reason = detect_opencl()
-        if not devices:
-            raise UsageError(f"--device opencl: no OpenCL device available: {reason}")
-        raise UsageError("--device opencl: the OpenCL hash core is not part of this build yet")
+        return _bench_opencl(args)
     if args.impl is not None:
         impls = [_implementation(args.impl, "--impl")]
     else:
@@ -65,6 +62,24 @@ def cmd_bench(argv: Sequence[str]) -> int:
         print(json.dumps(result))
     else:
         print(format_bench(result))
+    return 0
+
+
+def _bench_opencl(args: argparse.Namespace) -> int:
+    """`sgm bench --device opencl`: every OpenCL device, same JSON as the CPU runs."""
+    from sgm.bench import format_bench, run_opencl_bench
+    from sgm.devices import detect_opencl
+
+    if args.impl is not None:
+        raise UsageError("--impl names a CPU kernel; it does not go with --device opencl")
+    if args.threads:  # PoCL's CPU device: how many threads it runs (GPUs ignore it)
+        os.environ["POCL_MAX_PTHREAD_COUNT"] = str(args.threads)
+    devices, reason = detect_opencl()
+    if not devices:
+        raise UsageError(f"--device opencl: no OpenCL device available: {reason}")
+    progress = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = run_opencl_bench(seconds=args.seconds, repeats=args.repeats, progress=progress)
+    print(json.dumps(result) if args.json else format_bench(result))
     return 0
 
 
@@ -121,7 +136,7 @@ def cmd_scan(argv: Sequence[str]) -> int:
         except ValueError as exc:
             raise UsageError(f"the header's nBits gives no target: {exc}") from None
     if args.device == "opencl":
-        raise UsageError("--device opencl: the OpenCL hash core is not part of this build yet")
+        return _scan_opencl(header, args.start, args.count, target)
     impl = _implementation(args.impl, "--impl")
     midstate = _native.sha256_midstate(header[:64])
     tail = header[64:76]
@@ -139,6 +154,26 @@ def cmd_scan(argv: Sequence[str]) -> int:
     return 0
 
 
+def _scan_opencl(header: bytes, start: int, count: int, target: int) -> int:
+    """`sgm scan --device opencl`: the first OpenCL device (a GPU when there is one)."""
+    from sgm.devices.opencl import OpenCLScanner, OpenCLUnavailable, first_device
+
+    try:
+        info, dev = first_device()
+        scanner = OpenCLScanner(dev)
+    except OpenCLUnavailable as exc:
+        raise UsageError(f"--device opencl: {exc}") from None
+    midstate = _native.sha256_midstate(header[:64])
+    if count:
+        job = scanner.scan_range(midstate, header[64:76], start, count, target)
+        sys.stdout.write("".join(f"{n}\n" for n in job.nonces))
+        if job.bad:
+            print(f"sgm: warning: {info.name} reported {len(job.bad)} nonce(s) that fail the "
+                  "CPU re-check (left out)", file=sys.stderr)
+    sys.stdout.flush()
+    return 0
+
+
 # --------------------------------------------------------------------------- devices
 def cmd_devices(argv: Sequence[str]) -> int:
     from sgm.devices import detect_cpu, detect_opencl
@@ -153,10 +188,14 @@ def cmd_devices(argv: Sequence[str]) -> int:
     if args.json:
         devices = []
         for d in [cpu, *opencl]:
-            devices.append({"name": d.name, "kind": d.kind, "description": d.description,
-                            "compute_units": d.compute_units,
-                            "implementations": d.implementations,
-                            "default_impl": d.default_impl})
+            entry = {"name": d.name, "kind": d.kind, "description": d.description,
+                     "compute_units": d.compute_units,
+                     "implementations": d.implementations,
+                     "default_impl": d.default_impl, "used_by_default": d.used_by_default}
+            if d.kind == "opencl":
+                entry.update(platform=d.platform, type=d.device_type,
+                             driver_version=d.driver_version)
+            devices.append(entry)
         print(json.dumps({
             "devices": devices,
             "cpu_features": features,
@@ -169,7 +208,11 @@ def cmd_devices(argv: Sequence[str]) -> int:
           f"(default {cpu.default_impl}; built: {', '.join(_native.all_implementations())})")
     print(f"        features: {', '.join(k for k, v in features.items() if v) or 'none'}")
     for d in opencl:
-        print(f"{d.name}  opencl  {d.description}, {d.compute_units} compute units")
+        use = "used by default" if d.used_by_default else \
+            f"used when asked for (--devices opencl or {d.name})"
+        print(f"{d.name}  opencl  {d.description}")
+        print(f"        {d.device_type}, {d.compute_units} compute units, platform {d.platform}, "
+              f"driver {d.driver_version}; {use}")
     if not opencl:
         print(f"opencl: none ({reason})")
     return 0

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sgm import _native
-from sgm.devices import cpu_count
+from sgm.devices import DEFAULT_DEVICES, check_device_selection, cpu_count
 from sgm.devices.base import Device
 from sgm.devices.cpu import CpuDevice
 from sgm.jobs import Share
@@ -57,7 +57,10 @@ class PoolConfig:
 class MinerConfig:
     pools: list[PoolConfig] = field(default_factory=list)  # empty: the embedded local pool
     threads: int | None = None                 # CPU worker threads (default: one per core)
-    device_kinds: tuple[str, ...] = ("cpu",)
+    device_kinds: tuple[str, ...] = DEFAULT_DEVICES   # cpu, opencl, opencl-gpu, openclP.D
+    opencl_kernel_time: float | None = None    # seconds one OpenCL launch should take
+    #: run one CPU thread fewer per OpenCL GPU (its host thread's core) when threads is auto
+    reserve_core_per_gpu: bool = False
     impl: str | None = None                    # CPU kernel (default: fastest available)
     batch_time: float = DEFAULT_BATCH_TIME     # seconds one batch should take
     local_jobs: int | None = 3                 # embedded pool: jobs to issue (None: forever)
@@ -75,9 +78,9 @@ class MinerConfig:
         """Raise ValueError with a clear message for any bad setting."""
         if self.threads is not None and not 1 <= self.threads <= 1024:
             raise ValueError(f"threads must be in 1..1024, got {self.threads}")
-        unknown = set(self.device_kinds) - {"cpu", "opencl"}
-        if unknown or not self.device_kinds:
-            raise ValueError(f"devices must be a list of cpu, opencl; got {','.join(self.device_kinds)}")
+        check_device_selection(tuple(self.device_kinds))
+        if self.opencl_kernel_time is not None and not 0.0005 <= self.opencl_kernel_time <= 1:
+            raise ValueError(f"OpenCL kernel time must be in 0.0005..1 s, got {self.opencl_kernel_time}")
         if self.impl is not None:
             _native.require_implementation(self.impl)
         if not 0.001 <= self.batch_time <= 60:
@@ -145,19 +148,19 @@ class Miner:
 
     # ------------------------------------------------------------------ devices
     def _make_devices(self) -> list[Device]:
+        cfg = self.config
         devices: list[Device] = []
-        if "cpu" in self.config.device_kinds:
-            n = self.config.threads or cpu_count()
-            devices.extend(CpuDevice(i, self.config.impl) for i in range(n))
-        if "opencl" in self.config.device_kinds:
-            from sgm.devices import detect_opencl
+        opencl: list[Device] = []
+        if any(k != "cpu" for k in cfg.device_kinds):
+            from sgm.devices.opencl import make_devices
 
-            found, reason = detect_opencl()
-            if not found:
-                log.warning("opencl: no device (%s)", reason)
-            else:
-                log.warning("opencl: %d device(s) found, but this build has no OpenCL hash core yet",
-                            len(found))
+            opencl.extend(make_devices(cfg.device_kinds, kernel_time=cfg.opencl_kernel_time))
+        if "cpu" in cfg.device_kinds:
+            n = cfg.threads or cpu_count()
+            if cfg.threads is None and cfg.reserve_core_per_gpu:
+                n = max(1, n - sum(getattr(d, "device_type", "") == "GPU" for d in opencl))
+            devices.extend(CpuDevice(i, cfg.impl) for i in range(n))
+        devices.extend(opencl)
         if not devices:
             raise ValueError("no usable device: enable the CPU (--devices cpu)")
         return devices

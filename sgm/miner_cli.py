@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
-# the argument types keep their old local names here (the parser below uses them)
 from sgm.cli_args import UsageError, positive_float, positive_int
+from sgm.devices import DEFAULT_DEVICES, check_device_selection
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
 if TYPE_CHECKING:
@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-t", "--threads", type=positive_int, default=None,
                    help="CPU threads (default: one per core)")
     c.add_argument("--devices", default=None, metavar="KINDS",
-                   help="which kinds of device to use: cpu, opencl (comma separated; default cpu)")
+                   help="which devices to use, comma separated: cpu, opencl (every OpenCL "
+                   "device), opencl-gpu (OpenCL GPUs), or names from 'sgm devices' "
+                   "(default cpu,opencl-gpu)")
     c.add_argument("--impl", default=None, help="CPU kernel (default: the fastest available)")
     c.add_argument("--batch-time", type=positive_float, default=None, metavar="SECONDS",
                    help="time one batch should take on any device (default 0.1)")
@@ -181,12 +183,12 @@ def build_config(args: argparse.Namespace):
                 raise UsageError(f"{where}: pools[{i}] user/pass must be strings")
             pools.append(PoolConfig(entry["url"], user, pw))
 
-    devices_text = pick(args.devices, "devices", str, "cpu")
+    devices_text = pick(args.devices, "devices", str, ",".join(DEFAULT_DEVICES))
     kinds = tuple(k.strip() for k in devices_text.split(",") if k.strip())
-    bad = [k for k in kinds if k not in ("cpu", "opencl")]
-    if bad or not kinds:
-        raise UsageError(f"--devices: unknown device kind(s) {', '.join(bad) or '(none)'}; "
-                         "use cpu, opencl")
+    try:
+        check_device_selection(kinds)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     threads = pick(args.threads, "threads", int, None)
     if threads is not None and threads < 1:
         raise UsageError(f"{where}: threads must be >= 1")

@@ -4,11 +4,30 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 from dataclasses import dataclass, field
 
 from sgm import _native
 
 log = logging.getLogger(__name__)
+
+
+#: What --devices accepts besides device names (openclP.D): ``cpu`` (the native kernels),
+#: ``opencl`` (every OpenCL device, CPU ones included), ``opencl-gpu`` (OpenCL GPUs only).
+DEVICE_KINDS = ("cpu", "opencl", "opencl-gpu")
+#: Without --devices: the CPU and every OpenCL GPU (an OpenCL CPU device such as PoCL runs
+#: on the same cores as the native kernels, so it is used only when asked for).
+DEFAULT_DEVICES = ("cpu", "opencl-gpu")
+_OPENCL_NAME = re.compile(r"opencl\d+\.\d+")
+
+
+def check_device_selection(selection: tuple[str, ...]) -> None:
+    """ValueError naming what is wrong with a --devices selection."""
+    bad = [s for s in selection if s not in DEVICE_KINDS and not _OPENCL_NAME.fullmatch(s)]
+    if bad or not selection:
+        raise ValueError(f"--devices: unknown device kind(s) {', '.join(bad) or '(none)'}; use "
+                         f"{', '.join(DEVICE_KINDS)} or an OpenCL device name such as opencl0.0 "
+                         "(see sgm devices)")
 
 
 @dataclass(frozen=True)
@@ -21,6 +40,10 @@ class DeviceInfo:
     compute_units: int
     implementations: list[str] = field(default_factory=list)
     default_impl: str = ""
+    platform: str = ""              # OpenCL: the platform's name
+    device_type: str = "CPU"        # OpenCL: "GPU" | "CPU" | "accelerator" | "other"
+    driver_version: str = ""
+    used_by_default: bool = True    # mined with when --devices is not given
 
 
 def cpu_model() -> str:
@@ -53,26 +76,12 @@ def detect_cpu() -> DeviceInfo:
 
 
 def detect_opencl() -> tuple[list[DeviceInfo], str | None]:
-    """OpenCL devices, or ([], reason) when there are none."""
-    try:
-        import pyopencl as cl  # type: ignore[import-not-found]
-    except ImportError:
-        return [], "pyopencl is not installed (pip install 'sgm[opencl]')"
-    try:
-        platforms = cl.get_platforms()
-    except Exception as exc:  # pyopencl raises LogicError/RuntimeError without an ICD
-        return [], f"no OpenCL platform: {exc}"
-    found: list[DeviceInfo] = []
-    for p_index, plat in enumerate(platforms):
-        for d_index, dev in enumerate(plat.get_devices()):
-            found.append(
-                DeviceInfo(
-                    name=f"opencl{p_index}.{d_index}",
-                    kind="opencl",
-                    description=f"{dev.name.strip()} ({plat.name.strip()})",
-                    compute_units=int(dev.max_compute_units),
-                    implementations=["opencl"],
-                    default_impl="opencl",
-                )
-            )
-    return found, None if found else "OpenCL platforms have no devices"
+    """OpenCL devices on every platform, or ([], reason) when there are none.
+
+    A GPU is used by default; an OpenCL CPU device (PoCL) shares the cores with the native
+    CPU kernels and is used only when asked for (``--devices opencl`` or its name).
+    """
+    from sgm.devices.opencl import discover
+
+    found, reason = discover()
+    return [info for info, _ in found], reason

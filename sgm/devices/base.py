@@ -2,8 +2,10 @@
 
 A device runs one worker thread that loops pull -> run a batch -> report.  Subclasses
 implement only ``run_batch`` (hash one batch, honouring the abort flag) — the CPU kernels
-now, OpenCL later — and everything else (enable/disable while mining, adaptive batch
-sizing, give-back of unscanned work, telemetry) is shared here.
+and the OpenCL kernel — and everything else (enable/disable while mining, adaptive batch
+sizing, give-back of unscanned work, telemetry) is shared here.  A device that pipelines
+(OpenCL: the next batch is pulled and launched before the current one ends) overrides
+``_next_batch`` and hands back what it holds in ``_on_disabled``.
 """
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ WORKER_NICE = 19
 
 class Device(ABC):
     kind: str = "unknown"
+    #: whether the worker thread runs at WORKER_NICE (a thread that mostly sleeps waiting
+    #: for an accelerator keeps normal priority: it must wake at once to keep it fed)
+    nice_worker: bool = True
 
     def __init__(self, name: str, impl: str, granule: int = 4096) -> None:
         self.name = name
@@ -91,7 +96,7 @@ class Device(ABC):
     def enabled(self) -> bool:
         return self._enabled.is_set()
 
-    def set_enabled(self, enabled: bool) -> None:
+    def set_enabled(self, enabled: bool, detail: str = "") -> None:
         """Stop or resume hashing while mining; the other devices keep going."""
         if enabled == self.enabled:
             return
@@ -101,7 +106,7 @@ class Device(ABC):
             self._enabled.clear()
             self.abort.set()
         if self._scheduler is not None:
-            self._scheduler.telemetry.set_device_enabled(self.name, enabled)
+            self._scheduler.telemetry.set_device_enabled(self.name, enabled, detail)
         log.info("%s %s", self.name, "started" if enabled else "stopped")
 
     @property
@@ -109,9 +114,19 @@ class Device(ABC):
         return not self._idle.is_set()
 
     # ------------------------------------------------------------ worker
+    def _next_batch(self) -> Batch | None:
+        """The batch to run next (a device that pipelines may have pulled it already)."""
+        assert self._scheduler is not None and self.sizer is not None
+        return self._scheduler.pull(self.sizer.size())
+
+    def _on_disabled(self) -> None:
+        """Called on the worker thread while the device is disabled: hand back any work
+        held ahead of time."""
+
     def _loop(self) -> None:
         assert self._scheduler is not None
-        _lower_thread_priority()
+        if self.nice_worker:
+            _lower_thread_priority()
         while not self._terminate:
             try:
                 self._iteration()
@@ -125,10 +140,11 @@ class Device(ABC):
         sched = self._scheduler
         assert sched is not None and self.sizer is not None
         if not self._enabled.is_set():
+            self._on_disabled()
             self._enabled.wait(0.25)
             return
         self.abort.clear()
-        batch = sched.pull(self.sizer.size())
+        batch = self._next_batch()
         if batch is None:
             return
         if self._terminate or not self._enabled.is_set():
