@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from sgm import _native
+from sgm._native import NONCE_SPACE
 
 REFERENCE_WHAT = "hashlib sha256, large buffer"
 _REF_BUFFER = bytes(range(256)) * (1 << 16)  # 16 MiB
@@ -60,7 +61,7 @@ def measure_scan(impl: str, threads: int, seconds: float, chunk: int = 1 << 20) 
         while not stop.is_set():
             res = _native.scan(midstate, tail, start, chunk, 0, impl=impl)
             counts[k] += res.scanned
-            start = (start + chunk) % ((1 << 32) - chunk)
+            start = (start + chunk) % (NONCE_SPACE - chunk)
 
     pool = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(threads)]
     for t in pool:
@@ -79,7 +80,7 @@ def measure_opencl(scanner, seconds: float) -> tuple[float, float]:
     pipelined launches (one exact range scan sized from the kernel's measured rate)."""
     midstate = _native.sha256_midstate(_HEADER[:64])
     tail = _HEADER[64:76]
-    count = max(scanner.step, min(int(scanner.rate * seconds), (1 << 32) - (1 << 28)))
+    count = max(scanner.step, min(int(scanner.rate * seconds), NONCE_SPACE - (1 << 28)))
     cpu0, t0 = time.thread_time(), time.perf_counter()
     job = scanner.scan_range(midstate, tail, 0, count, 0)
     wall = time.perf_counter() - t0

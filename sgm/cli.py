@@ -117,7 +117,7 @@ def cmd_scan(argv: Sequence[str]) -> int:
         header = bytes.fromhex(text)
     except ValueError:
         raise UsageError("HEADER_HEX is not valid hex") from None
-    if args.start + args.count > 1 << 32:
+    if args.start + args.count > _native.NONCE_SPACE:
         raise UsageError(f"--start {args.start} + --count {args.count} runs past nonce "
                          "4294967295 (wrapping is not allowed)")
     if args.target is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
+from sgm._native import NONCE_SPACE
+
 
 class UsageError(Exception):
     """Bad command-line input: reported on stderr with exit status 2."""
@@ -37,4 +39,4 @@ def int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
 
 positive_int = int_in(1, None, "a positive integer")
 u32 = int_in(0, 0xFFFFFFFF, "in 0 .. 4294967295")
-nonce_count = int_in(0, 1 << 32, "in 0 .. 4294967296")
+nonce_count = int_in(0, NONCE_SPACE, "in 0 .. 4294967296")

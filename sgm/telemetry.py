@@ -1,6 +1,7 @@
 """Telemetry: decaying hash rates, per-device counters and the event stream.
 
-This module imports nothing else from sgm; every other part writes to it.
+This module imports nothing else from sgm but the shared input checks; every other part
+writes to it.
 
 * :class:`DecayingRate` -- exponentially decaying hash-rate averages over 5 s, 1 min,
   5 min and 15 min windows (continuous-time, exact for piecewise-constant input,
@@ -24,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Union
 
+from sgm.checks import is_int, is_number
+
 __all__ = [
     "WINDOWS", "DecayingRate", "DeviceStats", "Event", "JobEvent", "ShareEvent",
     "DeviceEvent", "LogEvent", "AnyEvent", "Subscription", "EventBus", "Telemetry",
@@ -46,7 +49,7 @@ CLOSE_TIMEOUT = 5.0
 
 
 def _check_nonneg(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     if not value >= 0:  # also rejects NaN
         raise ValueError(f"{name} must be >= 0, got {value}")
@@ -541,7 +544,7 @@ class EventBus:
         """
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+        if not is_int(maxsize) or maxsize < 1:
             raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
         if kinds is not None and not isinstance(kinds, tuple):
             kinds = (kinds,)
