@@ -47,12 +47,15 @@ def ext(name: str) -> Extension:
 
 
 # sgm and its subpackages (folders without __init__.py, like sgm/_native/include, count too),
-# plus the repository's kernels/ folder installed as sgm/kernels
+# plus the repository's kernels/ folder installed as sgm/kernels and the desktop app's gui/
+# folder installed as the package sgm_gui (the design keeps the app beside the engine, not in it)
 packages = find_namespace_packages(include=["sgm", "sgm.*"], exclude=["*.__pycache__"])
+gui_packages = ["sgm_gui" + name[3:] for name in
+                find_namespace_packages(include=["gui", "gui.*"], exclude=["*.__pycache__"])]
 
 setup(
-    packages=[*packages, "sgm.kernels"],
-    package_dir={"sgm.kernels": "kernels"},
+    packages=[*packages, "sgm.kernels", *gui_packages],
+    package_dir={"sgm.kernels": "kernels", "sgm_gui": "gui"},
     ext_modules=cythonize(
         [ext(name) for name in NATIVE_MODULES],
         compiler_directives={"language_level": "3"},

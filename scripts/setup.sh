@@ -5,7 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(build-essential python3-dev python3-venv libsimde-dev openssl)
+APT_PACKAGES=(build-essential python3-dev python3-venv libsimde-dev openssl
+    # the desktop app (Qt's offscreen and xcb platforms, a font) and its screenshots under
+    # a virtual screen with a window manager
+    libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core
+    libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
+    libxcb-render-util0 libxcb-image0 libxcb-xkb1 xvfb xauth openbox)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -24,7 +29,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # the build requirements of pyproject.toml [build-system] (the build below runs without isolation)
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip "setuptools>=77" "Cython>=3.0"
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test,gui,installer]"
 # the Bitcoin SV node the solo-mining tests mine against (into .tools/, ignored by git)
 bash scripts/install-test-node.sh
 echo "setup: ready ($(.venv/bin/python -c 'import sgm._native as n; print("kernels:", ", ".join(n.available_implementations()))'))" >&2

@@ -42,6 +42,8 @@ CONFIG_KEYS = {
     "quiet", "verbose", "jobs", "difficulty", "duration", "no-version-rolling",
     # solo mining and pool options
     "solo", "coinbase-addr", "rpc-cookie", "suggest-diff", "cert", "no-verify",
+    # the desktop app's own settings (window, tray, devices switched off); sgm ignores them
+    "gui",
 }
 
 

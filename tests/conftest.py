@@ -16,6 +16,11 @@ from typing import Any
 
 import pytest
 
+# the desktop app's tests run without a screen unless one is chosen (QT_QPA_PLATFORM=xcb
+# with DISPLAY); pyqtgraph binds to PySide6, the only Qt binding sgm installs
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 VECTOR_FILES = ("headers.json", "stratum_shares.json", "aux_vectors.json")
 

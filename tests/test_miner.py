@@ -520,7 +520,9 @@ def test_every_share_is_valid_however_the_pool_reads_rolled_version_bits(reading
     each.  A 0x20000000 job still rolls (all three readings agree there)."""
     from sgm.pool import PoolThread
 
-    pool = PoolThread(difficulty_bits=12, jobs=None, job_interval=60.0, version=0x30000000,
+    # 18-bit shares: a few dozen a second at most, so the pool's log of accepted shares
+    # (it keeps the latest KEEP_ACCEPTED_SHARES) still holds the first job's shares
+    pool = PoolThread(difficulty_bits=18, jobs=None, job_interval=60.0, version=0x30000000,
                       version_reading=reading).start()
     miner = Miner(MinerConfig(threads=1, pools=[PoolConfig(pool.url, "w", "x")]))
     miner.start()
@@ -543,7 +545,8 @@ def test_every_share_is_valid_however_the_pool_reads_rolled_version_bits(reading
 def test_a_mask_narrowed_mid_job_binds_every_later_share():
     from sgm.pool import PoolThread
 
-    pool = PoolThread(difficulty_bits=12, jobs=None, job_interval=60.0).start()
+    # 18-bit shares, so the pool's bounded log of accepted shares is never trimmed here
+    pool = PoolThread(difficulty_bits=18, jobs=None, job_interval=60.0).start()
     miner = Miner(MinerConfig(threads=2, pools=[PoolConfig(pool.url, "w", "x")]))
     rec = WorkRecorder(miner.scheduler)
     miner.start()
@@ -560,6 +563,7 @@ def test_a_mask_narrowed_mid_job_binds_every_later_share():
         pool.stop()
     stats, summary = pool.stats, miner.summary()
     assert_books_agree(stats, summary)
+    assert len(stats.accepted_shares) == stats.accepted, "the pool's share log was trimmed"
     later = stats.accepted_shares[accepted:]
     assert later and all((a.version ^ 0x20000000) & ~narrow == 0 for a in later)
     assert overlaps(rec.scanned_ranges()) == []          # the new enumeration repeats nothing
