@@ -256,6 +256,50 @@ class Miner:
         if self.client is not None:
             self.client.pools.append(endpoint)
 
+    def pool_status(self) -> list[dict[str, Any]]:
+        """One row per pool in priority order, for a status display (any thread may call).
+
+        ``{"url", "user", "state", "active", "difficulty", "last_submit_ms"}``: state is
+        "connected", "connecting" (a session is being opened, or the client waits to retry
+        it) or "disconnected"; the embedded pool is one row with state "local".  Only the
+        pool the client works with (``active``) has a difficulty and a submit round trip
+        (ms, write to the pool's answer; None until one share was answered).  The values
+        are read without locking from the network thread's client: each is one attribute
+        read, so a row may mix two moments but never holds a torn value.
+        """
+        client = self.client
+        running = self._running
+        difficulty = client.difficulty if client is not None else None
+        latency = client.last_submit_ms if client is not None else None
+        if self.config.solo is not None:
+            return []
+        if not self.config.pools:
+            local = self.local_pool
+            connected = running and client is not None and client.connected
+            return [{"url": local.url if local is not None else "embedded local pool",
+                     "user": "sgm.local", "state": "local", "active": bool(connected),
+                     "difficulty": difficulty if connected else None,
+                     "last_submit_ms": latency if connected else None}]
+        rows: list[dict[str, Any]] = []
+        endpoints = list(client.pools) if client is not None else []
+        current = client.current_pool if client is not None and client.connected else None
+        attempting = client.attempting if client is not None else None
+        for i, pool in enumerate(self.config.pools):
+            endpoint = endpoints[i] if i < len(endpoints) else None
+            if not running or endpoint is None:
+                state = "disconnected"
+            elif current is endpoint:
+                state = "connected"
+            elif attempting is endpoint:
+                state = "connecting"
+            else:
+                state = "disconnected"
+            active = state == "connected"
+            rows.append({"url": pool.url, "user": pool.user, "state": state, "active": active,
+                         "difficulty": difficulty if active else None,
+                         "last_submit_ms": latency if active else None})
+        return rows
+
     # ------------------------------------------------------------------ network thread
     def _net_main(self) -> None:
         loop = asyncio.new_event_loop()

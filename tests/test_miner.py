@@ -567,3 +567,47 @@ def test_a_mask_narrowed_mid_job_binds_every_later_share():
     later = stats.accepted_shares[accepted:]
     assert later and all((a.version ^ 0x20000000) & ~narrow == 0 for a in later)
     assert overlaps(rec.scanned_ranges()) == []          # the new enumeration repeats nothing
+
+
+def test_pool_status_shows_each_pool_its_state_difficulty_and_submit_latency():
+    """Miner.pool_status() (the desktop app's pool table): the dead first pool reads
+    disconnected, the live failover connected and active with the pool's difficulty and
+    the measured round trip of an answered share; the embedded pool is one "local" row;
+    after stop every pool reads disconnected."""
+    import socket
+
+    from sgm.pool import PoolThread
+
+    with socket.socket() as s:   # a port nobody listens on: the first pool is dead
+        s.bind(("127.0.0.1", 0))
+        dead = f"stratum+tcp://127.0.0.1:{s.getsockname()[1]}"
+    pool = PoolThread(difficulty_bits=16, jobs=None, job_interval=30.0).start()
+    miner = Miner(MinerConfig(threads=1, pools=[PoolConfig(dead, "w1", "x"),
+                                                PoolConfig(pool.url, "w2", "y")]))
+    assert [r["state"] for r in miner.pool_status()] == ["disconnected", "disconnected"]
+    miner.start()
+    try:
+        assert wait_for(lambda: miner.telemetry.total.accepted >= 1, timeout=30)
+        rows = miner.pool_status()
+    finally:
+        miner.stop()
+        pool.stop()
+    assert [(r["url"], r["user"]) for r in rows] == [(dead, "w1"), (pool.url, "w2")]
+    first, second = rows
+    assert first["state"] in ("disconnected", "connecting") and not first["active"]
+    assert first["difficulty"] is None and first["last_submit_ms"] is None
+    assert second["state"] == "connected" and second["active"]
+    assert second["difficulty"] == pytest.approx(2.0 ** (16 - 32), rel=1e-3)
+    assert second["last_submit_ms"] is not None and second["last_submit_ms"] > 0
+    assert [r["state"] for r in miner.pool_status()] == ["disconnected", "disconnected"]
+
+    local = Miner(MinerConfig(threads=1, local_jobs=None, local_difficulty_bits=16))
+    local.start()
+    try:
+        assert wait_for(lambda: local.telemetry.total.accepted >= 1, timeout=30)
+        (row,) = local.pool_status()
+    finally:
+        local.stop()
+    assert row["state"] == "local" and row["active"] and row["url"] == local.local_pool.url
+    assert row["difficulty"] == pytest.approx(2.0 ** (16 - 32), rel=1e-3) and row["last_submit_ms"] > 0
+    assert local.pool_status()[0]["active"] is False

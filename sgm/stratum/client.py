@@ -192,6 +192,10 @@ class StratumClient:
         self.rejected = 0
         self.stale = 0
         self.jobs_received = 0
+        #: round-trip time (ms) of the last share the pool answered: write to verdict
+        self.last_submit_ms: float | None = None
+        #: the pool a session is open or being opened with (None between attempts)
+        self.attempting: PoolEndpoint | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._futures: dict[int, asyncio.Future[Verdict]] = {}
         self._closing = False
@@ -274,8 +278,10 @@ class StratumClient:
             self.stale += 1
             return Verdict(False, STALE_SESSION, sent=False)
         req_id = proto.submit(share)
-        fut: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Verdict] = loop.create_future()
         self._futures[req_id] = fut
+        sent_at = loop.time()
         try:
             try:
                 writer.write(proto.data_to_send())
@@ -283,18 +289,27 @@ class StratumClient:
             except (ConnectionError, OSError):
                 return Verdict(False, DISCONNECTED, sent=False)
             try:
-                return await asyncio.wait_for(asyncio.shield(fut), self.submit_timeout)
+                verdict = await asyncio.wait_for(asyncio.shield(fut), self.submit_timeout)
+                self._note_answer(verdict, sent_at)
+                return verdict
             except asyncio.TimeoutError:
                 log.warning("stratum: no answer to share %d within %.1fs; still waiting",
                             req_id, self.submit_timeout)
             try:
-                return await asyncio.wait_for(fut, self.answer_timeout - self.submit_timeout)
+                verdict = await asyncio.wait_for(fut, self.answer_timeout - self.submit_timeout)
+                self._note_answer(verdict, sent_at)
+                return verdict
             except asyncio.TimeoutError:
                 log.warning("stratum: share %d never answered (%.0fs)", req_id, self.answer_timeout)
                 proto.forget(req_id)
                 return Verdict(None, NO_ANSWER)
         finally:
             self._futures.pop(req_id, None)
+
+    def _note_answer(self, verdict: Verdict, sent_at: float) -> None:
+        """Keep the round trip of a share the pool answered (shown as its latency)."""
+        if verdict.accepted is not None:
+            self.last_submit_ms = (asyncio.get_running_loop().time() - sent_at) * 1e3
 
     async def close(self) -> None:
         """Stop run() and close the connection."""
@@ -347,14 +362,17 @@ class StratumClient:
         pool = self.pools[idx]
         outcome = _Outcome()
         host, port = addr
+        self.attempting = pool
         try:
             reader, writer = await self._open(pool, host, port)
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             outcome.reason = f"connect to {host}:{port} failed: {exc or type(exc).__name__}"
             log.warning("stratum: %s", outcome.reason)
+            self.attempting = None
             await self._emit(self.on_event, Disconnected(str(pool), outcome.reason))
             return outcome
         if self._closing:
+            self.attempting = None
             writer.close()
             return outcome
         proto = StratumProtocol(pool.user, pool.password, agent=self.agent,
@@ -403,6 +421,7 @@ class StratumClient:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
+            self.attempting = None
             if outcome.failback_to is not None:
                 outcome.reason = "failing back to a preferred pool"
             log.info("stratum: disconnected from %s: %s", pool, outcome.reason)
