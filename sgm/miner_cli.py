@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from sgm.cli_args import UsageError, positive_float, positive_int
-from sgm.devices import DEFAULT_DEVICES, check_device_selection
+from sgm.devices import DEFAULT_DEVICES, DeviceSelectionError, check_device_selection
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ PRINTER_DRAIN_TIMEOUT = 5.0
 CONFIG_KEYS = {
     "pools", "threads", "devices", "impl", "batch-time", "time-limit", "summary-json",
     "quiet", "verbose", "jobs", "difficulty", "duration", "no-version-rolling",
+    "opencl-kernel-time", "reserve-cpu-core",
     # solo mining and pool options
     "solo", "coinbase-addr", "rpc-cookie", "suggest-diff", "cert", "no-verify",
     # the desktop app's own settings (window, tray, devices switched off); sgm ignores them
@@ -95,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
                    "device), opencl-gpu (OpenCL GPUs), or names from 'sgm devices' "
                    "(default cpu,opencl-gpu)")
     c.add_argument("--impl", default=None, help="CPU kernel (default: the fastest available)")
+    c.add_argument("--opencl-kernel-time", type=positive_float, default=None, metavar="SECONDS",
+                   help="time one OpenCL launch should take (default 0.005 on a GPU, 0.02 on an "
+                   "OpenCL CPU device; longer launches "
+                   "cost less overhead, shorter ones switch jobs sooner)")
+    c.add_argument("--reserve-cpu-core", action="store_true", default=None,
+                   help="run one CPU thread fewer per OpenCL GPU (for its host thread) when "
+                   "-t is not given")
     c.add_argument("--batch-time", type=positive_float, default=None, metavar="SECONDS",
                    help="time one batch should take on any device (default 0.1)")
     c.add_argument("-c", "--config", metavar="FILE", help="JSON configuration file")
@@ -212,6 +220,8 @@ def build_config(args: argparse.Namespace):
         local_jobs=jobs, local_difficulty_bits=bits, local_job_interval=float(duration),
         version_rolling=not (args.no_version_rolling or bool(file_cfg.get("no-version-rolling"))),
         solo=solo_cfg, **tls,
+        opencl_kernel_time=pick(args.opencl_kernel_time, "opencl-kernel-time", (int, float), None),
+        reserve_core_per_gpu=bool(pick(args.reserve_cpu_core, "reserve-cpu-core", bool, False)),
     )
     uses_tls = any(p.url.strip().lower().startswith(("stratum+ssl", "stratum+tcps", "stratum+tls",
                                                       "ssl:", "tls:")) for p in pools) or \
@@ -495,6 +505,9 @@ def cmd_mine(argv: Sequence[str]) -> int:
     try:
         try:
             miner.start()
+        except DeviceSelectionError as exc:   # a device named in --devices is not here
+            print(f"sgm: error: {exc}", file=sys.stderr)
+            return 2
         except (ValueError, RuntimeError, OSError) as exc:
             print(f"sgm: error: {exc}", file=sys.stderr)
             return 1

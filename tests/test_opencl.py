@@ -307,6 +307,37 @@ def test_device_selection_rules(cl_device):
         assert i.used_by_default == (i.device_type == "GPU")
 
 
+def test_a_device_named_but_not_here_is_a_usage_error(cl_device):
+    """A typo in --devices must not quietly mine without the device the user asked for."""
+    info, _ = cl_device
+    with pytest.raises(ValueError, match="no OpenCL device named opencl9.9"):
+        ocl.make_devices(("cpu", "opencl9.9"))
+    r = subprocess.run([sys.executable, "-m", "sgm", "--devices", "cpu,opencl9.9",
+                        "--jobs", "1", "--duration", "1", "-q"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "no OpenCL device named opencl9.9" in r.stderr and info.name in r.stderr
+
+
+def test_the_opencl_options_reach_the_miner_from_flags_and_the_config_file(tmp_path):
+    from sgm.cli_args import UsageError
+    from sgm.miner_cli import _parser, build_config
+
+    cfg, _ = build_config(_parser().parse_args(["--opencl-kernel-time", "0.01",
+                                                "--reserve-cpu-core"]))
+    assert cfg.opencl_kernel_time == 0.01 and cfg.reserve_core_per_gpu
+    path = tmp_path / "sgm.json"
+    path.write_text(json.dumps({"opencl-kernel-time": 0.05, "reserve-cpu-core": True}))
+    cfg, _ = build_config(_parser().parse_args(["-c", str(path)]))
+    assert cfg.opencl_kernel_time == 0.05 and cfg.reserve_core_per_gpu
+    cfg, _ = build_config(_parser().parse_args([]))
+    assert cfg.opencl_kernel_time is None and not cfg.reserve_core_per_gpu
+    with pytest.raises(UsageError, match="kernel time"):   # out of 0.0005..1 s
+        build_config(_parser().parse_args(["--opencl-kernel-time", "5"]))
+    with pytest.raises(SystemExit):                          # argparse: not positive
+        _parser().parse_args(["--opencl-kernel-time", "0"])
+
+
 # ------------------------------------------------------------------------- the device
 def make_job(bits: int):
     from sgm.jobs import Job

@@ -21,6 +21,11 @@ DEFAULT_DEVICES = ("cpu", "opencl-gpu")
 _OPENCL_NAME = re.compile(r"opencl\d+\.\d+")
 
 
+class DeviceSelectionError(ValueError):
+    """A --devices selection names a device this machine does not have (a usage error:
+    the CLI exits 2, like for any other bad option)."""
+
+
 def check_device_selection(selection: tuple[str, ...]) -> None:
     """ValueError naming what is wrong with a --devices selection."""
     bad = [s for s in selection if s not in DEVICE_KINDS and not _OPENCL_NAME.fullmatch(s)]

@@ -33,7 +33,7 @@ import numpy as np
 
 from sgm import _native
 from sgm._native import NONCE_SPACE, AbortFlag
-from sgm.devices import DeviceInfo
+from sgm.devices import DeviceInfo, DeviceSelectionError
 from sgm.devices.base import BatchResult, Device
 from sgm.work import Batch
 
@@ -920,6 +920,12 @@ def make_devices(selection: Iterable[str], **options: Any) -> list[OpenCLDevice]
     """OpenCLDevice objects for a selection; a device whose kernel does not build is
     left out with one log line."""
     chosen, warnings = select(selection)
+    names = [s for s in selection if s.startswith("opencl") and s not in ("opencl", "opencl-gpu")]
+    missing = [n for n in names if n not in {info.name for info, _ in chosen}]
+    if missing:   # asked for by name: a typo must not quietly mine without that device
+        found = sorted(info.name for info, _ in discover()[0])
+        raise DeviceSelectionError(f"--devices: no OpenCL device named {', '.join(missing)} "
+                                   f"(found: {', '.join(found) or 'none'}; see sgm devices)")
     for w in warnings:
         log.warning("%s", w)
     devices = []
