@@ -1,0 +1,253 @@
+"""``sgm-gui``: the desktop app's entry point.
+
+Parses the mining options (the same names as ``sgm``), reads the settings from the CLI's
+config file (``-c FILE``, default: the user config directory), opens the window and starts
+mining -- out of the box the embedded local pool, like ``sgm``.  For scripted runs:
+``--quit-after SECONDS``, ``--screenshot PATH`` (PNG of the window just before quitting) and
+``--summary-json PATH`` (the same object ``sgm`` writes).
+
+Exit status: 0 after a clean quit, 2 for a usage error (message on stderr), 1 when mining
+could not start in a scripted run or an output file could not be written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from sgm.cli_args import UsageError, positive_float, positive_int
+
+log = logging.getLogger("sgm.gui")
+
+#: Embedded-pool defaults of the app: mine until told to stop (sgm's default is 3 jobs).
+DEFAULT_BITS = 20
+DEFAULT_JOB_SECONDS = 15.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sgm-gui",
+        description="sgm's desktop app. With no pool (-o, or pools in the config file) it "
+        "mines its embedded local Stratum pool on 127.0.0.1.")
+    g = p.add_argument_group("pool")
+    g.add_argument("-o", "--url", action="append", default=[], metavar="URL",
+                   help="pool URL stratum+tcp://HOST:PORT; repeat for failover pools in "
+                   "priority order (wins over the config file's pools)")
+    g.add_argument("-u", "--user", action="append", default=[], metavar="USER",
+                   help="pool user (wallet.worker), one per -o")
+    g.add_argument("-p", "--pass", dest="password", action="append", default=[],
+                   metavar="PASS", help="pool password, one per -o")
+    d = p.add_argument_group("embedded pool (no -o)")
+    d.add_argument("--difficulty", type=positive_int, default=None, metavar="BITS",
+                   help=f"leading zero bits of the share target (default {DEFAULT_BITS})")
+    d.add_argument("--jobs", type=positive_int, default=None,
+                   help="jobs the embedded pool issues, then mining stops (default: forever)")
+    d.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
+                   help=f"seconds per job (default {DEFAULT_JOB_SECONDS:g})")
+    c = p.add_argument_group("common")
+    c.add_argument("-t", "--threads", type=positive_int, default=None,
+                   help="CPU threads (default: one per core)")
+    c.add_argument("--devices", default=None, metavar="KINDS",
+                   help="devices to use, comma separated: cpu, opencl, opencl-gpu or names "
+                   "from 'sgm devices' (default cpu,opencl-gpu)")
+    c.add_argument("-c", "--config", metavar="FILE", default=None,
+                   help="settings file, the same JSON file 'sgm -c' reads "
+                   "(default: ~/.config/sgm/sgm.json)")
+    s = p.add_argument_group("scripted runs")
+    s.add_argument("--quit-after", type=positive_float, default=None, metavar="SECONDS",
+                   help="quit (stopping mining cleanly) after this many seconds")
+    s.add_argument("--screenshot", metavar="PATH", default=None,
+                   help="save a PNG of the main window just before quitting")
+    s.add_argument("--summary-json", metavar="PATH", default=None,
+                   help="at exit write the final statistics (the object 'sgm' writes)")
+    return p
+
+
+def _lenient_number(data: dict[str, Any], key: str, kind: type, path: Path,
+                    warnings: list[str]) -> Any:
+    """A CLI key of the config file (difficulty, jobs, duration) read the app's way: a bad
+    value is a warning and the default, never a refusal to start."""
+    value = data.get(key)
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 \
+        and math.isfinite(value) and (kind is float or isinstance(value, int))
+    if not ok:
+        warnings.append(f"Settings file {path}: \"{key}\" must be a positive "
+                        f"{'whole ' if kind is int else ''}number, got {value!r}; using the default")
+        return None
+    return kind(value)
+
+
+def _file_extras(path: Path, warnings: list[str]) -> dict[str, Any]:
+    """The embedded-pool keys of the config file, if it is a readable JSON object (the
+    settings loader already reported a file that is not)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {"difficulty": _lenient_number(data, "difficulty", int, path, warnings),
+            "jobs": _lenient_number(data, "jobs", int, path, warnings),
+            "duration": _lenient_number(data, "duration", float, path, warnings)}
+
+
+def build_config(args: argparse.Namespace, settings: Any, path: Path,
+                 warnings: list[str]) -> Any:
+    """The MinerConfig: flags win over the config file; raises UsageError."""
+    from sgm.devices import DEFAULT_DEVICES
+    from sgm.miner import MinerConfig, PoolConfig
+
+    if args.url:
+        if len(args.user) > len(args.url) or len(args.password) > len(args.url):
+            raise UsageError("more -u/-p than -o: give one -u and -p per pool URL")
+        pools = []
+        for i, url in enumerate(args.url):
+            user = args.user[i] if i < len(args.user) else (args.user[-1] if args.user else "")
+            pw = args.password[i] if i < len(args.password) else (
+                args.password[-1] if args.password else "x")
+            pools.append(PoolConfig(url, user, pw))
+    else:
+        if args.user or args.password:
+            raise UsageError("-u/-p given without -o: name the pool URL with -o")
+        pools = list(settings.pools)
+    extras = _file_extras(path, warnings)
+    devices = args.devices if args.devices is not None else (
+        settings.devices or ",".join(DEFAULT_DEVICES))
+    kinds = tuple(k.strip() for k in devices.split(",") if k.strip())
+    cfg = MinerConfig(
+        pools=pools,
+        threads=args.threads if args.threads is not None else settings.threads,
+        device_kinds=kinds,
+        local_jobs=args.jobs if args.jobs is not None else extras.get("jobs"),
+        local_difficulty_bits=(args.difficulty if args.difficulty is not None
+                               else extras.get("difficulty") or DEFAULT_BITS),
+        local_job_interval=float(args.duration if args.duration is not None
+                                 else extras.get("duration") or DEFAULT_JOB_SECONDS),
+    )
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return cfg
+
+
+def _setup_logging() -> None:
+    """The engine's records reach the log pane (INFO and up) and stderr (WARNING and up)."""
+    root_sgm = logging.getLogger("sgm")
+    if root_sgm.level == logging.NOTSET or root_sgm.level > logging.INFO:
+        root_sgm.setLevel(logging.INFO)
+    if not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:   # argparse: --help (0) or a usage error (2, message printed)
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+    from .settings import default_config_path, load_settings
+
+    path = Path(args.config) if args.config else default_config_path()
+    if args.config and not path.is_file():
+        print(f"sgm-gui: error: config file {path}: no such file", file=sys.stderr)
+        return 2
+    settings, warnings = load_settings(path)
+    try:
+        config = build_config(args, settings, path, warnings)
+    except UsageError as exc:
+        print(f"sgm-gui: error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging()
+    return _run(args, config, settings, path, warnings)
+
+
+def _run(args: argparse.Namespace, config: Any, settings: Any, path: Path,
+         warnings: list[str]) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .bridge import EngineBridge
+    from .icon import make_icon
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("sgm")
+    app.setApplicationDisplayName("sgm")
+    app.setDesktopFileName("sgm-gui")
+    app.setWindowIcon(make_icon())
+    # closing to the tray must not end the app; the window's `closed` signal does
+    app.setQuitOnLastWindowClosed(False)
+
+    bridge = EngineBridge()
+    window = MainWindow(bridge, config, settings, settings_path=path, warnings=warnings)
+    outcome = {"rc": 0}
+
+    def on_closed() -> None:
+        if args.summary_json and bridge.miner is not None:
+            try:
+                Path(args.summary_json).write_text(
+                    json.dumps(bridge.miner.summary(), indent=2) + "\n", encoding="utf-8")
+            except OSError as exc:
+                print(f"sgm-gui: error: cannot write --summary-json {args.summary_json}: "
+                      f"{exc.strerror or exc}", file=sys.stderr)
+                outcome["rc"] = 1
+        elif args.summary_json:
+            print("sgm-gui: error: no summary: mining never started"
+                  + (f" ({window.start_error})" if window.start_error else ""), file=sys.stderr)
+            outcome["rc"] = 1
+        app.quit()
+
+    def screenshot() -> None:
+        if args.screenshot:
+            try:
+                Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+                ok = window.grab().save(args.screenshot, "PNG")
+            except OSError:
+                ok = False
+            if not ok:
+                print(f"sgm-gui: error: cannot write --screenshot {args.screenshot}",
+                      file=sys.stderr)
+                outcome["rc"] = 1
+
+    window.before_quit = screenshot
+    window.closed.connect(on_closed)
+    window.show()
+    window.start_mining()
+    if args.quit_after is not None:
+        QTimer.singleShot(int(args.quit_after * 1000), window.request_quit)
+
+    # Ctrl-C / SIGTERM quit cleanly (the timer lets Python run its signal handlers)
+    def on_signal(_signum: int, _frame: Any) -> None:
+        window.request_quit()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(200)
+    try:
+        app.exec()
+    finally:
+        heartbeat.stop()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if window.start_error and args.quit_after is not None and outcome["rc"] == 0:
+        outcome["rc"] = 1
+    return outcome["rc"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,319 @@
+"""The one object between the window and the mining engine.
+
+The engine runs in its own threads exactly as under the CLI; the window lives on the GUI
+thread.  :class:`EngineBridge` keeps them apart:
+
+* User actions (start, stop, a device on or off, a new pool list) become ``Miner`` calls on
+  one background worker thread, in the order they were asked for; ``Miner.start`` calibrates
+  every device and can take seconds, so it never runs on the GUI thread.  Outcomes come
+  back as signals (``started`` / ``failed(str)`` / ``stopped`` / ``message(str)``).
+* One consumer thread drains a queue subscription of the telemetry bus in batches and
+  emits them as plain data (``events(list)``), and every :data:`SNAPSHOT_INTERVAL` seconds
+  takes the authoritative ``Miner.summary()`` and ``Miner.pool_status()`` (``snapshot(dict)``).
+  The signals are emitted from that thread; Qt queues them to receivers on the GUI thread.
+
+Counters shown to the user come from the snapshot, never from counting events, so a flood
+that overflows the event buffer cannot make them wrong.  Only chart samples may be lost:
+the bus drops its oldest events when the buffer is full, and the bridge forwards at most
+:data:`MAX_SHARE_SAMPLES` share results per batch; both are counted (``dropped``).
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from sgm.miner import Miner, MinerConfig, PoolConfig
+from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent, Subscription
+
+log = logging.getLogger("sgm.gui.bridge")
+
+#: Seconds between snapshots (summary + pool status) sent to the window.
+SNAPSHOT_INTERVAL = 0.5
+#: Seconds the consumer gathers events before emitting them as one batch.
+EVENT_INTERVAL = 0.1
+#: Share results forwarded per batch at most (chart samples); the rest are counted dropped.
+MAX_SHARE_SAMPLES = 200
+#: Events the telemetry subscription buffers (oldest dropped beyond that, and counted).
+BUFFER_EVENTS = 20_000
+#: The "current" per-device rate is the hashes done over about this many seconds.
+RATE_WINDOW = 1.0
+#: Seconds Miner.stop() may wait for shares in flight and for its threads.
+STOP_TIMEOUT = 5.0
+
+
+def instant_rates(history: collections.deque[tuple[float, dict[str, int]]]) -> dict[str, float]:
+    """Hashes per second of each device between the oldest and newest sample of
+    ``history`` ((monotonic time, {device: hashes})): unlike the engine's decaying averages
+    it reads 0 one window after a device stops, which is what a user toggling it expects."""
+    if len(history) < 2:
+        return {name: 0.0 for name in (history[-1][1] if history else {})}
+    (t0, first), (t1, last) = history[0], history[-1]
+    span = max(1e-6, t1 - t0)
+    return {name: max(0, h - first.get(name, h)) / span for name, h in last.items()}
+
+
+class EngineBridge(QObject):
+    """Drive one ``Miner`` from the GUI without ever blocking the GUI thread.
+
+    Create it on the GUI thread.  ``miner_factory`` builds the Miner from a config (tests
+    may wrap it to look at the Miner they get).
+    """
+
+    #: mining started (devices calibrated, pool side up)
+    started = Signal()
+    #: starting failed, or the engine stopped on its own error: the reason, for the user
+    failed = Signal(str)
+    #: mining stopped (Miner.stop returned, last snapshot already emitted)
+    stopped = Signal()
+    #: a batch of telemetry events (list of sgm.telemetry events, oldest first)
+    events = Signal(object)
+    #: {"t", "summary", "pools", "rates_now", "dropped", "running"}: see :meth:`_snapshot`
+    snapshot = Signal(object)
+    #: a user action could not be done (e.g. a device that no longer exists)
+    message = Signal(str)
+
+    def __init__(self, parent: QObject | None = None,
+                 miner_factory: Callable[[MinerConfig], Miner] = Miner) -> None:
+        super().__init__(parent)
+        self._factory = miner_factory
+        # one worker: start, toggles, restarts and stop run in the order they were asked for
+        self._actions = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="gui-engine")
+        self._lock = threading.Lock()
+        self._miner: Miner | None = None
+        self._sub: Subscription | None = None
+        self._consumer: threading.Thread | None = None
+        self._consumer_stop = threading.Event()
+        self._history: collections.deque[tuple[float, dict[str, int]]] = collections.deque()
+        self._closed = False
+        #: share results not forwarded to the charts (bridge sampling), all sessions
+        self.samples_dropped = 0
+        #: events the telemetry buffer discarded (full), all finished sessions
+        self._bus_dropped_before = 0
+        #: True from start() until the engine stopped (or failed to start)
+        self.busy = False
+
+    # ------------------------------------------------------------ state (any thread)
+    @property
+    def miner(self) -> Miner | None:
+        """The current Miner (None before the first start); for reading only."""
+        return self._miner
+
+    @property
+    def running(self) -> bool:
+        miner = self._miner
+        return miner is not None and miner.running
+
+    @property
+    def dropped(self) -> int:
+        """Chart samples lost so far: overflowed from the bus buffer or sampled out."""
+        sub = self._sub
+        return self._bus_dropped_before + (sub.dropped if sub is not None else 0) \
+            + self.samples_dropped
+
+    # ------------------------------------------------------------ user actions (GUI thread)
+    def start(self, config: MinerConfig, disabled: list[str] | tuple[str, ...] = ()) -> None:
+        """Build and start a Miner for ``config`` in the background; ``disabled`` names
+        devices to switch off as soon as they exist.  Emits started or failed(reason)."""
+        self.busy = True
+        self._submit(self._do_start, config, tuple(disabled))
+
+    def stop(self) -> None:
+        """Stop mining in the background (consumer thread first, then the Miner); emits
+        stopped once done, also when nothing was running."""
+        self._submit(self._do_stop)
+
+    def restart(self, config: MinerConfig, disabled: list[str] | tuple[str, ...] = ()) -> None:
+        """Stop the current session (if any) and start one with ``config`` (new pools)."""
+        self.busy = True
+        self._submit(self._do_stop)
+        self._submit(self._do_start, config, tuple(disabled))
+
+    def set_device_enabled(self, name: str, enabled: bool) -> None:
+        """Switch one device on or off; the snapshot shows when the engine has done it."""
+        self._submit(self._do_toggle, name, bool(enabled))
+
+    def set_all_enabled(self, enabled: bool) -> None:
+        """Switch every device of the running session on or off."""
+        self._submit(self._do_toggle_all, bool(enabled))
+
+    def close(self) -> None:
+        """Accept no more actions; the worker thread ends once what was asked is done
+        (never waited for here: the window calls this after ``stopped``, or after giving
+        up on a stop that hangs)."""
+        self._closed = True
+        self._actions.shutdown(wait=False)
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._closed:
+            log.debug("bridge closed: %s ignored", fn.__name__)
+            return
+        self._actions.submit(self._guarded, fn, *args)
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:   # noqa: BLE001 - reported to the user, never lost
+            log.exception("engine action %s failed", fn.__name__)
+            self._emit(self.message, f"{fn.__name__.removeprefix('_do_')}: {exc}")
+
+    def _emit(self, signal: Any, *args: Any) -> None:
+        """Emit from a worker thread; a window already gone (C++ object deleted) is fine."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            log.debug("bridge signal after the window went away", exc_info=True)
+
+    # ------------------------------------------------------------ worker thread
+    def _do_start(self, config: MinerConfig, disabled: tuple[str, ...]) -> None:
+        if self.running:
+            self._emit(self.message, "already mining")
+            return
+        try:
+            miner = self._factory(dataclasses.replace(config, pools=list(config.pools)))
+            # subscribe before start: the first pool connect and job are seen too
+            sub = miner.subscribe(maxsize=BUFFER_EVENTS)
+        except (ValueError, RuntimeError, OSError) as exc:
+            self.busy = False
+            self._emit(self.failed, str(exc))
+            return
+        try:
+            miner.start()
+        except (ValueError, RuntimeError, OSError) as exc:
+            sub.close()
+            self.busy = False
+            log.error("mining could not start: %s", exc)
+            self._emit(self.failed, str(exc))
+            return
+        for name in disabled:
+            try:
+                miner.set_device_enabled(name, False)
+            except KeyError:
+                log.info("device %s (switched off in the settings) is not here", name)
+        with self._lock:
+            self._miner, self._sub = miner, sub
+            self._history.clear()
+            self._consumer_stop.clear()
+            self._consumer = threading.Thread(target=self._consume, args=(miner, sub),
+                                              name="gui-telemetry", daemon=True)
+            self._consumer.start()
+        log.info("mining started: %d device(s)", len(miner.devices))
+        self._emit(self.started)
+
+    def _do_stop(self) -> None:
+        with self._lock:
+            miner, sub, consumer = self._miner, self._sub, self._consumer
+            self._consumer = None
+        if consumer is not None:          # 1. the consumer thread (no more snapshots)
+            self._consumer_stop.set()
+            consumer.join(STOP_TIMEOUT)
+        if miner is not None and miner.running:
+            miner.stop(STOP_TIMEOUT)      # 2. the engine: devices, shares in flight, network
+        if miner is not None and sub is not None:
+            # the last verdicts and the final, authoritative counters
+            rest = self._filter(sub.drain())
+            if rest:
+                self._emit(self.events, rest)
+            self._emit(self.snapshot, self._snapshot(miner, sub))
+            sub.close()
+            with self._lock:
+                self._bus_dropped_before += sub.dropped
+                self._sub = None
+        self.busy = False
+        self._emit(self.stopped)
+
+    def _do_toggle(self, name: str, enabled: bool) -> None:
+        miner = self._miner
+        if miner is None or not miner.running:
+            self._emit(self.message, f"{name}: not mining")
+            return
+        try:
+            miner.set_device_enabled(name, enabled)
+        except KeyError as exc:
+            self._emit(self.message, str(exc.args[0]) if exc.args else str(exc))
+
+    def _do_toggle_all(self, enabled: bool) -> None:
+        miner = self._miner
+        if miner is None or not miner.running:
+            return
+        for device in list(miner.devices):
+            miner.set_device_enabled(device.name, enabled)
+
+    # ------------------------------------------------------------ consumer thread
+    def _filter(self, batch: list[Event]) -> list[Event]:
+        """What the window needs of a batch: every log, device and job event; share
+        results (answered or stale) up to MAX_SHARE_SAMPLES; found-only shares skipped (their
+        verdict follows)."""
+        out: list[Event] = []
+        shares = 0
+        for ev in batch:
+            if isinstance(ev, ShareEvent):
+                if ev.accepted is None:
+                    continue
+                if shares >= MAX_SHARE_SAMPLES:
+                    self.samples_dropped += 1
+                    continue
+                shares += 1
+                out.append(ev)
+            elif isinstance(ev, (LogEvent, DeviceEvent, JobEvent)):
+                out.append(ev)
+        return out
+
+    def _consume(self, miner: Miner, sub: Subscription) -> None:
+        stop = self._consumer_stop
+        pending: list[Event] = []
+        last_emit = last_snap = time.monotonic()
+        self._emit(self.snapshot, self._snapshot(miner, sub))
+        while not stop.is_set():
+            try:
+                first = sub.get(timeout=EVENT_INTERVAL / 2)
+                if first is not None:
+                    pending.extend(self._filter([first, *sub.drain()]))
+                now = time.monotonic()
+                if pending and now - last_emit >= EVENT_INTERVAL:
+                    self._emit(self.events, pending)
+                    pending = []
+                    last_emit = now
+                if now - last_snap >= SNAPSHOT_INTERVAL:
+                    last_snap = now
+                    self._emit(self.snapshot, self._snapshot(miner, sub))
+            except Exception:   # noqa: BLE001 - keep consuming; the user sees the log line
+                log.exception("telemetry consumer: unexpected error")
+                stop.wait(SNAPSHOT_INTERVAL)
+        if pending:
+            self._emit(self.events, pending)
+
+    def _snapshot(self, miner: Miner, sub: Subscription) -> dict[str, Any]:
+        """The authoritative state as plain data: ``summary`` (Miner.summary()), ``pools``
+        (Miner.pool_status()), ``rates_now`` ({device: H/s over ~RATE_WINDOW}, plus
+        "total"), ``dropped`` (chart samples lost), ``running``, ``t`` (epoch seconds)."""
+        summary = miner.summary()
+        now = time.monotonic()
+        hashes = {d["name"]: int(d["hashes"]) for d in summary["devices"]}
+        hist = self._history
+        hist.append((now, hashes))
+        while len(hist) > 2 and now - hist[1][0] >= RATE_WINDOW:
+            hist.popleft()
+        rates = instant_rates(hist)
+        rates_total = sum(rates.values())
+        return {
+            "t": time.time(),
+            "summary": summary,
+            "pools": miner.pool_status(),
+            "rates_now": rates,
+            "total_now": rates_total,
+            "dropped": self._bus_dropped_before + sub.dropped + self.samples_dropped,
+            "running": miner.running,
+        }
+
+
+def pools_config(base: MinerConfig, pools: list[PoolConfig]) -> MinerConfig:
+    """``base`` with another pool list ([] = the embedded pool), for a restart."""
+    return dataclasses.replace(base, pools=list(pools))

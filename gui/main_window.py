@@ -1,0 +1,500 @@
+"""The main window: devices, charts, pools, log and benchmark tabs over one EngineBridge.
+
+Data flow (why it stays responsive under any share rate): the bridge's signals arrive on
+the GUI thread (queued) and the slots here only store plain data and set dirty flags; one
+QTimer at :data:`TICK_MS` applies them -- the device table's single ``dataChanged``, the
+charts' redraw, the status-bar counters, the pool table and the tray tooltip.  User actions
+go to the bridge, which runs them on its worker thread.  Closing stops mining in the
+background and closes for real once the bridge says ``stopped``.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QMenu, QPushButton,
+    QSizePolicy, QSystemTrayIcon, QTableView, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from sgm.miner import MinerConfig, PoolConfig
+from sgm.telemetry import DeviceEvent, JobEvent, LogEvent, ShareEvent
+
+from .bridge import EngineBridge, pools_config
+from .icon import make_icon
+from .models.device_table import DeviceTableModel, format_rate
+from .settings import GuiSettings, save_settings
+from .widgets.bench_tab import BenchTab
+from .widgets.charts import ChartsPanel
+from .widgets.log_pane import LogPane
+from .widgets.pool_panel import PoolPanel
+
+log = logging.getLogger("sgm.gui")
+
+#: The coalescing timer's period (4 Hz: at least once a second for the charts, cheap).
+TICK_MS = 250
+#: Seconds a close waits for mining to stop before closing anyway (threads are daemons).
+CLOSE_GRACE_S = 20.0
+#: Chart time window (the issue asks for the last 10 minutes).
+CHART_WINDOW_S = 600.0
+
+
+def format_uptime(seconds: float) -> str:
+    s = int(max(0.0, seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def share_outcome(ev: ShareEvent) -> str:
+    """A share result as the charts name it."""
+    if ev.accepted:
+        return "accepted"
+    return "stale" if ev.reason == "stale" else "rejected"
+
+
+class MainWindow(QMainWindow):
+    """sgm's window.  ``config`` is what mining starts with (flags over the config file);
+    ``settings`` what the file holds (saved back to ``settings_path`` on changes);
+    ``warnings`` the problems found loading it (shown, never fatal)."""
+
+    #: the window really closed (mining stopped); the app quits on it
+    closed = Signal()
+
+    def __init__(self, bridge: EngineBridge, config: MinerConfig, settings: GuiSettings,
+                 settings_path: Path | None = None, warnings: list[str] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.config = config
+        self.settings = settings
+        self.settings_path = settings_path
+        self._snap: dict[str, Any] | None = None
+        self._snap_dirty = False
+        self._quitting = False
+        self._stopped_for_close = False
+        self._close_deadline: float | None = None
+        self._tray_told = False
+        self._finished_handled = False
+        #: the reason mining could not start (None: it started or was not tried)
+        self.start_error: str | None = None
+        #: called once when quitting begins, while the window still shows the mining state
+        #: (the app's --screenshot)
+        self.before_quit: Callable[[], None] | None = None
+        #: the lateness (ms) of each timer tick, for the responsiveness checks
+        self.tick_lateness_ms: list[float] = []
+        self._last_tick = time.monotonic()
+
+        self.setWindowTitle("sgm — SHA-256d miner")
+        self.setWindowIcon(make_icon())
+        self.setMinimumSize(QSize(720, 480))
+        self._build_tabs()
+        self._build_status_bar()
+        self._build_menus()
+        self._build_tray()
+        self._connect_bridge()
+        self._restore_geometry()
+        for warning in warnings or []:
+            self.show_warning(warning)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    # ------------------------------------------------------------ building
+    def _build_tabs(self) -> None:
+        self.tabs = QTabWidget(self)
+        self.setCentralWidget(self.tabs)
+
+        devices = QWidget()
+        lay = QVBoxLayout(devices)
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        self.banner.setStyleSheet("QLabel { background: #fff4ce; color: #3d2c00; "
+                                  "border: 1px solid #e0c060; padding: 6px; }")
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.banner)
+        self.session_label = QLabel("Starting…")
+        self.session_label.setWordWrap(True)
+        self.session_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                         QSizePolicy.Policy.Preferred)
+        lay.addWidget(self.session_label)
+        self.model = DeviceTableModel(self)
+        self.model.toggle_requested.connect(self._on_toggle)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        lay.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        self.start_all_button = QPushButton("Start all")
+        self.start_all_button.setToolTip("Start mining, or switch every device on")
+        self.start_all_button.clicked.connect(self.start_all)
+        self.stop_all_button = QPushButton("Stop all")
+        self.stop_all_button.setToolTip("Switch every device off (the pool stays connected)")
+        self.stop_all_button.clicked.connect(self.stop_all)
+        buttons.addWidget(self.start_all_button)
+        buttons.addWidget(self.stop_all_button)
+        buttons.addStretch(1)
+        lay.addLayout(buttons)
+        self.tabs.addTab(devices, "Devices")
+
+        self.charts = ChartsPanel(window_s=CHART_WINDOW_S)
+        self.tabs.addTab(self.charts, "Charts")
+
+        self.pool_panel = PoolPanel()
+        self.pool_panel.set_pools(list(self.config.pools))
+        self.pool_panel.pools_changed.connect(self._on_pools_changed)
+        self.tabs.addTab(self.pool_panel, "Pools")
+
+        self.log_pane = LogPane()
+        self.log_pane.attach(logging.getLogger("sgm"))
+        self.tabs.addTab(self.log_pane, "Log")
+
+        self.bench_tab = BenchTab()
+        self.tabs.addTab(self.bench_tab, "Benchmark")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.lbl_rate = QLabel("0 H/s")
+        self.lbl_accepted = QLabel("Accepted 0")
+        self.lbl_rejected = QLabel("Rejected 0")
+        self.lbl_stale = QLabel("Stale 0")
+        self.lbl_best = QLabel("Best 0")
+        self.lbl_uptime = QLabel("Up 0:00:00")
+        tips = {self.lbl_rate: "Total hash rate (5 s average)",
+                self.lbl_accepted: "Shares the pool accepted",
+                self.lbl_rejected: "Shares the pool rejected (reasons here once there are any)",
+                self.lbl_stale: "Shares found for a job that was already gone",
+                self.lbl_best: "Highest difficulty of a share found",
+                self.lbl_uptime: "Time mining (this session)"}
+        for label in (self.lbl_rate, self.lbl_accepted, self.lbl_rejected, self.lbl_stale,
+                      self.lbl_best, self.lbl_uptime):
+            label.setToolTip(tips[label])
+            label.setContentsMargins(6, 0, 6, 0)
+            bar.addPermanentWidget(label)
+
+    def _build_menus(self) -> None:
+        menu_file = self.menuBar().addMenu("&File")
+        self.act_quit = QAction("&Quit", self)
+        self.act_quit.setShortcut(QKeySequence.StandardKey.Quit)
+        self.act_quit.triggered.connect(self.request_quit)
+        menu_file.addAction(self.act_quit)
+
+        menu_mining = self.menuBar().addMenu("&Mining")
+        self.act_start_all = QAction("&Start all", self)
+        self.act_start_all.triggered.connect(self.start_all)
+        self.act_stop_all = QAction("S&top all", self)
+        self.act_stop_all.triggered.connect(self.stop_all)
+        menu_mining.addActions([self.act_start_all, self.act_stop_all])
+
+        menu_settings = self.menuBar().addMenu("&Settings")
+        self.act_close_to_tray = QAction("&Close to tray", self)
+        self.act_close_to_tray.setCheckable(True)
+        self.act_close_to_tray.setChecked(bool(self.settings.close_to_tray))
+        self.act_close_to_tray.setToolTip("Closing the window keeps mining in the tray; "
+                                          "quit from the tray menu or File > Quit")
+        self.act_close_to_tray.toggled.connect(self._on_close_to_tray)
+        menu_settings.addAction(self.act_close_to_tray)
+
+    def _build_tray(self) -> None:
+        self.tray: QSystemTrayIcon | None = None
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            self.act_close_to_tray.setToolTip("No system tray on this desktop: closing the "
+                                              "window quits")
+            return
+        tray = QSystemTrayIcon(self.windowIcon(), self)
+        menu = QMenu(self)
+        show = menu.addAction("Show window")
+        show.triggered.connect(self._show_from_tray)
+        menu.addSeparator()
+        menu.addAction(self.act_quit)
+        tray.setContextMenu(menu)
+        tray.setToolTip("sgm — starting")
+        tray.activated.connect(self._on_tray_activated)
+        tray.show()
+        self.tray = tray
+
+    def _connect_bridge(self) -> None:
+        queued = Qt.ConnectionType.QueuedConnection
+        b = self.bridge
+        b.snapshot.connect(self._on_snapshot, queued)
+        b.events.connect(self._on_events, queued)
+        b.started.connect(self._on_started, queued)
+        b.failed.connect(self._on_failed, queued)
+        b.stopped.connect(self._on_stopped, queued)
+        b.message.connect(self._on_message, queued)
+
+    def _restore_geometry(self) -> None:
+        geometry = self.settings.geometry
+        if geometry:
+            try:
+                ok = self.restoreGeometry(QByteArray(base64.b64decode(geometry)))
+            except ValueError:
+                ok = False
+            if ok:
+                return
+            self.show_warning("The saved window size could not be used; using the default")
+        self.resize(1200, 760)
+
+    # ------------------------------------------------------------ messages
+    def show_warning(self, text: str) -> None:
+        """A problem the user should know about (settings file, start failure): in the
+        banner above the device table, the status bar and the log pane."""
+        current = self.banner.text()
+        self.banner.setText(f"{current}\n{text}" if current else text)
+        self.banner.setVisible(True)
+        self.statusBar().showMessage(text, 15000)
+        self.log_pane.append("WARNING", text, time.time())
+
+    # ------------------------------------------------------------ mining control
+    def start_mining(self) -> None:
+        """Start a session with the current config (devices switched off stay off)."""
+        self.session_label.setText("Starting: measuring the devices…")
+        self.start_error = None
+        self.bridge.start(self.config, list(self.settings.disabled_devices))
+
+    def start_all(self) -> None:
+        """Start mining if stopped; while mining, switch every device on."""
+        self.settings.disabled_devices = []
+        if self.bridge.running:
+            self.bridge.set_all_enabled(True)
+            self._mark_all_wanted(True)
+        elif not self.bridge.busy:
+            self.model.clear()
+            self.start_mining()
+        self._save_settings()
+
+    def stop_all(self) -> None:
+        """Switch every device off; the pool stays connected, Start all resumes."""
+        if self.bridge.running:
+            self.bridge.set_all_enabled(False)
+            self._mark_all_wanted(False)
+            self.settings.disabled_devices = self.model.names()
+            self._save_settings()
+
+    def _mark_all_wanted(self, enabled: bool) -> None:
+        for name in self.model.names():
+            row = self.model.row(name)
+            if row.enabled != enabled:
+                row.wanted = enabled
+        self._snap_dirty = True
+
+    def _on_toggle(self, name: str, enabled: bool) -> None:
+        self.bridge.set_device_enabled(name, enabled)
+        self.settings.disabled_devices = self.model.disabled_devices()
+        self._save_settings()
+
+    def _on_pools_changed(self, pools: list[PoolConfig]) -> None:
+        """The user accepted a pool edit: save it, and mine the new list if mining."""
+        self.settings.pools = list(pools)
+        self._save_settings()
+        self.config = pools_config(self.config, pools)
+        where = ", ".join(p.url for p in pools) or "the embedded local pool"
+        if self.bridge.running or self.bridge.busy:
+            log.info("pools changed: restarting mining on %s", where)
+            self.session_label.setText(f"Restarting on {where}…")
+            self.model.clear()
+            self.bridge.restart(self.config, list(self.settings.disabled_devices))
+
+    def _on_close_to_tray(self, checked: bool) -> None:
+        self.settings.close_to_tray = bool(checked)
+        self._save_settings()
+
+    def _save_settings(self) -> None:
+        if self.settings_path is None:
+            return
+        try:
+            save_settings(self.settings_path, self.settings)
+        except (OSError, ValueError) as exc:
+            self.show_warning(f"Settings not saved: {exc}")
+
+    # ------------------------------------------------------------ bridge slots (plain state)
+    def _on_snapshot(self, snap: dict[str, Any]) -> None:
+        self._snap = snap
+        self._snap_dirty = True
+        self.model.update_from_summary(snap["summary"], snap.get("rates_now"))
+        self.charts.add_rates(snap["t"], float(snap.get("total_now", 0.0)),
+                              dict(snap.get("rates_now", {})))
+        active = [p for p in snap.get("pools", []) if p.get("active")]
+        self.charts.set_pool_difficulty(active[0]["difficulty"] if active else None)
+
+    def _on_events(self, events: list[Any]) -> None:
+        charts, pane = self.charts, self.log_pane
+        for ev in events:
+            if isinstance(ev, ShareEvent):
+                charts.add_share(ev.ts, share_outcome(ev), float(ev.difficulty))
+            elif isinstance(ev, LogEvent):
+                pane.append(ev.level, ev.message, ev.ts)
+            elif isinstance(ev, JobEvent):
+                pane.append("DEBUG", f"job {ev.job_id}{' (clean)' if ev.clean else ''}", ev.ts)
+            elif isinstance(ev, DeviceEvent) and ev.what == "hw_error":
+                pane.append("WARNING", f"{ev.device}: hardware error {ev.detail}".rstrip(),
+                            ev.ts)
+
+    def _on_started(self) -> None:
+        miner = self.bridge.miner
+        self._finished_handled = False
+        if miner is not None and miner.local_pool is not None:
+            jobs = self.config.local_jobs
+            self.session_label.setText(
+                f"Mining the embedded local pool at {miner.local_pool.url} — share target "
+                f"{self.config.local_difficulty_bits} leading zero bits, "
+                + (f"{jobs} job(s) of {self.config.local_job_interval:g} s" if jobs
+                   else "new job every " f"{self.config.local_job_interval:g} s"))
+        else:
+            self.session_label.setText("Mining " + ", ".join(
+                f"{p.url} as {p.user or '-'}" for p in self.config.pools))
+        self.statusBar().showMessage("Mining started", 5000)
+
+    def _on_failed(self, reason: str) -> None:
+        self.start_error = reason
+        self.session_label.setText("Not mining.")
+        self.show_warning(f"Mining could not start: {reason}")
+
+    def _on_stopped(self) -> None:
+        if not self._quitting:
+            self.session_label.setText("Mining stopped. Start all starts it again.")
+        self._snap_dirty = True
+        if self._quitting and not self._stopped_for_close:
+            self._finish_close()
+
+    def _on_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 10000)
+        self.log_pane.append("WARNING", text, time.time())
+
+    # ------------------------------------------------------------ the timer
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.tick_lateness_ms.append(max(0.0, (now - self._last_tick) * 1e3 - TICK_MS))
+        if len(self.tick_lateness_ms) > 100_000:
+            del self.tick_lateness_ms[:50_000]
+        self._last_tick = now
+        try:
+            self.model.apply()
+            if self.tabs.currentWidget() is self.charts and self.charts.isVisible():
+                self.charts.refresh()
+            if self._snap_dirty and self._snap is not None:
+                self._snap_dirty = False
+                self._apply_counters(self._snap)
+            if self._close_deadline is not None and now > self._close_deadline:
+                log.warning("mining did not stop within %.0f s; closing anyway", CLOSE_GRACE_S)
+                self._finish_close()
+        except Exception:   # noqa: BLE001 - a display glitch must not kill the app
+            log.exception("window update failed")
+
+    def _apply_counters(self, snap: dict[str, Any]) -> None:
+        s = snap["summary"]
+        rate = float(s.get("rates", {}).get("5s", 0.0))
+        if not snap.get("running"):
+            rate = 0.0
+        self.lbl_rate.setText(format_rate(rate))
+        self.lbl_accepted.setText(f"Accepted {s['accepted']:,}")
+        self.lbl_rejected.setText(f"Rejected {s['rejected']:,}")
+        reasons = s.get("rejected_reasons") or {}
+        self.lbl_rejected.setToolTip(
+            "Rejected shares by reason:\n" + "\n".join(f"  {r}: {n:,}" for r, n in
+                                                         sorted(reasons.items()))
+            if reasons else "Shares the pool rejected (none so far)")
+        self.lbl_stale.setText(f"Stale {s['stale']:,}")
+        self.lbl_best.setText(f"Best {float(s['best_share_diff']):.4g}")
+        self.lbl_uptime.setText(f"Up {format_uptime(float(s['elapsed_s']))}")
+        self.pool_panel.set_status(list(snap.get("pools", [])))
+        dropped = int(snap.get("dropped", 0))
+        self.charts.setToolTip(f"{dropped:,} share samples not charted (flood); counters are "
+                               "exact" if dropped else "")
+        if self.tray is not None:
+            self.tray.setToolTip(f"sgm — {format_rate(rate)}, {s['accepted']:,} accepted")
+        miner = self.bridge.miner
+        if (miner is not None and miner.finished.is_set() and snap.get("running")
+                and not self._finished_handled):
+            self._finished_handled = True   # the embedded pool issued all its --jobs
+            self.session_label.setText("The embedded pool finished its jobs; stopping.")
+            self.bridge.stop()
+
+    def _on_tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.charts:
+            self.charts.refresh()
+
+    def counters(self) -> dict[str, str]:
+        """The status bar's texts (tests compare them with the engine's numbers)."""
+        return {"rate": self.lbl_rate.text(), "accepted": self.lbl_accepted.text(),
+                "rejected": self.lbl_rejected.text(), "stale": self.lbl_stale.text(),
+                "best": self.lbl_best.text(), "uptime": self.lbl_uptime.text()}
+
+    # ------------------------------------------------------------ tray and closing
+    def _on_tray_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+            if self.isVisible():
+                self.hide()
+            else:
+                self._show_from_tray()
+
+    def _show_from_tray(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def request_quit(self) -> None:
+        """Quit for real (File > Quit, the tray's Quit, --quit-after): stop, then close."""
+        self._quitting = True
+        self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._stopped_for_close:
+            self.timer.stop()
+            self.log_pane.detach()
+            if self.tray is not None:
+                self.tray.hide()
+            event.accept()
+            self.closed.emit()
+            return
+        if (not self._quitting and self.settings.close_to_tray and self.tray is not None
+                and self.tray.isVisible()):
+            event.ignore()
+            self.hide()
+            if not self._tray_told:
+                self._tray_told = True
+                self.tray.showMessage("sgm keeps mining",
+                                      "The window is in the tray; quit from its menu.",
+                                      QSystemTrayIcon.MessageIcon.Information, 4000)
+            return
+        event.ignore()
+        if self._close_deadline is not None:
+            return          # already stopping
+        self._quitting = True
+        if self.before_quit is not None:
+            hook, self.before_quit = self.before_quit, None
+            try:
+                hook()
+            except Exception:   # noqa: BLE001 - quitting goes on
+                log.exception("before-quit hook failed")
+        self.settings.geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
+        if self.model.names():   # (no rows: mining never started; keep the file's list)
+            self.settings.disabled_devices = self.model.disabled_devices()
+        self._save_settings()
+        self.session_label.setText("Stopping…")
+        self.statusBar().showMessage("Stopping mining…")
+        for w in (self.start_all_button, self.stop_all_button):
+            w.setEnabled(False)
+        self._close_deadline = time.monotonic() + CLOSE_GRACE_S
+        self.bridge.stop()
+
+    def _finish_close(self) -> None:
+        self._stopped_for_close = True
+        self._close_deadline = None
+        self.bridge.close()
+        self.close()

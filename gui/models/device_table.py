@@ -1,0 +1,273 @@
+"""The device table: one row per mining device, keyed by its name.
+
+Why keyed and coalesced: the snapshot arrives twice a second with every device's counters,
+and the window's timer applies them.  Rows are found by device name (never by a row
+number a worker thread remembered), new devices are inserted (``beginInsertRows``), and a
+tick's value changes go out as ONE ``dataChanged`` over the dirty rows x the live columns,
+so the view repaints once and keeps its selection and scroll position (a model reset would
+lose both).
+
+The "On" column is checkable.  Ticking it records what the user wants and emits
+``toggle_requested(name, enabled)``; the cell reads "pending" until a snapshot shows the
+engine did it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor
+
+log = logging.getLogger("sgm.gui.device_table")
+
+Index = QModelIndex | QPersistentModelIndex
+
+# column numbers
+COL_NAME, COL_KIND, COL_IMPL, COL_ENABLED, COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, \
+    COL_UTIL, COL_ACCEPTED, COL_HW = range(11)
+HEADERS = ("Device", "Kind", "Implementation", "On", "Rate 5 s", "Rate 1 min", "Batch",
+           "Latency", "Util.", "Accepted", "HW errors")
+TOOLTIPS = (
+    "Device name as the engine knows it (sgm devices)",
+    "cpu or opencl",
+    "Hashing kernel the device runs",
+    "Tick to mine on this device, untick to stop it; 'pending' until the engine confirms",
+    "Hash rate now: the engine's 5-second average, 0 as soon as the device hashes nothing",
+    "Hash rate averaged over about one minute",
+    "Nonces per batch (sized so one batch takes about 0.1 s)",
+    "Time from pulling a batch to its result (moving average)",
+    "Share of time spent hashing over the last ~10 s",
+    "Shares this device found that the pool accepted",
+    "Results that failed the CPU re-check (a faulty device or driver)",
+)
+#: Columns whose values change while mining (the dataChanged rectangle spans these).
+LIVE_FIRST, LIVE_LAST = COL_ENABLED, COL_HW
+_NUMERIC = {COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, COL_UTIL, COL_ACCEPTED, COL_HW}
+
+
+def format_rate(h: float) -> str:
+    """Hashes per second with a unit a person reads at a glance."""
+    for unit, scale in (("TH/s", 1e12), ("GH/s", 1e9), ("MH/s", 1e6), ("kH/s", 1e3)):
+        if h >= scale:
+            return f"{h / scale:.2f} {unit}"
+    return f"{h:.0f} H/s"
+
+
+@dataclass
+class DeviceRow:
+    """What one row shows (plain values copied from a snapshot)."""
+
+    name: str
+    kind: str = ""
+    impl: str = ""
+    enabled: bool = True          # what the engine reports
+    wanted: bool | None = None    # what the user asked for, until the engine confirms
+    rate_5s: float = 0.0
+    rate_1m: float = 0.0
+    batch_size: int = 0
+    latency_ms: float = 0.0
+    utilisation: float = 0.0
+    accepted: int = 0
+    hw_errors: int = 0
+    hashes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        return self.wanted is not None and self.wanted != self.enabled
+
+
+class DeviceTableModel(QAbstractTableModel):
+    """Devices keyed by name; :meth:`update_from_summary` stores, :meth:`apply` publishes."""
+
+    #: the user ticked / unticked a device: (name, enabled)
+    toggle_requested = Signal(str, bool)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[DeviceRow] = []
+        self._index: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        #: dataChanged signals emitted by apply() (tests check coalescing)
+        self.changes_emitted = 0
+
+    # ------------------------------------------------------------ Qt model API
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt idiom
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(HEADERS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return TOOLTIPS[section]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() == COL_ENABLED:
+            base |= Qt.ItemFlag.ItemIsUserCheckable
+        return base
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row, col = self._rows[index.row()], index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, col)
+        if role == Qt.ItemDataRole.CheckStateRole and col == COL_ENABLED:
+            on = row.wanted if row.wanted is not None else row.enabled
+            return Qt.CheckState.Checked if on else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in _NUMERIC:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if col == COL_HW and row.hw_errors:
+                return QColor("#c62828")
+            if col == COL_ENABLED and row.pending:
+                return QColor("#8d6e00")
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_ENABLED and row.pending:
+            return f"Asked to {'start' if row.wanted else 'stop'}; waiting for the engine"
+        if role == Qt.ItemDataRole.UserRole:   # raw value, for sorting
+            return self._raw(row, col)
+        return None
+
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if not index.isValid() or index.column() != COL_ENABLED \
+                or role != Qt.ItemDataRole.CheckStateRole:
+            return False
+        state = Qt.CheckState(value) if isinstance(value, int) else value
+        wanted = state == Qt.CheckState.Checked
+        row = self._rows[index.row()]
+        row.wanted = wanted
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.CheckStateRole,
+                                             Qt.ItemDataRole.DisplayRole])
+        self.toggle_requested.emit(row.name, wanted)
+        return True
+
+    # ------------------------------------------------------------ values
+    @staticmethod
+    def _display(row: DeviceRow, col: int) -> str:
+        if col == COL_NAME:
+            return row.name
+        if col == COL_KIND:
+            return row.kind
+        if col == COL_IMPL:
+            return row.impl
+        if col == COL_ENABLED:
+            if row.pending:
+                return "pending"
+            return "on" if row.enabled else "off"
+        if col == COL_RATE_5S:
+            return format_rate(row.rate_5s)
+        if col == COL_RATE_1M:
+            return format_rate(row.rate_1m)
+        if col == COL_BATCH:
+            return f"{row.batch_size:,}"
+        if col == COL_LATENCY:
+            return f"{row.latency_ms:.1f} ms"
+        if col == COL_UTIL:
+            return f"{100 * row.utilisation:.0f} %"
+        if col == COL_ACCEPTED:
+            return f"{row.accepted:,}"
+        if col == COL_HW:
+            return f"{row.hw_errors:,}"
+        return ""
+
+    @staticmethod
+    def _raw(row: DeviceRow, col: int) -> Any:
+        return (row.name, row.kind, row.impl, row.enabled, row.rate_5s, row.rate_1m,
+                row.batch_size, row.latency_ms, row.utilisation, row.accepted,
+                row.hw_errors)[col]
+
+    # ------------------------------------------------------------ feeding (GUI thread)
+    def row(self, name: str) -> DeviceRow:
+        """The row of device ``name`` (KeyError if unknown)."""
+        return self._rows[self._index[name]]
+
+    def names(self) -> list[str]:
+        return [r.name for r in self._rows]
+
+    def update_from_summary(self, summary: dict[str, Any],
+                            rates_now: dict[str, float] | None = None) -> None:
+        """Take the devices of a ``Miner.summary()``: new ones are inserted at once, value
+        changes only marked dirty (published by :meth:`apply`).  ``rates_now``: each
+        device's hashes/s over the last second; a device that did no work shows 0 H/s
+        for its 5 s rate instead of the engine's slowly decaying average."""
+        rates_now = rates_now or {}
+        for dev in summary.get("devices", []):
+            name = str(dev.get("name", ""))
+            if not name:
+                continue
+            if name not in self._index:
+                self._insert(DeviceRow(name))
+            row = self._rows[self._index[name]]
+            rates = dev.get("rates") or {}
+            rate_5s = float(rates.get("5s", 0.0))
+            if name in rates_now and rates_now[name] == 0.0:
+                rate_5s = 0.0
+            values = dict(kind=str(dev.get("kind", "")), impl=str(dev.get("impl", "")),
+                          enabled=bool(dev.get("enabled", True)), rate_5s=rate_5s,
+                          rate_1m=float(rates.get("1m", 0.0)),
+                          batch_size=int(dev.get("batch_size", 0)),
+                          latency_ms=float(dev.get("latency_ms", 0.0)),
+                          utilisation=float(dev.get("utilisation", 0.0)),
+                          accepted=int(dev.get("accepted", 0)),
+                          hw_errors=int(dev.get("hw_errors", 0)),
+                          hashes=int(dev.get("hashes", 0)))
+            changed = False
+            for key, value in values.items():
+                if getattr(row, key) != value:
+                    setattr(row, key, value)
+                    changed = True
+            if row.wanted is not None and row.wanted == row.enabled:
+                row.wanted = None     # the engine confirmed what the user asked
+                changed = True
+            if changed:
+                self._dirty.add(name)
+
+    def _insert(self, row: DeviceRow) -> None:
+        pos = len(self._rows)
+        self.beginInsertRows(QModelIndex(), pos, pos)
+        self._rows.append(row)
+        self._index[row.name] = pos
+        self.endInsertRows()
+
+    def apply(self) -> bool:
+        """Publish the marked changes: one dataChanged over the dirty rows x the live
+        columns (DisplayRole and CheckStateRole).  True if anything was published."""
+        if not self._dirty:
+            return False
+        rows = [self._index[n] for n in self._dirty if n in self._index]
+        self._dirty.clear()
+        if not rows:
+            return False
+        top, bottom = min(rows), max(rows)
+        self.changes_emitted += 1
+        self.dataChanged.emit(self.index(top, LIVE_FIRST), self.index(bottom, LIVE_LAST),
+                              [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.CheckStateRole,
+                               Qt.ItemDataRole.ForegroundRole])
+        return True
+
+    def disabled_devices(self) -> list[str]:
+        """Devices switched off (or being switched off), for the settings file."""
+        return [r.name for r in self._rows
+                if not (r.wanted if r.wanted is not None else r.enabled)]
+
+    def clear(self) -> None:
+        """Forget every device (a new mining session may bring other ones)."""
+        if not self._rows:
+            return
+        self.beginResetModel()
+        self._rows.clear()
+        self._index.clear()
+        self._dirty.clear()
+        self.endResetModel()
