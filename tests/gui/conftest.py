@@ -1,0 +1,71 @@
+"""Fixtures of the desktop app's tests: a bridge that is always stopped at the end, the
+engine-thread check, and small waiting helpers.
+
+Every test here mines for real (the embedded pool, real hashing); the fixtures make sure no
+miner outlives its test, because a leftover one would slow every later test on a small box.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Iterator
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+from sgm.miner import Miner, MinerConfig  # noqa: E402
+from sgm_gui.bridge import EngineBridge  # noqa: E402
+
+#: generous: a loaded 2-core box calibrates slowly
+START_TIMEOUT_MS = 60_000
+
+
+def engine_threads() -> list[str]:
+    """Threads of the engine still alive (the engine names all of its threads sgm-*)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("sgm") and t.is_alive()]
+
+
+def wait_no_engine_threads(timeout: float = 15.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = engine_threads()
+        if not left:
+            return []
+        time.sleep(0.05)
+    return engine_threads()
+
+
+def embedded(threads: int = 2, bits: int = 16, **kw) -> MinerConfig:
+    """A config mining the embedded pool until stopped."""
+    return MinerConfig(threads=threads, local_jobs=None, local_difficulty_bits=bits,
+                       local_job_interval=kw.pop("job_interval", 30.0), **kw)
+
+
+@pytest.fixture
+def bridge(qtbot) -> Iterator[EngineBridge]:
+    """A bridge whose miner is stopped (synchronously, off the GUI's hands) at teardown."""
+    made: list[Miner] = []
+
+    def factory(cfg: MinerConfig) -> Miner:
+        miner = Miner(cfg)
+        made.append(miner)
+        return miner
+
+    b = EngineBridge(miner_factory=factory)
+    b.made = made  # type: ignore[attr-defined]
+    yield b
+    if b.running or b.busy:
+        with qtbot.waitSignal(b.stopped, timeout=30_000, raising=False):
+            b.stop()
+    b.close()
+    for m in made:
+        m.stop()
+
+
+def until(pred: Callable[[], bool]) -> Callable[[], None]:
+    """qtbot.waitUntil wants a callable that asserts."""
+    def check() -> None:
+        assert pred()
+    return check
