@@ -1,0 +1,373 @@
+"""Live charts: hash rate per device and in total, shares over time, found share difficulty.
+
+Why it is built this way (pyqtgraph's costs are per update, not per point):
+- every series lives in a :class:`RingBuffer` of fixed size, so a day of mining holds no more
+  than the last window's samples and appending allocates nothing;
+- samples are only stored by ``add_*``; ``refresh()`` (the window's timer, about 1 Hz) hands
+  each curve its window with one ``setData`` -- curves are never cleared and re-created;
+- the X range is set explicitly each refresh with X auto-range off, because pyqtgraph's
+  ``clipToView`` does nothing while X auto-ranges; Y auto-ranges over the visible part only;
+- ``clipToView`` + peak downsampling keep a full window cheap to draw and keep dips visible.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import math
+import time
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets  # noqa: F401  (binds pyqtgraph to PySide6)
+import pyqtgraph as pg
+
+log = logging.getLogger("sgm.gui.charts")
+
+#: Colour-blind-safe colours (Okabe & Ito) that read well on the dark plot background.
+DEVICE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#CC79A7", "#D55E00",
+                  "#0072B2", "#999999")
+TOTAL_COLOUR = "#FFFFFF"
+OUTCOME_COLOURS = {"accepted": "#3CB44B", "rejected": "#FF4B4B", "stale": "#FFB000"}
+OUTCOMES = tuple(OUTCOME_COLOURS)
+TARGET_COLOUR = "#FF6EC7"
+BACKGROUND = "#1E1F22"
+FOREGROUND = "#D8D8D8"
+#: Most hash-rate samples kept per second of the window (faster callers are coalesced).
+RATE_SAMPLES_PER_S = 10
+#: Found-share difficulties kept per outcome (a flood of easy shares keeps the newest).
+MAX_SHARE_POINTS = 5000
+
+
+class RingBuffer:
+    """A fixed-capacity ring of (t, y) float64 samples.
+
+    The storage is twice the capacity and every sample is written twice (at ``i`` and
+    ``i + capacity``), so the last ``len`` samples are always one contiguous slice: ``view()``
+    returns views without copying and ``append()`` allocates nothing.
+    """
+
+    __slots__ = ("capacity", "_t", "_y", "_pos", "_len")
+
+    def __init__(self, capacity: int) -> None:
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"RingBuffer capacity must be a positive int, got {capacity!r}")
+        self.capacity = capacity
+        self._t = np.zeros(2 * capacity, dtype=np.float64)
+        self._y = np.zeros(2 * capacity, dtype=np.float64)
+        self._pos = 0      # where the next sample goes, 0..capacity-1
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of sample storage (constant for the buffer's life)."""
+        return self._t.nbytes + self._y.nbytes
+
+    def append(self, t: float, y: float) -> None:
+        p = self._pos
+        self._t[p] = self._t[p + self.capacity] = t
+        self._y[p] = self._y[p + self.capacity] = y
+        self._pos = p + 1 if p + 1 < self.capacity else 0
+        if self._len < self.capacity:
+            self._len += 1
+
+    def set_last(self, y: float) -> None:
+        """Replace the newest sample's y (coalescing several updates into one point)."""
+        if not self._len:
+            raise IndexError("set_last on an empty RingBuffer")
+        p = self._pos - 1 if self._pos else self.capacity - 1
+        self._y[p] = self._y[p + self.capacity] = y
+
+    def last(self) -> tuple[float, float] | None:
+        """The newest (t, y), or None when empty."""
+        if not self._len:
+            return None
+        p = self._pos - 1 if self._pos else self.capacity - 1
+        return float(self._t[p]), float(self._y[p])
+
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        """(t, y) of the stored samples, oldest first: views into the storage, valid until
+        the next append."""
+        start = self._pos + self.capacity - self._len
+        return self._t[start:start + self._len], self._y[start:start + self._len]
+
+    def clear(self) -> None:
+        self._pos = self._len = 0
+
+
+def _since(buf: RingBuffer, t0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of the samples at or after t0 plus the one before it (so a line enters the
+    window from its left edge); copies, because the item keeps them while the ring moves."""
+    t, y = buf.view()
+    i = max(0, int(np.searchsorted(t, t0, side="left")) - 1)
+    return t[i:].copy(), y[i:].copy()
+
+
+class _LogAxis(pg.AxisItem):
+    """A log axis that labels whole decades only (thinned to fit), the 2..9 multiples as
+    unlabelled ticks; with less than a decade in view, 1-2-5 steps are labelled instead.
+    pyqtgraph's own log ticks label every multiple on a short axis, and the labels collide."""
+
+    LABEL_PX = 18   # room one label needs along a vertical axis
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802,N803 (Qt naming)
+        if not (math.isfinite(minVal) and math.isfinite(maxVal)) or maxVal <= minVal:
+            return []
+        lo, hi = math.floor(minVal), math.ceil(maxVal)
+        decades = [float(v) for v in range(lo, hi + 1) if minVal <= v <= maxVal]
+        minor = [v + math.log10(m) for v in range(lo, hi) for m in range(2, 10)
+                 if minVal <= v + math.log10(m) <= maxVal]
+        if len(decades) >= 2:
+            step = max(1, math.ceil(len(decades) * self.LABEL_PX / max(size, 1.0)))
+            return [(float(step), decades[::step]), (None, minor if step == 1 else decades)]
+        labelled = [v + math.log10(m) for v in range(lo, hi + 1) for m in (1, 2, 5)
+                    if minVal <= v + math.log10(m) <= maxVal]
+        return [(None, labelled), (None, minor)]
+
+
+class _Series:
+    """One curve and its ring."""
+
+    __slots__ = ("buf", "item", "drawn")
+
+    def __init__(self, buf: RingBuffer, item: pg.PlotDataItem) -> None:
+        self.buf = buf
+        self.item = item
+        self.drawn = 0     # real samples handed to the item by the last refresh
+
+
+class ChartsPanel(QtWidgets.QWidget):
+    """Three stacked plots sharing one time axis (see the module docstring)."""
+
+    def __init__(self, window_s: float = 600.0, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        if not window_s > 0 or not math.isfinite(window_s):
+            raise ValueError(f"window_s must be a positive number of seconds, got {window_s}")
+        self.window_s = float(window_s)
+        self._rate_capacity = max(16, int(self.window_s * RATE_SAMPLES_PER_S) + 1)
+        self._min_rate_spacing = self.window_s / (self._rate_capacity - 1)
+        self._pool_difficulty: float | None = None
+        self._share_totals = dict.fromkeys(OUTCOMES, 0)
+        self._shares_since: float | None = None   # first share seen: the count curves start here
+        self._titles: dict[int, str] = {}
+
+        self._view = pg.GraphicsLayoutWidget()
+        self._view.setBackground(BACKGROUND)
+        self._view.ci.setSpacing(4)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._view)
+
+        self.rate_plot = self._add_plot(0, "H/s")
+        self.share_plot = self._add_plot(1, "")
+        self.diff_plot = self._add_plot(2, "", left=_LogAxis("left"))
+        self.diff_plot.setLogMode(x=False, y=True)
+        for plot in (self.share_plot, self.diff_plot):
+            plot.setXLink(self.rate_plot)
+        self.rate_plot.setLabel("bottom", "")   # the time axis reads the same on all three
+
+        self._total = _Series(RingBuffer(self._rate_capacity),
+                              self.rate_plot.plot(name="total", pen=pg.mkPen(TOTAL_COLOUR, width=2)))
+        self._total.item.setZValue(10)     # the total stays visible over a single device's line
+        self._devices: dict[str, _Series] = {}
+
+        self._shares: dict[str, _Series] = {}
+        self._diffs: dict[str, _Series] = {}
+        share_capacity = int(self.window_s) + 2          # one point per second at most
+        for outcome, colour in OUTCOME_COLOURS.items():
+            self._shares[outcome] = _Series(
+                RingBuffer(share_capacity),
+                self.share_plot.plot(name=outcome, pen=pg.mkPen(colour, width=2)))
+            self._diffs[outcome] = _Series(
+                RingBuffer(MAX_SHARE_POINTS),
+                self.diff_plot.plot(name=outcome, pen=None, symbol="o", symbolSize=5,
+                                    symbolPen=None, symbolBrush=pg.mkBrush(colour)))
+        self._target_line = pg.InfiniteLine(
+            angle=0, movable=False, pen=pg.mkPen(TARGET_COLOUR, width=1.5, style=QtCore.Qt.DashLine))
+        self._target_line.setVisible(False)
+        self.diff_plot.addItem(self._target_line)
+        self.diff_plot.getAxis("left").setStyle(maxTextLevel=0)   # see _LogAxis
+        self._update_titles()
+        self.refresh()
+
+    # ------------------------------------------------------------------ setup
+    def _add_plot(self, row: int, units: str,
+                  left: pg.AxisItem | None = None) -> pg.PlotItem:
+        axes = {"bottom": pg.DateAxisItem()}
+        if left is not None:
+            axes["left"] = left
+        plot = self._view.addPlot(row=row, col=0, axisItems=axes)
+        plot.setLabel("left", "rate" if units else "", units=units)
+        for name in ("left", "bottom"):
+            axis = plot.getAxis(name)
+            axis.setPen(pg.mkPen(FOREGROUND))
+            axis.setTextPen(pg.mkPen(FOREGROUND))
+        plot.getAxis("left").setWidth(64)      # aligned plots: same axis width on all three
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setClipToView(True)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setMouseEnabled(x=False, y=True)
+        plot.hideButtons()
+        vb = plot.getViewBox()
+        vb.disableAutoRange(axis=pg.ViewBox.XAxis)
+        vb.enableAutoRange(axis=pg.ViewBox.YAxis)
+        vb.setAutoVisible(y=True)
+        return plot
+
+    def _device_series(self, name: str) -> _Series:
+        """The curve of device ``name``, created (with its own colour) on first sight."""
+        series = self._devices.get(name)
+        if series is None:
+            colour = DEVICE_COLOURS[len(self._devices) % len(DEVICE_COLOURS)]
+            item = self.rate_plot.plot(name=name, pen=pg.mkPen(colour, width=1.5))
+            series = self._devices[name] = _Series(RingBuffer(self._rate_capacity), item)
+            self._update_titles()
+        return series
+
+    # ------------------------------------------------------------------ data in
+    def add_rates(self, t: float, total: float, per_device: dict[str, float]) -> None:
+        """One hash-rate sample (H/s) at epoch time ``t``.
+
+        A device seen before but missing from ``per_device`` is stopped: it gets NaN, which
+        leaves a gap in its line.  Calls closer than window/capacity apart replace the previous
+        sample, so the ring always spans the whole window.  A clock going backwards is held at
+        the last time (the X data must increase for clipping).
+        """
+        last = self._total.buf.last()
+        coalesce = last is not None and t - last[0] < self._min_rate_spacing
+        if last is not None and t < last[0]:
+            t = last[0]
+        for name in per_device:
+            self._device_series(name)
+        for name, series in [("", self._total)] + list(self._devices.items()):
+            y = float(total) if not name else float(per_device.get(name, math.nan))
+            if coalesce and len(series.buf):
+                series.buf.set_last(y)
+            else:
+                series.buf.append(t, y)
+
+    def add_share(self, t: float, outcome: str, difficulty: float) -> None:
+        """A share answered by the pool: ``outcome`` is "accepted", "rejected" or "stale"."""
+        counts = self._shares.get(outcome)
+        if counts is None:
+            log.warning("charts: unknown share outcome %r ignored", outcome)
+            return
+        if self._shares_since is None:
+            self._shares_since = math.floor(t)
+        self._share_totals[outcome] += 1
+        second = float(math.floor(t))
+        last = counts.buf.last()
+        if last is not None and second <= last[0]:
+            counts.buf.set_last(self._share_totals[outcome])
+        else:
+            counts.buf.append(second, self._share_totals[outcome])
+        if difficulty > 0 and math.isfinite(difficulty):   # a log axis cannot show 0
+            self._diffs[outcome].buf.append(t, difficulty)
+
+    def set_pool_difficulty(self, difficulty: float | None) -> None:
+        """Draw the pool's share target as a horizontal line (None hides it)."""
+        if difficulty is None or not difficulty > 0 or not math.isfinite(difficulty):
+            self._pool_difficulty = None
+            self._target_line.setVisible(False)
+            self._update_titles()
+            return
+        self._pool_difficulty = float(difficulty)
+        # InfiniteLine does not follow the plot's log mode: place it at log10 of the value
+        self._target_line.setPos(math.log10(difficulty))
+        self._target_line.setVisible(True)
+        self._update_titles()
+
+    def clear(self) -> None:
+        """Forget every sample (a new mining session); device curves stay, emptied."""
+        for series in self._all_series():
+            series.buf.clear()
+        self._share_totals = dict.fromkeys(OUTCOMES, 0)
+        self._shares_since = None
+        self.refresh()
+
+    # ------------------------------------------------------------------ drawing
+    def _all_series(self) -> list[_Series]:
+        return [self._total, *self._devices.values(), *self._shares.values(),
+                *self._diffs.values()]
+
+    def refresh(self, now: float | None = None) -> None:
+        """Hand every curve its last window of samples and move the time axis to ``now``."""
+        now = time.time() if now is None else float(now)
+        t0 = now - self.window_s
+        for series in (self._total, *self._devices.values(), *self._diffs.values()):
+            t, y = _since(series.buf, t0)
+            series.drawn = int(np.count_nonzero(np.isfinite(y) & (t >= t0)))
+            series.item.setData(t, y, connect="finite")
+        for outcome, series in self._shares.items():
+            t, y = _since(series.buf, t0)
+            series.drawn = int(np.count_nonzero(t >= t0))
+            if self._shares_since is not None:
+                # the count holds until now; a curve with no share yet lies at 0 from the start
+                total = float(self._share_totals[outcome])
+                if not len(t):
+                    t, y = np.array([self._shares_since]), np.array([0.0])
+                t, y = np.append(t, max(now, t[-1])), np.append(y, total)
+            series.item.setData(t, y, connect="finite")
+        self._update_titles()
+        for plot in (self.rate_plot, self.share_plot, self.diff_plot):
+            plot.setXRange(t0, now, padding=0)
+
+    def _update_titles(self) -> None:
+        """Each plot's title doubles as its legend (coloured names), so nothing covers data."""
+        def key(colour: str, text: str, mark: str = "\u25ac") -> str:
+            return f'<span style="color:{colour}">{mark}&nbsp;{text}</span>'
+
+        sep = "&nbsp;&nbsp;&nbsp;"
+        rates = [key(TOTAL_COLOUR, "total")]
+        rates += [key(s.item.opts["pen"].color().name(), html.escape(name))
+                  for name, s in self._devices.items()]
+        self._set_title(self.rate_plot, "Hash rate" + sep + sep.join(rates))
+        shares = [key(OUTCOME_COLOURS[o], f"{o} {self._share_totals[o]}") for o in OUTCOMES]
+        self._set_title(self.share_plot, "Shares (cumulative)" + sep + sep.join(shares))
+        diffs = [key(OUTCOME_COLOURS[o], o, "\u25cf") for o in OUTCOMES]
+        if self._pool_difficulty is not None:
+            diffs.append(key(TARGET_COLOUR, f"pool {self._pool_difficulty:.6g}", "- -"))
+        self._set_title(self.diff_plot, "Found share difficulty (log)" + sep + sep.join(diffs))
+
+    def _set_title(self, plot: pg.PlotItem, text: str) -> None:
+        """setTitle re-lays the plot out: only when the text changed."""
+        if self._titles.get(id(plot)) != text:
+            self._titles[id(plot)] = text
+            plot.setTitle(text, color=FOREGROUND, size="10pt")
+
+    # ------------------------------------------------------------------ tests, status
+    def point_counts(self) -> dict[str, int]:
+        """Real samples inside the window per curve as of the last refresh().
+
+        Keys: "total", each device's name, "accepted" / "rejected" / "stale" (seconds with a
+        share of that outcome), "difficulty" (found-share points of every outcome) and
+        "difficulty:<outcome>".
+        """
+        counts = {"total": self._total.drawn}
+        counts.update({name: s.drawn for name, s in self._devices.items()})
+        counts.update({name: s.drawn for name, s in self._shares.items()})
+        for name, s in self._diffs.items():
+            counts[f"difficulty:{name}"] = s.drawn
+        counts["difficulty"] = sum(s.drawn for s in self._diffs.values())
+        return counts
+
+    def device_names(self) -> list[str]:
+        """Devices with a curve, in order of first sight."""
+        return list(self._devices)
+
+    def device_pen(self, name: str) -> QtGui.QPen:
+        """The pen of device ``name``'s curve (distinct per device)."""
+        return self._devices[name].item.opts["pen"]
+
+    def share_totals(self) -> dict[str, int]:
+        """Shares counted per outcome since the panel started (or clear())."""
+        return dict(self._share_totals)
+
+    @property
+    def pool_difficulty(self) -> float | None:
+        return self._pool_difficulty
+
+    @property
+    def target_line(self) -> pg.InfiniteLine:
+        return self._target_line
