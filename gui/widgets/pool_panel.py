@@ -1,0 +1,377 @@
+"""The pools in priority order, with a form to add / edit / remove / reorder them.
+
+Why a form with inline messages: a pool URL typo otherwise shows up only as a connection
+failure minutes later.  The form checks with the engine's own URL parser
+(:func:`sgm_gui.settings.validate_pool`) and says what is wrong next to the field; nothing
+is stored until the values are good.  Accepted edits are announced with ``pools_changed``
+(the window saves them and hands them to the miner); ``set_pools`` never emits, so loading
+settings cannot echo back as an edit.
+
+Live status (state, difficulty, last submit round trip) comes from ``Miner.pool_status()``
+rows and is matched to pools by URL and user, never by row number, because the list may have
+been edited since the miner started.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from sgm.miner import PoolConfig
+from sgm_gui.settings import validate_pool
+
+log = logging.getLogger("sgm.gui.pools")
+
+COLUMNS = ("#", "URL", "User", "State", "Difficulty", "Last submit")
+COL_STATE, COL_DIFF, COL_LATENCY = 3, 4, 5
+STATE_COLOURS = {"connected": "#1B7F3B", "local": "#1B7F3B", "connecting": "#A86400",
+                 "disconnected": "#B3261E"}
+ERROR_COLOUR = "#B3261E"
+
+
+def _pool_key(url: str, user: str) -> tuple[str, str]:
+    return url.strip(), user
+
+
+class PoolTableModel(QtCore.QAbstractTableModel):
+    """Pools in priority order plus the last status seen for each (by URL and user)."""
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pools: list[PoolConfig] = []
+        self._status: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # Qt model API
+    def rowCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self._pools)
+
+    def columnCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: QtCore.Qt.Orientation,  # noqa: N802
+                   role: int = QtCore.Qt.DisplayRole) -> Any:
+        if orientation == QtCore.Qt.Horizontal and role == QtCore.Qt.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._pools):
+            return None
+        pool = self._pools[index.row()]
+        status = self._status.get(_pool_key(pool.url, pool.user))
+        col = index.column()
+        if role == QtCore.Qt.DisplayRole:
+            return self._text(index.row(), pool, status, col)
+        if role == QtCore.Qt.ForegroundRole and col == COL_STATE and status:
+            colour = STATE_COLOURS.get(str(status.get("state")))
+            return QtGui.QBrush(QtGui.QColor(colour)) if colour else None
+        if role == QtCore.Qt.ToolTipRole and col == 1:
+            return pool.url
+        if role == QtCore.Qt.TextAlignmentRole and col in (0, COL_DIFF, COL_LATENCY):
+            return int(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
+        return None
+
+    @staticmethod
+    def _text(row: int, pool: PoolConfig, status: dict[str, Any] | None, col: int) -> str:
+        if col == 0:
+            return str(row + 1)
+        if col == 1:
+            return pool.url
+        if col == 2:
+            return pool.user
+        if status is None:
+            return "\u2014" if col == COL_STATE else ""
+        if col == COL_STATE:
+            state = str(status.get("state") or "\u2014")
+            return f"{state} (active)" if status.get("active") and state != "local" else state
+        if col == COL_DIFF:
+            return format_difficulty(status.get("difficulty"))
+        if col == COL_LATENCY:
+            return format_ms(status.get("last_submit_ms"))
+        return ""
+
+    # sgm API
+    def pools(self) -> list[PoolConfig]:
+        return list(self._pools)
+
+    def set_pools(self, pools: list[PoolConfig]) -> None:
+        self.beginResetModel()
+        self._pools = list(pools)
+        self.endResetModel()
+
+    def set_status(self, rows: list[dict[str, Any]]) -> None:
+        """Keep the rows by (url, user); one dataChanged over the status columns."""
+        self._status = {}
+        for row in rows:
+            if isinstance(row, dict) and isinstance(row.get("url"), str):
+                self._status[_pool_key(row["url"], str(row.get("user", "")))] = row
+        if self._pools:
+            self.dataChanged.emit(self.index(0, COL_STATE),
+                                  self.index(len(self._pools) - 1, COL_LATENCY),
+                                  [QtCore.Qt.DisplayRole, QtCore.Qt.ForegroundRole])
+
+
+def format_difficulty(value: Any) -> str:
+    """Pool difficulty for a table cell ("" when unknown)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        return ""
+    return f"{value:.6g}"
+
+
+def format_ms(value: Any) -> str:
+    """A round trip in ms for a table cell ("" when unknown)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        return ""
+    return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+
+
+class PoolPanel(QtWidgets.QWidget):
+    """The pool table and its form (see the module docstring)."""
+
+    pools_changed = QtCore.Signal(list)   # list[PoolConfig] after an accepted user edit
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = PoolTableModel(self)
+        self.table = QtWidgets.QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(1, QtWidgets.QHeaderView.Stretch)
+        header.setMinimumSectionSize(40)
+
+        self.local_label = QtWidgets.QLabel()
+        self.local_label.setWordWrap(True)
+
+        self.url_edit = QtWidgets.QLineEdit()
+        self.url_edit.setPlaceholderText("stratum+tcp://pool.example.com:3333")
+        self.user_edit = QtWidgets.QLineEdit()
+        self.user_edit.setPlaceholderText("wallet.worker")
+        self.password_edit = QtWidgets.QLineEdit()
+        self.password_edit.setEchoMode(QtWidgets.QLineEdit.Password)
+        self.password_edit.setPlaceholderText("x")
+        self.errors: dict[str, QtWidgets.QLabel] = {}
+        form = QtWidgets.QGridLayout()
+        form.setColumnStretch(1, 1)
+        for row, (name, label, edit) in enumerate((
+                ("url", "Pool &URL", self.url_edit), ("user", "&User", self.user_edit),
+                ("password", "&Password", self.password_edit))):
+            caption = QtWidgets.QLabel(label)
+            caption.setBuddy(edit)
+            error = QtWidgets.QLabel()
+            error.setObjectName(f"{name}_error")
+            error.setWordWrap(True)
+            error.setStyleSheet(f"color: {ERROR_COLOUR};")
+            error.setVisible(False)
+            error.setAccessibleName(f"{name} error")
+            self.errors[name] = error
+            form.addWidget(caption, 2 * row, 0)
+            form.addWidget(edit, 2 * row, 1)
+            form.addWidget(error, 2 * row + 1, 1)
+            edit.textEdited.connect(lambda _text, n=name: self._clear_error(n))
+            edit.returnPressed.connect(self._on_return)
+
+        self.add_button = QtWidgets.QPushButton("&Add")
+        self.save_button = QtWidgets.QPushButton("&Save edit")
+        self.remove_button = QtWidgets.QPushButton("&Remove")
+        self.up_button = QtWidgets.QPushButton("Move u&p")
+        self.down_button = QtWidgets.QPushButton("Move do&wn")
+        self.add_button.setToolTip("Add the pool in the form at the lowest priority")
+        self.save_button.setToolTip("Replace the selected pool with the form's values")
+        buttons = QtWidgets.QHBoxLayout()
+        for b in (self.add_button, self.save_button, self.remove_button, self.up_button,
+                  self.down_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        self.add_button.clicked.connect(self.add_from_form)
+        self.save_button.clicked.connect(self.save_edit)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.up_button.clicked.connect(lambda: self.move_selected(-1))
+        self.down_button.clicked.connect(lambda: self.move_selected(+1))
+
+        hint = QtWidgets.QLabel("Pools are tried in this order: the first that answers is "
+                                "mined, the others are failovers.")
+        hint.setWordWrap(True)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(hint)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.local_label)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self._update_buttons()
+        self._update_local_label([])
+
+    # ------------------------------------------------------------------ public API
+    def set_pools(self, pools: list[PoolConfig]) -> None:
+        """Show ``pools`` (from the settings); does not emit pools_changed."""
+        self.model.set_pools(list(pools))
+        self._clear_errors()
+        self._update_buttons()
+        self._update_local_label(None)
+
+    def pools(self) -> list[PoolConfig]:
+        return self.model.pools()
+
+    def set_status(self, status: list[dict]) -> None:
+        """Show Miner.pool_status() rows: state, difficulty and last submit per pool."""
+        self.model.set_status(status)
+        self._update_local_label(status)
+
+    def selected_row(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    def select_row(self, row: int | None) -> None:
+        if row is None or not 0 <= row < self.model.rowCount():
+            self.table.clearSelection()
+        else:
+            self.table.selectRow(row)
+
+    def set_form(self, url: str, user: str, password: str = "") -> None:
+        """Fill the form (as selecting a row does)."""
+        self.url_edit.setText(url)
+        self.user_edit.setText(user)
+        self.password_edit.setText(password)
+        self._clear_errors()
+
+    def error_text(self, name: str) -> str:
+        """The message shown next to field ``name`` ("" when none is shown)."""
+        label = self.errors[name]
+        return label.text() if not label.isHidden() else ""
+
+    # ------------------------------------------------------------------ actions
+    def add_from_form(self) -> bool:
+        """Append the form's pool (lowest priority); False (with messages) when refused."""
+        pool = self._pool_from_form(exclude_row=None)
+        if pool is None:
+            return False
+        pools = self.pools() + [pool]
+        self._apply(pools, select=len(pools) - 1)
+        return True
+
+    def save_edit(self) -> bool:
+        """Replace the selected pool with the form's values; False when refused."""
+        row = self.selected_row()
+        if row is None:
+            self._show_error("url", "Select the pool to change in the list first")
+            return False
+        pool = self._pool_from_form(exclude_row=row)
+        if pool is None:
+            return False
+        pools = self.pools()
+        if pools[row] == pool:
+            return True
+        pools[row] = pool
+        self._apply(pools, select=row)
+        return True
+
+    def remove_selected(self) -> bool:
+        row = self.selected_row()
+        if row is None:
+            return False
+        pools = self.pools()
+        del pools[row]
+        self._apply(pools, select=min(row, len(pools) - 1) if pools else None)
+        return True
+
+    def move_selected(self, step: int) -> bool:
+        """Move the selected pool ``step`` places (-1 up = higher priority)."""
+        row = self.selected_row()
+        if row is None:
+            return False
+        target = row + step
+        pools = self.pools()
+        if not 0 <= target < len(pools):
+            return False
+        pools[row], pools[target] = pools[target], pools[row]
+        self._apply(pools, select=target)
+        return True
+
+    # ------------------------------------------------------------------ internals
+    def _pool_from_form(self, exclude_row: int | None) -> PoolConfig | None:
+        url = self.url_edit.text().strip()
+        user = self.user_edit.text().strip()
+        password = self.password_edit.text() or "x"     # blank: the CLI's default
+        errors = validate_pool(url, user, password)
+        if "url" not in errors and "user" not in errors:
+            key = _pool_key(url, user)
+            for i, other in enumerate(self.pools()):
+                if i != exclude_row and _pool_key(other.url, other.user) == key:
+                    errors["url"] = (f"This URL with this user is already pool {i + 1} "
+                                     "in the list")
+        self._clear_errors()
+        if errors:
+            for name, message in errors.items():
+                self._show_error(name, message)
+            first = {"url": self.url_edit, "user": self.user_edit,
+                     "password": self.password_edit}[next(iter(errors))]
+            first.setFocus()
+            return None
+        return PoolConfig(url, user, password)
+
+    def _apply(self, pools: list[PoolConfig], select: int | None) -> None:
+        self.model.set_pools(pools)
+        self.select_row(select)
+        self._update_buttons()
+        self._update_local_label(None)
+        self.pools_changed.emit(list(pools))
+
+    def _show_error(self, name: str, message: str) -> None:
+        label = self.errors[name]
+        label.setText(message)
+        label.setVisible(True)
+
+    def _clear_error(self, name: str) -> None:
+        self.errors[name].clear()
+        self.errors[name].setVisible(False)
+
+    def _clear_errors(self) -> None:
+        for name in self.errors:
+            self._clear_error(name)
+
+    def _on_return(self) -> None:
+        if self.selected_row() is None:
+            self.add_from_form()
+        else:
+            self.save_edit()
+
+    def _on_selection(self, *_args) -> None:
+        row = self.selected_row()
+        if row is not None:
+            pool = self.pools()[row]
+            self.set_form(pool.url, pool.user, pool.password)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        row = self.selected_row()
+        n = self.model.rowCount()
+        self.save_button.setEnabled(row is not None)
+        self.remove_button.setEnabled(row is not None)
+        self.up_button.setEnabled(row is not None and row > 0)
+        self.down_button.setEnabled(row is not None and row < n - 1)
+
+    def _update_local_label(self, status: list[dict] | None) -> None:
+        """With no pool configured, say that the embedded pool is mined (and how it is)."""
+        if self.model.rowCount():
+            self.local_label.setVisible(False)
+            return
+        text = "No pool configured: sgm mines its embedded local pool"
+        local = next((r for r in status or [] if isinstance(r, dict)
+                      and r.get("state") == "local"), None)
+        if local is not None:
+            parts = [str(local.get("url", ""))]
+            if local.get("difficulty") is not None:
+                parts.append(f"difficulty {format_difficulty(local['difficulty'])}")
+            if local.get("last_submit_ms") is not None:
+                parts.append(f"last submit {format_ms(local['last_submit_ms'])}")
+            text += " " + ", ".join(p for p in parts if p)
+        self.local_label.setText(text)
+        self.local_label.setVisible(True)
