@@ -42,8 +42,9 @@ EVENT_INTERVAL = 0.1
 MAX_SHARE_SAMPLES = 200
 #: Events the telemetry subscription buffers (oldest dropped beyond that, and counted).
 BUFFER_EVENTS = 20_000
-#: The "current" per-device rate is the hashes done over about this many seconds.
-RATE_WINDOW = 1.0
+#: The "current" per-device rate is the hashes done over about this many seconds (one
+#: snapshot interval: a stopped device reads 0 within about two snapshots).
+RATE_WINDOW = 0.5
 #: Seconds Miner.stop() may wait for shares in flight and for its threads.
 STOP_TIMEOUT = 5.0
 

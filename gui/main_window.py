@@ -51,6 +51,19 @@ def format_uptime(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def display_rates(snap: dict[str, Any]) -> dict[str, float]:
+    """Each device's rate as the window shows it: the engine's smooth 5 s average while
+    the device works, 0 as soon as it did no work over the last snapshot interval (the
+    average alone would take many seconds to decay after a device is switched off)."""
+    now = snap.get("rates_now") or {}
+    out: dict[str, float] = {}
+    for dev in snap["summary"].get("devices", []):
+        name = dev["name"]
+        rate = float((dev.get("rates") or {}).get("5s", 0.0))
+        out[name] = 0.0 if now.get(name, 1.0) == 0.0 or not snap.get("running", True) else rate
+    return out
+
+
 def share_outcome(ev: ShareEvent) -> str:
     """A share result as the charts name it."""
     if ev.accepted:
@@ -130,6 +143,8 @@ class MainWindow(QMainWindow):
         self.model.toggle_requested.connect(self._on_toggle)
         self.table = QTableView()
         self.table.setModel(self.model)
+        # fit the columns once devices appear; the user may resize them after that
+        self.model.rowsInserted.connect(lambda *_: self.table.resizeColumnsToContents())
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().setVisible(False)
@@ -272,7 +287,7 @@ class MainWindow(QMainWindow):
         self.settings.disabled_devices = []
         if self.bridge.running:
             self.bridge.set_all_enabled(True)
-            self._mark_all_wanted(True)
+            self.model.mark_wanted(True)
         elif not self.bridge.busy:
             self.model.clear()
             self.start_mining()
@@ -282,16 +297,9 @@ class MainWindow(QMainWindow):
         """Switch every device off; the pool stays connected, Start all resumes."""
         if self.bridge.running:
             self.bridge.set_all_enabled(False)
-            self._mark_all_wanted(False)
+            self.model.mark_wanted(False)
             self.settings.disabled_devices = self.model.names()
             self._save_settings()
-
-    def _mark_all_wanted(self, enabled: bool) -> None:
-        for name in self.model.names():
-            row = self.model.row(name)
-            if row.enabled != enabled:
-                row.wanted = enabled
-        self._snap_dirty = True
 
     def _on_toggle(self, name: str, enabled: bool) -> None:
         self.bridge.set_device_enabled(name, enabled)
@@ -327,8 +335,8 @@ class MainWindow(QMainWindow):
         self._snap = snap
         self._snap_dirty = True
         self.model.update_from_summary(snap["summary"], snap.get("rates_now"))
-        self.charts.add_rates(snap["t"], float(snap.get("total_now", 0.0)),
-                              dict(snap.get("rates_now", {})))
+        per_device = display_rates(snap)
+        self.charts.add_rates(snap["t"], sum(per_device.values()), per_device)
         active = [p for p in snap.get("pools", []) if p.get("active")]
         self.charts.set_pool_difficulty(active[0]["difficulty"] if active else None)
 
@@ -398,9 +406,7 @@ class MainWindow(QMainWindow):
 
     def _apply_counters(self, snap: dict[str, Any]) -> None:
         s = snap["summary"]
-        rate = float(s.get("rates", {}).get("5s", 0.0))
-        if not snap.get("running"):
-            rate = 0.0
+        rate = sum(display_rates(snap).values())
         self.lbl_rate.setText(format_rate(rate))
         self.lbl_accepted.setText(f"Accepted {s['accepted']:,}")
         self.lbl_rejected.setText(f"Rejected {s['rejected']:,}")

@@ -1,7 +1,8 @@
 """The device table: one row per mining device, keyed by its name.
 
 Why keyed and coalesced: the snapshot arrives twice a second with every device's counters,
-and the window's timer applies them.  Rows are found by device name (never by a row
+and the window's timer applies the latest one (so the table and the status bar always show
+the same moment).  Rows are found by device name (never by a row
 number a worker thread remembered), new devices are inserted (``beginInsertRows``), and a
 tick's value changes go out as ONE ``dataChanged`` over the dirty rows x the live columns,
 so the view repaints once and keeps its selection and scroll position (a model reset would
@@ -90,6 +91,7 @@ class DeviceTableModel(QAbstractTableModel):
         self._rows: list[DeviceRow] = []
         self._index: dict[str, int] = {}
         self._dirty: set[str] = set()
+        self._latest: tuple[dict[str, Any], dict[str, float]] | None = None
         #: dataChanged signals emitted by apply() (tests check coalescing)
         self.changes_emitted = 0
 
@@ -198,11 +200,15 @@ class DeviceTableModel(QAbstractTableModel):
 
     def update_from_summary(self, summary: dict[str, Any],
                             rates_now: dict[str, float] | None = None) -> None:
-        """Take the devices of a ``Miner.summary()``: new ones are inserted at once, value
-        changes only marked dirty (published by :meth:`apply`).  ``rates_now``: each
-        device's hashes/s over the last second; a device that did no work shows 0 H/s
-        for its 5 s rate instead of the engine's slowly decaying average."""
-        rates_now = rates_now or {}
+        """Keep the devices of a ``Miner.summary()`` for the next :meth:`apply` (the
+        latest one wins, so the table and the status bar always show the same snapshot).
+        ``rates_now``: each device's hashes/s over the last snapshot interval; a device
+        that did no work shows 0 H/s as its 5 s rate instead of the engine's slowly
+        decaying average."""
+        self._latest = (summary, dict(rates_now or {}))
+
+    def _merge(self, summary: dict[str, Any], rates_now: dict[str, float]) -> None:
+        """Copy a summary into the rows: new devices inserted, changed rows marked dirty."""
         for dev in summary.get("devices", []):
             name = str(dev.get("name", ""))
             if not name:
@@ -242,8 +248,12 @@ class DeviceTableModel(QAbstractTableModel):
         self.endInsertRows()
 
     def apply(self) -> bool:
-        """Publish the marked changes: one dataChanged over the dirty rows x the live
-        columns (DisplayRole and CheckStateRole).  True if anything was published."""
+        """Take the latest summary and publish what changed: new rows are inserted, value
+        changes go out as one dataChanged over the dirty rows x the live columns.
+        True if any value changed."""
+        if self._latest is not None:
+            latest, self._latest = self._latest, None
+            self._merge(*latest)
         if not self._dirty:
             return False
         rows = [self._index[n] for n in self._dirty if n in self._index]
@@ -256,6 +266,19 @@ class DeviceTableModel(QAbstractTableModel):
                               [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.CheckStateRole,
                                Qt.ItemDataRole.ForegroundRole])
         return True
+
+    def mark_wanted(self, enabled: bool) -> None:
+        """Every device was asked to go on / off (Start all, Stop all): show "pending"
+        on the rows that are not there yet (one dataChanged)."""
+        rows = []
+        for i, row in enumerate(self._rows):
+            if row.enabled != enabled:
+                row.wanted = enabled
+                rows.append(i)
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), COL_ENABLED),
+                                  self.index(max(rows), COL_ENABLED),
+                                  [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.CheckStateRole])
 
     def disabled_devices(self) -> list[str]:
         """Devices switched off (or being switched off), for the settings file."""
@@ -270,4 +293,5 @@ class DeviceTableModel(QAbstractTableModel):
         self._rows.clear()
         self._index.clear()
         self._dirty.clear()
+        self._latest = None
         self.endResetModel()

@@ -30,6 +30,8 @@ def test_rows_are_keyed_by_name_and_a_thousand_updates_make_one_data_changed(qtb
     model.dataChanged.connect(lambda tl, br, roles: changes.append((tl.row(), tl.column(),
                                                                      br.row(), br.column())))
     model.update_from_summary({"devices": [device("cpu0"), device("cpu1"), device("cpu2")]})
+    assert model.rowCount() == 0          # nothing shown before the tick applies it
+    model.apply()
     assert model.rowCount() == 3 and model.columnCount() == len(HEADERS)
     model.apply()
     changes.clear()
@@ -46,6 +48,7 @@ def test_rows_are_keyed_by_name_and_a_thousand_updates_make_one_data_changed(qtb
     assert model.row("cpu2").hashes == 999
     # a device that appears later is inserted, the others keep their rows
     model.update_from_summary({"devices": [device("cpu1"), device("gpu0")]})
+    model.apply()
     assert model.names() == ["cpu0", "cpu1", "cpu2", "gpu0"] and resets == []
     qtmodeltester.check(model)
 
@@ -53,6 +56,7 @@ def test_rows_are_keyed_by_name_and_a_thousand_updates_make_one_data_changed(qtb
 def test_the_on_column_asks_the_engine_and_shows_pending_until_confirmed(qtbot):
     model = DeviceTableModel()
     model.update_from_summary({"devices": [device("cpu0"), device("cpu1")]})
+    model.apply()
     idx = model.index(1, COL_ENABLED)
     assert model.flags(idx) & Qt.ItemFlag.ItemIsUserCheckable
     assert not model.flags(model.index(1, COL_NAME)) & Qt.ItemFlag.ItemIsUserCheckable
@@ -65,14 +69,17 @@ def test_the_on_column_asks_the_engine_and_shows_pending_until_confirmed(qtbot):
     assert model.disabled_devices() == ["cpu1"]
     # a snapshot from before the engine acted: still pending
     model.update_from_summary({"devices": [device("cpu0"), device("cpu1", enabled=True)]})
+    model.apply()
     assert model.data(idx) == "pending"
     model.update_from_summary({"devices": [device("cpu0"), device("cpu1", enabled=False)]})
+    model.apply()
     assert model.data(idx) == "off" and not model.row("cpu1").pending
     assert model.disabled_devices() == ["cpu1"]
     # the 5 s rate of a device that did no work over the last second reads 0
     model.update_from_summary({"devices": [device("cpu0", rate=5e5),
                                            device("cpu1", enabled=False, rate=4e5)]},
                               rates_now={"cpu0": 5e5, "cpu1": 0.0})
+    model.apply()
     assert model.data(model.index(1, COL_RATE_5S)) == "0 H/s"
     assert model.data(model.index(0, COL_RATE_5S)) == "500.00 kH/s"
 
@@ -88,6 +95,7 @@ def test_the_model_reads_a_real_miner_summary(qtbot, qtmodeltester):
         miner.stop()
     model = DeviceTableModel()
     model.update_from_summary(summary)
+    model.apply()
     assert model.names() == ["cpu0", "cpu1"]
     row = model.row("cpu0")
     assert row.kind == "cpu" and row.impl and row.batch_size > 0 and row.enabled

@@ -1,0 +1,214 @@
+"""The main window over a real miner on the embedded pool, and `sgm-gui` as a program.
+
+* a device switched off in the table stops hashing (its hash count freezes, its rate reads 0
+  within 2 s) while the others go on; switched on it resumes;
+* the charts receive points while mining and the status-bar counters equal the engine's;
+* closing the window stops mining: no engine thread left;
+* a screenshot of the window while mining is a real, non-blank PNG;
+* `sgm-gui --quit-after 10 --summary-json ... --screenshot ...`: exit 0, accepted shares, PNG;
+* a wrong type in one config field: the app starts, says so, the rest loads;
+* usage errors exit 2 with a message.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from sgm.miner import MinerConfig
+from sgm_gui import app as gui_app
+from sgm_gui.icon import make_icon, render_icon_png
+from sgm_gui.main_window import MainWindow
+from sgm_gui.models.device_table import COL_ENABLED
+from sgm_gui.settings import GuiSettings, load_settings
+
+from .conftest import START_TIMEOUT_MS, embedded, engine_threads, wait_no_engine_threads
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def open_window(qtbot, bridge, tmp_path):
+    """open_window(config) -> a shown MainWindow that started mining; always closed (and
+    mining stopped) at teardown."""
+    windows: list[MainWindow] = []
+
+    def make(config: MinerConfig, settings: GuiSettings | None = None,
+             warnings: list[str] | None = None, start: bool = True) -> MainWindow:
+        w = MainWindow(bridge, config, settings or GuiSettings(),
+                       settings_path=tmp_path / "sgm.json", warnings=warnings)
+        w.resize(1100, 700)
+        w.show()
+        windows.append(w)
+        if start:
+            with qtbot.waitSignal(bridge.started, timeout=START_TIMEOUT_MS):
+                w.start_mining()
+        return w
+
+    yield make
+    for w in windows:
+        if w.isVisible() or bridge.running:
+            with qtbot.waitSignal(w.closed, timeout=30_000, raising=False):
+                w.request_quit()
+
+
+def snapshots(bridge) -> list[dict]:
+    seen: list[dict] = []
+    bridge.snapshot.connect(seen.append)
+    return seen
+
+
+def test_toggling_a_device_off_stops_its_hashing_while_the_others_go_on(qtbot, bridge, open_window):
+    snaps = snapshots(bridge)
+    w = open_window(embedded(threads=2, bits=22))
+    model = w.model
+    qtbot.waitUntil(lambda: model.names() == ["cpu0", "cpu1"]
+                    and all(model.row(n).hashes > 0 for n in ("cpu0", "cpu1")), timeout=30_000)
+
+    asked = time.time()
+    assert model.setData(model.index(1, COL_ENABLED), Qt.CheckState.Unchecked.value,
+                         Qt.ItemDataRole.CheckStateRole)
+    qtbot.waitUntil(lambda: not model.row("cpu1").enabled and model.row("cpu1").rate_5s == 0.0,
+                    timeout=30_000)
+    # the engine's side, by the snapshots' clock: when did cpu1's rate first read 0?
+    zero_at = next(s["t"] for s in snaps if s["t"] > asked and s["rates_now"].get("cpu1") == 0.0)
+    assert zero_at - asked <= 2.0, f"cpu1 still hashing {zero_at - asked:.2f} s after the toggle"
+    frozen, other = model.row("cpu1").hashes, model.row("cpu0").hashes
+    qtbot.wait(1500)
+    assert model.row("cpu1").hashes == frozen            # no more hashing on cpu1
+    assert model.row("cpu0").hashes > other              # cpu0 went on
+    assert model.data(model.index(1, COL_ENABLED)) == "off"
+    assert bridge.miner.device("cpu1").enabled is False
+    assert w.settings.disabled_devices == ["cpu1"]       # remembered for the next start
+
+    assert model.setData(model.index(1, COL_ENABLED), Qt.CheckState.Checked.value,
+                         Qt.ItemDataRole.CheckStateRole)
+    qtbot.waitUntil(lambda: model.row("cpu1").enabled and model.row("cpu1").hashes > frozen
+                    and model.row("cpu1").rate_5s > 0, timeout=30_000)
+    assert w.settings.disabled_devices == []
+
+
+def test_charts_get_points_and_the_status_bar_counters_equal_the_engines(qtbot, bridge, open_window):
+    w = open_window(embedded(threads=2, bits=16))
+    w.tabs.setCurrentWidget(w.charts)
+    qtbot.waitUntil(lambda: bridge.miner.summary()["accepted"] >= 5, timeout=30_000)
+    qtbot.waitUntil(lambda: sum(w.charts.point_counts().values()) > 10, timeout=30_000)
+    counts = w.charts.point_counts()
+    assert counts and all(v >= 0 for v in counts.values())
+    with qtbot.waitSignal(bridge.stopped, timeout=30_000):
+        bridge.stop()
+    s = bridge.miner.summary()
+
+    def counters_match() -> bool:
+        return w.counters()["accepted"] == f"Accepted {s['accepted']:,}"
+
+    qtbot.waitUntil(counters_match, timeout=10_000)
+    c = w.counters()
+    assert s["accepted"] > 0
+    assert c["rejected"] == f"Rejected {s['rejected']:,}"
+    assert c["stale"] == f"Stale {s['stale']:,}"
+    assert c["best"] == f"Best {s['best_share_diff']:.4g}"
+    assert c["rate"] == "0 H/s"                          # stopped
+    table = {n: w.model.row(n).accepted for n in w.model.names()}
+    assert table == {d["name"]: d["accepted"] for d in s["devices"]}
+
+
+def test_closing_the_window_stops_mining_and_leaves_no_engine_thread(qtbot, bridge, open_window, tmp_path):
+    w = open_window(embedded(threads=2, bits=20))
+    qtbot.waitUntil(lambda: bridge.miner.summary()["hashes"] > 0, timeout=30_000)
+    assert engine_threads()
+    with qtbot.waitSignal(w.closed, timeout=30_000):
+        w.close()
+    assert not bridge.running and not bridge.miner.running
+    assert wait_no_engine_threads() == []
+    saved, warnings = load_settings(tmp_path / "sgm.json")
+    assert warnings == [] and saved.geometry           # the window's size is remembered
+
+
+def test_a_screenshot_of_the_window_while_mining_is_a_real_png(qtbot, bridge, open_window, tmp_path):
+    w = open_window(embedded(threads=2, bits=16))
+    qtbot.waitUntil(lambda: w.model.rowCount() == 2 and
+                    bridge.miner.summary()["accepted"] >= 3, timeout=30_000)
+    qtbot.wait(600)    # a tick applies the counters
+    path = tmp_path / "mining.png"
+    assert w.grab().save(str(path), "PNG")
+    assert_real_screenshot(path, w.width(), w.height())
+
+
+def assert_real_screenshot(path: Path, width: int | None = None, height: int | None = None) -> None:
+    """A PNG with the window's size and a real picture in it (many colours, no blank)."""
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = QImage(str(path))
+    assert not img.isNull()
+    if width is not None:
+        assert (img.width(), img.height()) == (width, height)
+    colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
+    assert len(colours) > 20, f"only {len(colours)} colours: a blank window?"
+
+
+def test_a_wrong_type_in_one_config_field_is_shown_and_the_rest_loads(qtbot, bridge, open_window, tmp_path):
+    cfg = tmp_path / "sgm.json"
+    cfg.write_text(json.dumps({"threads": "two", "devices": "cpu", "difficulty": 18,
+                               "gui": {"close_to_tray": True, "disabled_devices": ["cpu0"]}}))
+    settings, warnings = load_settings(cfg)
+    args = gui_app.build_parser().parse_args(["-c", str(cfg)])
+    config = gui_app.build_config(args, settings, cfg, warnings)
+    assert any('"threads"' in m for m in warnings)
+    assert config.threads is None and config.device_kinds == ("cpu",)
+    assert config.local_difficulty_bits == 18 and config.local_jobs is None
+    w = open_window(config, settings, warnings, start=False)
+    assert "threads" in w.banner.text() and w.banner.isVisible()
+    assert w.act_close_to_tray.isChecked()               # the rest of the file loaded
+    config.threads = 1
+    with qtbot.waitSignal(bridge.started, timeout=START_TIMEOUT_MS):
+        w.start_mining()
+    qtbot.waitUntil(lambda: w.model.names() == ["cpu0"], timeout=30_000)
+    qtbot.waitUntil(lambda: not w.model.row("cpu0").enabled, timeout=30_000)   # from the file
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["-u", "w"], "-u/-p given without -o"),
+    (["-o", "http://example.com:80"], "scheme"),
+    (["--difficulty", "0"], "positive integer"),
+    (["-t", "x"], "not an integer"),
+    (["--devices", "toaster"], "toaster"),
+    (["-c", "/nonexistent/sgm.json"], "no such file"),
+])
+def test_usage_errors_exit_2_with_a_message(argv, fragment, capsys):
+    assert gui_app.main(argv) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_the_icon_is_drawn_and_exported(qtbot, tmp_path):
+    assert not make_icon().isNull()
+    render_icon_png(str(tmp_path / "i" / "sgm.png"), 128)
+    img = QImage(str(tmp_path / "i" / "sgm.png"))
+    assert (img.width(), img.height()) == (128, 128)
+    assert img.pixelColor(64, 64).alpha() == 255 and img.pixelColor(0, 0).alpha() == 0
+
+
+@pytest.mark.slow
+def test_sgm_gui_scripted_run_mines_and_writes_the_summary_and_screenshot(tmp_path):
+    summary, shot = tmp_path / "summary.json", tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    r = subprocess.run([sys.executable, "-m", "sgm_gui.app", "--quit-after", "10", "-t", "2",
+                        "--difficulty", "18", "--summary-json", str(summary),
+                        "--screenshot", str(shot)],
+                       capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(summary.read_text())
+    assert s["accepted"] > 0 and s["hashes"] > 0
+    assert {"elapsed_s", "hashrate", "rejected", "stale", "hw_errors", "best_share_diff",
+            "devices"} <= set(s)
+    assert [d["name"] for d in s["devices"]] == ["cpu0", "cpu1"]
+    assert_real_screenshot(shot)
+    # the default config file (user config dir) now holds the window's settings
+    saved = json.loads((tmp_path / "cfg" / "sgm" / "sgm.json").read_text())
+    assert saved["gui"]["geometry"]
