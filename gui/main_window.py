@@ -143,14 +143,15 @@ class MainWindow(QMainWindow):
         self.model.toggle_requested.connect(self._on_toggle)
         self.table = QTableView()
         self.table.setModel(self.model)
-        # fit the columns once devices appear; the user may resize them after that
-        self.model.rowsInserted.connect(lambda *_: self.table.resizeColumnsToContents())
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
+        header.setHighlightSections(False)
+        self._size_columns()
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         lay.addWidget(self.table, 1)
         buttons = QHBoxLayout()
@@ -181,6 +182,19 @@ class MainWindow(QMainWindow):
         self.bench_tab = BenchTab()
         self.tabs.addTab(self.bench_tab, "Benchmark")
         self.tabs.currentChanged.connect(self._on_tab_changed)
+
+    def _size_columns(self) -> None:
+        """Columns wide enough for the largest value they will plausibly show (sized from
+        sample texts, not from the first values, which are all zeros): nothing is clipped
+        as rates and counts grow; a narrow window scrolls sideways instead of squeezing."""
+        fm = self.table.fontMetrics()
+        header_fm = self.table.horizontalHeader().fontMetrics()
+        samples = ("opencl0.0", "opencl", "sha-ni-sse", "\u2611 pending", "999.99 MH/s",
+                   "999.99 MH/s", "999.99 M", "999.9 ms", "100 %", "999,999", "9,999")
+        for col, sample in enumerate(samples):
+            title = self.model.headerData(col, Qt.Orientation.Horizontal) or ""
+            width = max(fm.horizontalAdvance(sample), header_fm.horizontalAdvance(title)) + 18
+            self.table.setColumnWidth(col, width)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()

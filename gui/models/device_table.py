@@ -56,6 +56,17 @@ def format_rate(h: float) -> str:
     return f"{h:.0f} H/s"
 
 
+def format_count(n: int) -> str:
+    """A large count in a few characters (batch sizes reach hundreds of millions)."""
+    if n >= 1_000_000_000:
+        return f"{n / 1e9:.2f} G"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} M"
+    if n >= 10_000:
+        return f"{n / 1e3:.0f} k"
+    return str(n)
+
+
 @dataclass
 class DeviceRow:
     """What one row shows (plain values copied from a snapshot)."""
@@ -138,6 +149,8 @@ class DeviceTableModel(QAbstractTableModel):
                 return QColor("#8d6e00")
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_ENABLED and row.pending:
             return f"Asked to {'start' if row.wanted else 'stop'}; waiting for the engine"
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_BATCH:
+            return f"{row.batch_size:,} nonces per batch"
         if role == Qt.ItemDataRole.UserRole:   # raw value, for sorting
             return self._raw(row, col)
         return None
@@ -173,7 +186,7 @@ class DeviceTableModel(QAbstractTableModel):
         if col == COL_RATE_1M:
             return format_rate(row.rate_1m)
         if col == COL_BATCH:
-            return f"{row.batch_size:,}"
+            return format_count(row.batch_size)
         if col == COL_LATENCY:
             return f"{row.latency_ms:.1f} ms"
         if col == COL_UTIL:
