@@ -1,0 +1,314 @@
+"""The Benchmark tab: ``sgm bench`` in the window, on a background thread.
+
+Why reuse :mod:`sgm.bench` as it is: the tab must report the same figures the CLI does
+(hash rate per implementation and thread count, and the ratio to a hashlib reference measured
+in the same run), so it calls :func:`sgm.bench.run_bench` / :func:`~sgm.bench.run_opencl_bench`
+with the CLI's defaults.  A run takes seconds to minutes, so it runs on a plain thread; the
+thread touches no widget and reports back through queued signals.  Only one run at a time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets  # noqa: F401  (binds pyqtgraph to PySide6)
+import pyqtgraph as pg
+
+from sgm_gui.widgets.charts import BACKGROUND, DEVICE_COLOURS, FOREGROUND
+
+log = logging.getLogger("sgm.gui.bench")
+
+TABLE_COLUMNS = ("Device", "Implementation", "Threads", "MH/s", "Ratio")
+
+
+class BenchCancelled(Exception):
+    """Raised inside the worker (from the progress hook) when cancel() was asked for."""
+
+
+class _BenchEmitter(QtCore.QObject):
+    """Created on the GUI thread; the worker emits, the tab receives (queued)."""
+
+    progress = QtCore.Signal(str)
+    done = QtCore.Signal(object)
+    failed = QtCore.Signal(str)
+
+
+def run_measurement(device: str, seconds: float, repeats: int, impls: list[str] | None,
+                    thread_counts: list[int] | None, progress=None) -> dict[str, Any]:
+    """What ``sgm bench`` measures, with its defaults (every implementation, every thread
+    count from 1 to the number of cores; ``--device opencl``: every OpenCL device)."""
+    from sgm import _native
+    from sgm.bench import run_bench, run_opencl_bench
+    from sgm.devices import cpu_count
+
+    if device == "opencl":
+        return run_opencl_bench(seconds=seconds, repeats=repeats, progress=progress)
+    if device != "cpu":
+        raise ValueError(f"unknown benchmark device {device!r}: use cpu or opencl")
+    impls = list(impls) if impls else _native.available_implementations()
+    for impl in impls:
+        _native.require_implementation(impl)
+    counts = list(thread_counts) if thread_counts else list(range(1, cpu_count() + 1))
+    return run_bench(impls, counts, seconds=seconds, repeats=repeats, progress=progress)
+
+
+class BenchTab(QtWidgets.QWidget):
+    """Run button, options, the result table and a bar chart of the implementations."""
+
+    finished = QtCore.Signal(dict)       # the `sgm bench --json` object
+    failed = QtCore.Signal(str)          # why a run did not finish
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, *, seconds: float = 1.0,
+                 repeats: int = 3, impls: list[str] | None = None,
+                 thread_counts: list[int] | None = None) -> None:
+        super().__init__(parent)
+        self._impls = list(impls) if impls else None
+        self._thread_counts = list(thread_counts) if thread_counts else None
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._result: dict[str, Any] | None = None
+        self._emitter = _BenchEmitter(self)
+        self._emitter.progress.connect(self._on_progress, QtCore.Qt.QueuedConnection)
+        self._emitter.done.connect(self._on_done, QtCore.Qt.QueuedConnection)
+        self._emitter.failed.connect(self._on_failed, QtCore.Qt.QueuedConnection)
+
+        # options
+        self.device_combo = QtWidgets.QComboBox()
+        self.device_combo.addItem("CPU", "cpu")
+        self.device_combo.addItem("OpenCL", "opencl")
+        self.seconds_spin = QtWidgets.QDoubleSpinBox()
+        self.seconds_spin.setRange(0.01, 60.0)
+        self.seconds_spin.setDecimals(2)
+        self.seconds_spin.setSingleStep(0.5)
+        self.seconds_spin.setSuffix(" s")
+        self.seconds_spin.setValue(seconds)
+        self.seconds_spin.setToolTip("Length of one measurement (sgm bench --seconds)")
+        self.repeats_spin = QtWidgets.QSpinBox()
+        self.repeats_spin.setRange(1, 20)
+        self.repeats_spin.setValue(repeats)
+        self.repeats_spin.setToolTip("Measurements per figure; the median is shown "
+                                     "(sgm bench --repeats)")
+        self.threads_spin = QtWidgets.QSpinBox()
+        self.threads_spin.setRange(0, 1024)
+        self.threads_spin.setSpecialValueText("1 .. all cores")
+        self.threads_spin.setValue(self._thread_counts[0] if self._thread_counts
+                                   and len(self._thread_counts) == 1 else 0)
+        self.threads_spin.setToolTip("CPU threads (sgm bench --threads); the lowest value "
+                                     "measures every count from 1 to the number of cores")
+        self.run_button = QtWidgets.QPushButton("&Run benchmark")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.status_label = QtWidgets.QLabel("Measures the raw hash rate of each implementation, "
+                                             "like `sgm bench`. Stop mining first for clean "
+                                             "figures.")
+        self.status_label.setWordWrap(True)
+
+        options = QtWidgets.QHBoxLayout()
+        for caption, widget in (("Device", self.device_combo), ("Seconds", self.seconds_spin),
+                                ("Repeats", self.repeats_spin), ("Threads", self.threads_spin)):
+            label = QtWidgets.QLabel(caption)
+            label.setBuddy(widget)
+            options.addWidget(label)
+            options.addWidget(widget)
+        options.addStretch(1)
+        options.addWidget(self.run_button)
+        options.addWidget(self.cancel_button)
+
+        # results
+        self.reference_label = QtWidgets.QLabel()
+        self.reference_label.setWordWrap(True)
+        self.table = QtWidgets.QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table.horizontalHeaderItem(4).setToolTip(
+            "hashes/s x 128 bytes / hashlib SHA-256 bytes/s, measured in the same run")
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
+        self.plot_widget = pg.PlotWidget(background=BACKGROUND)
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setTitle("Hash rate per implementation", color=FOREGROUND, size="10pt")
+        self.plot.setLabel("left", "rate", units="H/s")
+        for name in ("left", "bottom"):
+            self.plot.getAxis(name).setPen(pg.mkPen(FOREGROUND))
+            self.plot.getAxis(name).setTextPen(pg.mkPen(FOREGROUND))
+        self.plot.showGrid(y=True, alpha=0.15)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.legend = self.plot.addLegend(offset=(-8, 4), labelTextColor=FOREGROUND,
+                                          brush=pg.mkBrush(30, 31, 34, 220))
+        self.bars: list[pg.BarGraphItem] = []
+
+        split = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
+        left = QtWidgets.QWidget()
+        left_layout = QtWidgets.QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.table, 1)
+        split.addWidget(left)
+        split.addWidget(self.plot_widget)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(options)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.reference_label)
+        layout.addWidget(split, 1)
+        self._fit_table()
+
+    # ------------------------------------------------------------------ public API
+    def is_running(self) -> bool:
+        """True from run() until its result or error has been handled on the GUI thread."""
+        return self._thread is not None
+
+    def result(self) -> dict[str, Any] | None:
+        """The last finished run's object (None before the first)."""
+        return self._result
+
+    def run(self) -> bool:
+        """Start a run on a background thread; False (with a message) while one runs."""
+        if self.is_running():
+            self.status_label.setText("A benchmark is already running; wait for it or cancel it.")
+            return False
+        device = self.device_combo.currentData()
+        seconds = float(self.seconds_spin.value())
+        repeats = int(self.repeats_spin.value())
+        threads = int(self.threads_spin.value())
+        counts = [threads] if threads else self._thread_counts
+        impls = self._impls
+        self._cancel.clear()
+        self._set_running(True)
+        self.status_label.setText(f"Running the {self.device_combo.currentText()} benchmark ...")
+        emitter, cancel = self._emitter, self._cancel
+
+        def progress(line: str) -> None:      # worker thread: signals only
+            if cancel.is_set():
+                raise BenchCancelled()
+            emitter.progress.emit(line.strip())
+
+        def work() -> None:                   # worker thread: no widget access
+            try:
+                result = run_measurement(device, seconds, repeats, impls, counts, progress)
+                if cancel.is_set():
+                    raise BenchCancelled()
+            except BenchCancelled:
+                emitter.failed.emit("Benchmark cancelled.")
+            except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
+                log.exception("benchmark failed")
+                emitter.failed.emit(f"Benchmark failed: {exc}")
+            else:
+                emitter.done.emit(result)
+
+        self._thread = threading.Thread(target=work, name="sgm-gui-bench", daemon=True)
+        self._thread.start()
+        return True
+
+    def cancel(self) -> None:
+        """Stop after the current measurement (a measurement cannot be interrupted)."""
+        if self.is_running():
+            self._cancel.set()
+            self.status_label.setText("Cancelling after the current measurement ...")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Join the worker thread (window shutdown); True when none is left running."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def show_result(self, result: dict[str, Any]) -> None:
+        """Fill the table and the bar chart from an ``sgm bench --json`` object."""
+        runs = list(result.get("runs", []))
+        ref = result.get("reference", {}).get("bytes_per_s")
+        if ref:
+            self.reference_label.setText(
+                f"Reference: {result['reference'].get('what', 'hashlib')}: {ref / 1e9:.3f} GB/s "
+                f"(= {ref / 128 / 1e6:.2f} M nonces/s at 128 bytes a nonce)")
+        self.table.setRowCount(len(runs))
+        for row, r in enumerate(runs):
+            cells = (str(r.get("device", "")), self._run_label(r), str(r.get("threads", "")),
+                     f"{r.get('hashes_per_s', 0.0) / 1e6:.2f}", f"{r.get('ratio', 0.0):.3f}")
+            for col, text in enumerate(cells):
+                item = QtWidgets.QTableWidgetItem(text)
+                if col >= 2:
+                    item.setTextAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
+                self.table.setItem(row, col, item)
+        self._fit_table()
+        self._draw_bars(runs)
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _run_label(run: dict[str, Any]) -> str:
+        if run.get("device") == "opencl" and run.get("name"):
+            return f"{run['name']} ({run.get('impl', '')})"
+        return str(run.get("impl", ""))
+
+    def _fit_table(self) -> None:
+        """Give the table the width of its columns, so no figure hides behind a scrollbar."""
+        self.table.resizeColumnsToContents()
+        header = self.table.horizontalHeader()
+        width = (header.length() + 2 * self.table.frameWidth()
+                 + self.table.verticalScrollBar().sizeHint().width() + 4)
+        self.table.setMinimumWidth(width)
+
+    def _draw_bars(self, runs: list[dict[str, Any]]) -> None:
+        """Grouped bars: one group per implementation, one bar per thread count."""
+        for item in self.bars:
+            self.plot.removeItem(item)
+        self.bars = []
+        self.legend.clear()
+        categories = list(dict.fromkeys(self._run_label(r) for r in runs))
+        series = list(dict.fromkeys(r.get("threads") for r in runs))
+        if not runs:
+            return
+        width = 0.8 / max(1, len(series))
+        for j, threads in enumerate(series):
+            xs, hs = [], []
+            for r in runs:
+                if r.get("threads") == threads:
+                    xs.append(categories.index(self._run_label(r)) - 0.4 + width * (j + 0.5))
+                    hs.append(float(r.get("hashes_per_s", 0.0)))
+            colour = DEVICE_COLOURS[j % len(DEVICE_COLOURS)]
+            bar = pg.BarGraphItem(x=xs, height=hs, width=width * 0.9,
+                                  brush=pg.mkBrush(colour), pen=pg.mkPen(colour))
+            name = (f"{threads} thread{'s' if threads != 1 else ''}"
+                    if runs[0].get("device") == "cpu" else "OpenCL")
+            self.plot.addItem(bar)
+            self.legend.addItem(bar, name)
+            self.bars.append(bar)
+        self.plot.getAxis("bottom").setTicks([[(i, c) for i, c in enumerate(categories)]])
+        self.plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
+        self.plot.enableAutoRange(axis=pg.ViewBox.YAxis)
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        for w in (self.device_combo, self.seconds_spin, self.repeats_spin, self.threads_spin):
+            w.setEnabled(not running)
+
+    def _finish(self) -> None:
+        self._thread = None        # it has emitted its last signal and ends on its own
+        self._set_running(False)
+
+    @QtCore.Slot(str)
+    def _on_progress(self, line: str) -> None:
+        self.status_label.setText(f"Running ... {line}")
+
+    @QtCore.Slot(object)
+    def _on_done(self, result: dict[str, Any]) -> None:
+        self._finish()
+        self._result = result
+        self.show_result(result)
+        n = len(result.get("runs", []))
+        self.status_label.setText(f"Done: {n} measurement{'s' if n != 1 else ''}.")
+        self.finished.emit(result)
+
+    @QtCore.Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._finish()
+        self.status_label.setText(message)
+        self.failed.emit(message)
