@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self._snap_dirty = False
         self._quitting = False
         self._stopped_for_close = False
+        self._engine_stopped = False
         self._close_deadline: float | None = None
         self._tray_told = False
         self._finished_handled = False
@@ -391,8 +392,9 @@ class MainWindow(QMainWindow):
         if not self._quitting:
             self.session_label.setText("Mining stopped. Start all starts it again.")
         self._snap_dirty = True
-        if self._quitting and not self._stopped_for_close:
-            self._finish_close()
+        if self._quitting:
+            self._engine_stopped = True
+            self._maybe_finish_close()
 
     def _on_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 10000)
@@ -412,6 +414,7 @@ class MainWindow(QMainWindow):
             if self._snap_dirty and self._snap is not None:
                 self._snap_dirty = False
                 self._apply_counters(self._snap)
+            self._maybe_finish_close()
             if self._close_deadline is not None and now > self._close_deadline:
                 log.warning("mining did not stop within %.0f s; closing anyway", CLOSE_GRACE_S)
                 self._finish_close()
@@ -511,7 +514,14 @@ class MainWindow(QMainWindow):
         for w in (self.start_all_button, self.stop_all_button):
             w.setEnabled(False)
         self._close_deadline = time.monotonic() + CLOSE_GRACE_S
+        self.bench_tab.cancel()      # its thread ends after the current measurement
         self.bridge.stop()
+
+    def _maybe_finish_close(self) -> None:
+        """Close once mining stopped and no benchmark thread is left."""
+        if (self._quitting and self._engine_stopped and not self._stopped_for_close
+                and not self.bench_tab.is_running()):
+            self._finish_close()
 
     def _finish_close(self) -> None:
         self._stopped_for_close = True
