@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QMenu, QPushButton,
@@ -150,9 +150,11 @@ class MainWindow(QMainWindow):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         header.setHighlightSections(False)
+        self._base_widths: list[int] = []
         self._size_columns()
+        self.table.viewport().installEventFilter(self)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         lay.addWidget(self.table, 1)
         buttons = QHBoxLayout()
@@ -192,10 +194,26 @@ class MainWindow(QMainWindow):
         header_fm = self.table.horizontalHeader().fontMetrics()
         samples = ("opencl0.0", "opencl", "sha-ni-sse", "\u2611 pending", "999.99 MH/s",
                    "999.99 MH/s", "999.99 M", "999.9 ms", "100 %", "999,999", "9,999")
+        self._base_widths = []
         for col, sample in enumerate(samples):
             title = self.model.headerData(col, Qt.Orientation.Horizontal) or ""
             width = max(fm.horizontalAdvance(sample), header_fm.horizontalAdvance(title)) + 18
+            self._base_widths.append(width)
             self.table.setColumnWidth(col, width)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt
+        """A wider table spreads the extra room over every column (one huge last column
+        would push its numbers far from their header); a narrower one scrolls sideways."""
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            total = sum(self._base_widths)
+            room = self.table.viewport().width()
+            scale = max(1.0, room / total) if total else 1.0
+            widths = [int(w * scale) for w in self._base_widths]
+            if scale > 1.0 and widths:
+                widths[-1] += room - sum(widths)      # no gap from rounding
+            for col, width in enumerate(widths):
+                self.table.setColumnWidth(col, width)
+        return super().eventFilter(watched, event)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -243,8 +261,9 @@ class MainWindow(QMainWindow):
     def _build_tray(self) -> None:
         self.tray: QSystemTrayIcon | None = None
         if not QSystemTrayIcon.isSystemTrayAvailable():
-            self.act_close_to_tray.setToolTip("No system tray on this desktop: closing the "
-                                              "window quits")
+            # the setting is kept (another desktop may have a tray) but cannot act here
+            self.act_close_to_tray.setEnabled(False)
+            self.act_close_to_tray.setText("&Close to tray (no system tray on this desktop)")
             return
         tray = QSystemTrayIcon(self.windowIcon(), self)
         menu = QMenu(self)
