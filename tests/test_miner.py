@@ -289,19 +289,20 @@ def test_a_flood_of_shares_is_throttled_not_dropped():
     wait for the pool instead of piling shares up, and nothing is lost or rejected."""
     from sgm import miner as miner_mod
 
-    m = Miner(MinerConfig(threads=2, local_jobs=1, local_job_interval=2.0,
+    m = Miner(MinerConfig(threads=2, local_jobs=None, local_job_interval=60.0,
                           local_difficulty_bits=10))
     peak = 0
     m.start()
-    try:
-        while not m.finished.is_set():
+    try:   # until 1000 shares went through (a second on an idle box; longer on a busy one)
+        deadline = time.monotonic() + 120
+        while m.telemetry.total.accepted < 1000 and time.monotonic() < deadline:
             with m._pending_lock:
                 peak = max(peak, len(m._pending))
             time.sleep(0.005)
     finally:
         m.stop()
     s = m.summary()
-    assert s["accepted"] > 1000
+    assert s["accepted"] >= 1000
     assert s["rejected_reasons"] == {}
     assert_books_agree(m.local_pool.stats, s)
     assert peak <= miner_mod.MAX_SUBMITS_IN_FLIGHT
@@ -335,7 +336,7 @@ def test_on_a_terminal_a_live_status_line_stays_at_the_bottom():
     env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm")
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "sgm", "-t", "1", "--jobs", "1",
-                             "--duration", "2.5", "--difficulty", "22"], stdout=slave,
+                             "--duration", "2.5", "--difficulty", "17"], stdout=slave,
                             stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
     os.close(slave)
     out = b""
@@ -355,6 +356,7 @@ def test_on_a_terminal_a_live_status_line_stays_at_the_bottom():
     assert len(live) >= 2
     assert "status:" not in text  # no scrolling status lines on a terminal
     # share lines still scroll above it, each ending with a newline, and the run ends cleanly
+    # (17-bit shares: several a second even on one loaded core)
     assert re.search(r"share cpu0 nonce [0-9a-f]{8} .*accepted\r\n", text)
     assert "final statistics" in text
 
