@@ -96,6 +96,7 @@ class EngineBridge(QObject):
         self._closed = False
         #: share results not forwarded to the charts (bridge sampling), all sessions
         self.samples_dropped = 0
+        self._samples_in_batch = 0     # share samples in the batch being gathered
         #: events the telemetry buffer discarded (full), all finished sessions
         self._bus_dropped_before = 0
         #: True from start() until the engine stopped (or failed to start)
@@ -215,6 +216,7 @@ class EngineBridge(QObject):
         if consumer is not None:          # 1. the consumer thread (no more snapshots)
             self._consumer_stop.set()
             consumer.join(STOP_TIMEOUT)
+        self._samples_in_batch = 0
         if miner is not None and miner.running:
             miner.stop(STOP_TIMEOUT)      # 2. the engine: devices, shares in flight, network
         if miner is not None and sub is not None:
@@ -250,18 +252,17 @@ class EngineBridge(QObject):
     # ------------------------------------------------------------ consumer thread
     def _filter(self, batch: list[Event]) -> list[Event]:
         """What the window needs of a batch: every log, device and job event; share
-        results (answered or stale) up to MAX_SHARE_SAMPLES; found-only shares skipped (their
-        verdict follows)."""
+        results (answered or stale) up to MAX_SHARE_SAMPLES per emitted batch; found-only
+        shares skipped (their verdict follows)."""
         out: list[Event] = []
-        shares = 0
         for ev in batch:
             if isinstance(ev, ShareEvent):
                 if ev.accepted is None:
                     continue
-                if shares >= MAX_SHARE_SAMPLES:
+                if self._samples_in_batch >= MAX_SHARE_SAMPLES:
                     self.samples_dropped += 1
                     continue
-                shares += 1
+                self._samples_in_batch += 1
                 out.append(ev)
             elif isinstance(ev, (LogEvent, DeviceEvent, JobEvent)):
                 out.append(ev)
@@ -278,10 +279,12 @@ class EngineBridge(QObject):
                 if first is not None:
                     pending.extend(self._filter([first, *sub.drain()]))
                 now = time.monotonic()
-                if pending and now - last_emit >= EVENT_INTERVAL:
-                    self._emit(self.events, pending)
-                    pending = []
+                if now - last_emit >= EVENT_INTERVAL:
+                    if pending:
+                        self._emit(self.events, pending)
+                        pending = []
                     last_emit = now
+                    self._samples_in_batch = 0
                 if now - last_snap >= SNAPSHOT_INTERVAL:
                     last_snap = now
                     self._emit(self.snapshot, self._snapshot(miner, sub))
