@@ -33,8 +33,9 @@ BACKGROUND = "#1E1F22"
 FOREGROUND = "#D8D8D8"
 #: Most hash-rate samples kept per second of the window (faster callers are coalesced).
 RATE_SAMPLES_PER_S = 10
-#: Found-share difficulties kept per outcome (a flood of easy shares keeps the newest).
-MAX_SHARE_POINTS = 5000
+#: Found-share difficulties kept per outcome.  Over MAX_SHARE_POINTS / window shares a second
+#: (a flood of easy shares) each second keeps that many points, always including its best.
+MAX_SHARE_POINTS = 1200
 
 
 class RingBuffer:
@@ -72,12 +73,14 @@ class RingBuffer:
         if self._len < self.capacity:
             self._len += 1
 
-    def set_last(self, y: float) -> None:
-        """Replace the newest sample's y (coalescing several updates into one point)."""
+    def set_last(self, y: float, t: float | None = None) -> None:
+        """Replace the newest sample's y (and t if given): several updates, one point."""
         if not self._len:
             raise IndexError("set_last on an empty RingBuffer")
         p = self._pos - 1 if self._pos else self.capacity - 1
         self._y[p] = self._y[p + self.capacity] = y
+        if t is not None:
+            self._t[p] = self._t[p + self.capacity] = t
 
     def last(self) -> tuple[float, float] | None:
         """The newest (t, y), or None when empty."""
@@ -129,12 +132,15 @@ class _LogAxis(pg.AxisItem):
 class _Series:
     """One curve and its ring."""
 
-    __slots__ = ("buf", "item", "drawn")
+    __slots__ = ("buf", "item", "drawn", "dirty", "bin_second", "bin_kept")
 
     def __init__(self, buf: RingBuffer, item: pg.PlotDataItem) -> None:
         self.buf = buf
         self.item = item
-        self.drawn = 0     # real samples handed to the item by the last refresh
+        self.drawn = 0        # real samples inside the window at the last refresh
+        self.dirty = True     # samples arrived since the item last got its data
+        self.bin_second = math.nan   # difficulty points: the second being filled ...
+        self.bin_kept = 0            # ... and how many points it kept
 
 
 class ChartsPanel(QtWidgets.QWidget):
@@ -146,6 +152,7 @@ class ChartsPanel(QtWidgets.QWidget):
             raise ValueError(f"window_s must be a positive number of seconds, got {window_s}")
         self.window_s = float(window_s)
         self._rate_capacity = max(16, int(self.window_s * RATE_SAMPLES_PER_S) + 1)
+        self._diff_per_second = max(1, int(MAX_SHARE_POINTS // self.window_s))
         self._min_rate_spacing = self.window_s / (self._rate_capacity - 1)
         self._pool_difficulty: float | None = None
         self._share_totals = dict.fromkeys(OUTCOMES, 0)
@@ -165,7 +172,6 @@ class ChartsPanel(QtWidgets.QWidget):
         self.diff_plot.setLogMode(x=False, y=True)
         for plot in (self.share_plot, self.diff_plot):
             plot.setXLink(self.rate_plot)
-        self.rate_plot.setLabel("bottom", "")   # the time axis reads the same on all three
 
         self._total = _Series(RingBuffer(self._rate_capacity),
                               self.rate_plot.plot(name="total", pen=pg.mkPen(TOTAL_COLOUR, width=2)))
@@ -178,7 +184,7 @@ class ChartsPanel(QtWidgets.QWidget):
         for outcome, colour in OUTCOME_COLOURS.items():
             self._shares[outcome] = _Series(
                 RingBuffer(share_capacity),
-                self.share_plot.plot(name=outcome, pen=pg.mkPen(colour, width=2)))
+                self.share_plot.plot(name=outcome, pen=pg.mkPen(colour, width=1)))
             self._diffs[outcome] = _Series(
                 RingBuffer(MAX_SHARE_POINTS),
                 self.diff_plot.plot(name=outcome, pen=None, symbol="o", symbolSize=5,
@@ -204,15 +210,14 @@ class ChartsPanel(QtWidgets.QWidget):
             axis.setPen(pg.mkPen(FOREGROUND))
             axis.setTextPen(pg.mkPen(FOREGROUND))
         plot.getAxis("left").setWidth(64)      # aligned plots: same axis width on all three
-        plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setClipToView(True)
         plot.setDownsampling(auto=True, mode="peak")
-        plot.setMouseEnabled(x=False, y=True)
+        # both ranges are set by refresh(): X is the window (clipToView needs X auto-range
+        # off), Y fits the visible data from 0 (rates, counts) -- cheaper than auto-range's
+        # walk over every item, and a dip is not magnified into a cliff
+        plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
-        vb = plot.getViewBox()
-        vb.disableAutoRange(axis=pg.ViewBox.XAxis)
-        vb.enableAutoRange(axis=pg.ViewBox.YAxis)
-        vb.setAutoVisible(y=True)
+        plot.getViewBox().disableAutoRange()
         return plot
 
     def _device_series(self, name: str) -> _Series:
@@ -220,7 +225,7 @@ class ChartsPanel(QtWidgets.QWidget):
         series = self._devices.get(name)
         if series is None:
             colour = DEVICE_COLOURS[len(self._devices) % len(DEVICE_COLOURS)]
-            item = self.rate_plot.plot(name=name, pen=pg.mkPen(colour, width=1.5))
+            item = self.rate_plot.plot(name=name, pen=pg.mkPen(colour, width=1))
             series = self._devices[name] = _Series(RingBuffer(self._rate_capacity), item)
             self._update_titles()
         return series
@@ -246,6 +251,7 @@ class ChartsPanel(QtWidgets.QWidget):
                 series.buf.set_last(y)
             else:
                 series.buf.append(t, y)
+            series.dirty = True
 
     def add_share(self, t: float, outcome: str, difficulty: float) -> None:
         """A share answered by the pool: ``outcome`` is "accepted", "rejected" or "stale"."""
@@ -262,8 +268,25 @@ class ChartsPanel(QtWidgets.QWidget):
             counts.buf.set_last(self._share_totals[outcome])
         else:
             counts.buf.append(second, self._share_totals[outcome])
+        counts.dirty = True
         if difficulty > 0 and math.isfinite(difficulty):   # a log axis cannot show 0
-            self._diffs[outcome].buf.append(t, difficulty)
+            self._add_difficulty(self._diffs[outcome], t, second, float(difficulty))
+
+    def _add_difficulty(self, series: _Series, t: float, second: float, difficulty: float) -> None:
+        """Keep up to _diff_per_second points a second; past that, a share harder than the
+        second's last kept point replaces it, so each second's best share is always drawn."""
+        if second != series.bin_second:
+            series.bin_second, series.bin_kept = second, 0
+        last = series.buf.last()
+        if last is not None and t < last[0]:
+            t = last[0]            # out of order: X must increase for clipping
+        if series.bin_kept < self._diff_per_second:
+            series.buf.append(t, difficulty)
+            series.bin_kept += 1
+            series.dirty = True
+        elif last is not None and difficulty > last[1]:
+            series.buf.set_last(difficulty, t)
+            series.dirty = True
 
     def set_pool_difficulty(self, difficulty: float | None) -> None:
         """Draw the pool's share target as a horizontal line (None hides it)."""
@@ -282,6 +305,8 @@ class ChartsPanel(QtWidgets.QWidget):
         """Forget every sample (a new mining session); device curves stay, emptied."""
         for series in self._all_series():
             series.buf.clear()
+            series.dirty = True
+            series.bin_second, series.bin_kept = math.nan, 0
         self._share_totals = dict.fromkeys(OUTCOMES, 0)
         self._shares_since = None
         self.refresh()
@@ -292,26 +317,60 @@ class ChartsPanel(QtWidgets.QWidget):
                 *self._diffs.values()]
 
     def refresh(self, now: float | None = None) -> None:
-        """Hand every curve its last window of samples and move the time axis to ``now``."""
+        """Hand each curve with new samples its last window, move the time axis to ``now``
+        and fit the Y ranges to what is visible."""
         now = time.time() if now is None else float(now)
         t0 = now - self.window_s
-        for series in (self._total, *self._devices.values(), *self._diffs.values()):
-            t, y = _since(series.buf, t0)
-            series.drawn = int(np.count_nonzero(np.isfinite(y) & (t >= t0)))
-            series.item.setData(t, y, connect="finite")
+        rate_max = self._draw([self._total, *self._devices.values()], t0)
+        diff_lo, diff_hi = math.inf, -math.inf
+        for series in self._diffs.values():
+            t, y = series.buf.view()
+            visible = y[np.searchsorted(t, t0):]
+            series.drawn = int(visible.size)
+            if visible.size:
+                diff_lo, diff_hi = min(diff_lo, visible.min()), max(diff_hi, visible.max())
+            if series.dirty:
+                series.dirty = False
+                t, y = _since(series.buf, t0)
+                series.item.setData(t, y)
+        count_max = 0.0
         for outcome, series in self._shares.items():
             t, y = _since(series.buf, t0)
             series.drawn = int(np.count_nonzero(t >= t0))
             if self._shares_since is not None:
                 # the count holds until now; a curve with no share yet lies at 0 from the start
                 total = float(self._share_totals[outcome])
+                count_max = max(count_max, total)
                 if not len(t):
                     t, y = np.array([self._shares_since]), np.array([0.0])
                 t, y = np.append(t, max(now, t[-1])), np.append(y, total)
-            series.item.setData(t, y, connect="finite")
+            series.item.setData(t, y)     # always: its last point follows now
+            series.dirty = False
         self._update_titles()
-        for plot in (self.rate_plot, self.share_plot, self.diff_plot):
-            plot.setXRange(t0, now, padding=0)
+        self.rate_plot.setXRange(t0, now, padding=0)        # the other two are linked to it
+        self.rate_plot.setYRange(0.0, rate_max * 1.12 if rate_max > 0 else 1.0, padding=0)
+        self.share_plot.setYRange(0.0, max(1.0, count_max) * 1.12, padding=0)
+        if self._pool_difficulty is not None:
+            diff_lo = min(diff_lo, self._pool_difficulty)
+            diff_hi = max(diff_hi, self._pool_difficulty)
+        if diff_hi > 0:
+            lo, hi = math.log10(diff_lo), math.log10(diff_hi)
+            self.diff_plot.setYRange(lo - 0.25, hi + 0.25, padding=0)
+
+    def _draw(self, group: list[_Series], t0: float) -> float:
+        """setData on the group's curves that got samples; returns the visible maximum."""
+        top = 0.0
+        for series in group:
+            t, y = _since(series.buf, t0)
+            inside = y[t >= t0]
+            finite = inside[np.isfinite(inside)]
+            series.drawn = int(finite.size)
+            if finite.size:
+                top = max(top, float(finite.max()))
+            if series.dirty:
+                series.dirty = False
+                series.item.setData(t, y, connect="finite")
+        return top
 
     def _update_titles(self) -> None:
         """Each plot's title doubles as its legend (coloured names), so nothing covers data."""

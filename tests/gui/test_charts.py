@@ -104,20 +104,26 @@ def test_refresh_with_no_data_does_not_raise(panel: ChartsPanel) -> None:
 
 def test_plots_are_set_up_for_cheap_live_drawing(panel: ChartsPanel) -> None:
     now = 1_800_000_000.0
+    panel.add_rates(now - 700, 9e6, {"cpu0": 9e6})       # outside the window: not in Y
     panel.add_rates(now - 1, 5e6, {"cpu0": 5e6})
+    panel.add_share(now - 2, "accepted", 1e3)
+    panel.add_share(now - 2, "accepted", 1e5)
+    panel.set_pool_difficulty(10.0)
     panel.refresh(now)
     for plot in (panel.rate_plot, panel.share_plot, panel.diff_plot):
         assert isinstance(plot.getAxis("bottom"), pg.DateAxisItem)
         vb = plot.getViewBox()
-        assert vb.autoRangeEnabled()[0] is False          # X is set explicitly ...
-        assert vb.autoRangeEnabled()[1]                    # ... Y follows the data
-        assert vb.state["autoVisibleOnly"][1] is True
+        assert list(vb.autoRangeEnabled()) == [False, False]    # refresh() sets both ranges
         x0, x1 = vb.viewRange()[0]
         assert x0 == pytest.approx(now - 600.0) and x1 == pytest.approx(now)
         for item in plot.listDataItems():
             assert item.opts["clipToView"] is True
             assert item.opts["autoDownsample"] is True
             assert item.opts["downsampleMethod"] == "peak"
+    # Y fits what is visible: rates and counts from 0, difficulty around points and target
+    assert panel.rate_plot.getViewBox().viewRange()[1] == pytest.approx([0.0, 5e6 * 1.12])
+    assert panel.share_plot.getViewBox().viewRange()[1] == pytest.approx([0.0, 2 * 1.12])
+    assert panel.diff_plot.getViewBox().viewRange()[1] == pytest.approx([1.0 - 0.25, 5.0 + 0.25])
     assert panel.diff_plot.getAxis("left").logMode is True
     assert "H/s" in panel.rate_plot.getAxis("left").labelUnits
 
@@ -159,7 +165,7 @@ def test_fast_samples_are_coalesced_and_a_day_stays_bounded(panel: ChartsPanel) 
 
 def test_shares_are_counted_per_second_and_plotted_by_difficulty(panel: ChartsPanel) -> None:
     t0 = 1_800_000_000.0
-    for dt in (0.1, 0.2, 0.9, 2.5):
+    for dt in (0.1, 0.9, 2.5, 3.2):
         panel.add_share(t0 + dt, "accepted", 1024.0)
     panel.add_share(t0 + 3.0, "rejected", 300.0)
     panel.add_share(t0 + 3.5, "stale", 5000.0)
@@ -168,7 +174,7 @@ def test_shares_are_counted_per_second_and_plotted_by_difficulty(panel: ChartsPa
     panel.refresh(t0 + 10)
     assert panel.share_totals() == {"accepted": 4, "rejected": 1, "stale": 2}
     counts = panel.point_counts()
-    assert counts["accepted"] == 2                   # seconds t0 and t0+2
+    assert counts["accepted"] == 3                   # seconds t0, t0+2, t0+3
     assert counts["rejected"] == 1 and counts["stale"] == 1
     assert counts["difficulty:accepted"] == 4 and counts["difficulty:stale"] == 1
     x, y = _data(panel._shares["accepted"].item)
@@ -176,6 +182,28 @@ def test_shares_are_counted_per_second_and_plotted_by_difficulty(panel: ChartsPa
     x, y = _data(panel._shares["rejected"].item)
     assert y.tolist() == [1.0, 1.0]
     assert "accepted 4" in panel.share_plot.titleLabel.text
+
+
+def test_a_flood_of_shares_keeps_each_seconds_best_and_covers_the_window(panel: ChartsPanel
+                                                                        ) -> None:
+    t0 = 1_800_000_000.0
+    per_second = panel._diff_per_second
+    assert per_second >= 1
+    for second in range(1200):                  # 20 minutes at 50 shares a second
+        for k in range(50):
+            d = 1000.0 + k if k != 37 else 1e6 + second   # one hard share in each second
+            panel.add_share(t0 + second + k / 50, "accepted", d)
+    panel.refresh(t0 + 1200)
+    assert panel.share_totals()["accepted"] == 60000                # counted: every share
+    buf = panel._diffs["accepted"].buf
+    assert len(buf) <= buf.capacity
+    counts = panel.point_counts()
+    assert counts["difficulty:accepted"] == 600 * per_second        # the whole window drawn
+    t, y = buf.view()
+    inside = t >= t0 + 600
+    best = y[inside][y[inside] >= 1e6]
+    assert sorted(best.tolist()) == [1e6 + s for s in range(600, 1200)]   # every second's best
+    assert counts["accepted"] == 600
 
 
 def test_pool_difficulty_is_a_line_on_the_log_axis(panel: ChartsPanel) -> None:
@@ -250,4 +278,6 @@ def test_points_arrive_in_each_plot_while_mining(panel: ChartsPanel, qtbot) -> N
     assert panel.share_totals()["accepted"] == len(accepted)
     _, diffs = _data(panel._diffs["accepted"].item)
     assert diffs.min() >= 2.0 ** 16 / 2 ** 32 * 0.99       # every share met the 16-bit target
-    assert counts["difficulty:accepted"] == len(accepted)
+    # many shares a second: each second keeps a few points, always its best share
+    assert 2 <= counts["difficulty:accepted"] <= len(accepted)
+    assert diffs.max() == max(e.difficulty for e in accepted)
