@@ -182,13 +182,14 @@ class EngineBridge(QObject):
             miner = self._factory(dataclasses.replace(config, pools=list(config.pools)))
             # subscribe before start: the first pool connect and job are seen too
             sub = miner.subscribe(maxsize=BUFFER_EVENTS)
-        except (ValueError, RuntimeError, OSError) as exc:
+        except Exception as exc:   # noqa: BLE001 - any refusal is the user's message
+            log.error("mining could not start: %s", exc)
             self.busy = False
             self._emit(self.failed, str(exc))
             return
         try:
             miner.start()
-        except (ValueError, RuntimeError, OSError) as exc:
+        except Exception as exc:   # noqa: BLE001 - start() undid what it started
             sub.close()
             self.busy = False
             log.error("mining could not start: %s", exc)

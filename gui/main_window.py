@@ -409,7 +409,10 @@ class MainWindow(QMainWindow):
 
     def _on_stopped(self) -> None:
         if not self._quitting:
-            self.session_label.setText("Mining stopped. Start all starts it again.")
+            self.session_label.setText(
+                ("The embedded pool issued all its jobs: mining stopped. "
+                 if self._finished_handled else "Mining stopped. ")
+                + "Start all mines again.")
         self._snap_dirty = True
         if self._quitting:
             self._engine_stopped = True

@@ -212,3 +212,90 @@ def test_sgm_gui_scripted_run_mines_and_writes_the_summary_and_screenshot(tmp_pa
     # the default config file (user config dir) now holds the window's settings
     saved = json.loads((tmp_path / "cfg" / "sgm" / "sgm.json").read_text())
     assert saved["gui"]["geometry"]
+
+
+def test_a_pool_added_in_the_panel_is_saved_and_mined(qtbot, bridge, open_window, tmp_path):
+    """The user adds a pool while the embedded pool is mined: the settings file gets it
+    (in the CLI's shape) and mining restarts on it."""
+    from sgm.pool import PoolThread
+
+    pool = PoolThread(difficulty_bits=16, jobs=None, job_interval=30.0).start()
+    try:
+        w = open_window(embedded(threads=1, bits=16))
+        qtbot.waitUntil(lambda: w.model.rowCount() == 1, timeout=30_000)
+        w.tabs.setCurrentWidget(w.pool_panel)
+        w.pool_panel.set_form(pool.url, "wallet.rig", "pw")
+        with qtbot.waitSignals([bridge.stopped, bridge.started], timeout=START_TIMEOUT_MS):
+            w.pool_panel.add_button.click()
+        saved = json.loads((tmp_path / "sgm.json").read_text())
+        assert saved["pools"] == [{"url": pool.url, "user": "wallet.rig", "pass": "pw"}]
+        miner = bridge.made[-1]
+        assert miner is not bridge.made[0] and not bridge.made[0].running
+        qtbot.waitUntil(lambda: miner.telemetry.total.accepted >= 1, timeout=30_000)
+        assert miner.pool_status()[0]["state"] == "connected"
+        qtbot.waitUntil(lambda: "wallet.rig" in w.session_label.text(), timeout=10_000)
+        with qtbot.waitSignal(w.closed, timeout=30_000):
+            w.request_quit()
+        assert "wallet.rig" in pool.stats.workers and pool.stats.accepted >= 1
+    finally:
+        pool.stop()
+
+
+def test_stop_all_and_start_all_switch_every_device(qtbot, bridge, open_window):
+    w = open_window(embedded(threads=2, bits=22))
+    model = w.model
+    qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=30_000)
+    w.stop_all_button.click()
+    qtbot.waitUntil(lambda: not any(model.row(n).enabled for n in model.names())
+                    and all(model.row(n).rate_5s == 0 for n in model.names()), timeout=30_000)
+    frozen = bridge.miner.summary()["hashes"]
+    qtbot.wait(1000)
+    assert bridge.miner.summary()["hashes"] == frozen and bridge.running   # pool still there
+    assert w.counters()["rate"] == "0 H/s"
+    w.start_all_button.click()
+    qtbot.waitUntil(lambda: all(model.row(n).enabled and model.row(n).rate_5s > 0
+                                for n in model.names()), timeout=30_000)
+    assert bridge.miner.summary()["hashes"] > frozen
+
+
+def test_the_log_pane_shows_the_engines_lines_and_a_failed_start_is_explained(qtbot, bridge, open_window):
+    w = open_window(MinerConfig(threads=1, device_kinds=("opencl9.9",)), start=False)
+    with qtbot.waitSignal(bridge.failed, timeout=START_TIMEOUT_MS):
+        w.start_mining()
+    qtbot.waitUntil(lambda: "opencl9.9" in w.banner.text(), timeout=10_000)
+    assert w.banner.isVisible() and w.start_error and "opencl9.9" in w.start_error
+    w.log_pane.flush()
+    assert "Mining could not start" in w.log_pane.text()
+    # Start all tries again: here with a config that works
+    w.config = embedded(threads=1, bits=20)
+    with qtbot.waitSignal(bridge.started, timeout=START_TIMEOUT_MS):
+        w.start_all_button.click()
+
+    def connected_line() -> bool:
+        w.log_pane.flush()
+        return "pool: connected to" in w.log_pane.text()
+
+    qtbot.waitUntil(connected_line, timeout=30_000)
+
+
+def test_rejected_reasons_are_in_the_tooltip(qtbot, bridge, open_window):
+    """The status bar shows what the snapshot says, reasons of rejections included (a
+    pool that rejects on demand does not exist here, so the snapshot is edited)."""
+    w = open_window(embedded(threads=1, bits=20))
+    qtbot.waitUntil(lambda: w._snap is not None, timeout=30_000)
+    snap = dict(w._snap)
+    snap["summary"] = dict(snap["summary"], rejected=3,
+                           rejected_reasons={"low difficulty": 2, "duplicate": 1})
+    w._on_snapshot(snap)
+    qtbot.waitUntil(lambda: w.counters()["rejected"] == "Rejected 3", timeout=5_000)
+    tip = w.lbl_rejected.toolTip()
+    assert "low difficulty: 2" in tip and "duplicate: 1" in tip
+
+
+def test_the_embedded_pool_finishing_its_jobs_stops_mining(qtbot, bridge, open_window):
+    w = open_window(MinerConfig(threads=1, local_jobs=1, local_job_interval=1.0,
+                                local_difficulty_bits=20))
+    with qtbot.waitSignal(bridge.stopped, timeout=30_000):
+        pass
+    assert not bridge.running
+    qtbot.waitUntil(lambda: "issued all its jobs" in w.session_label.text(), timeout=5_000)
