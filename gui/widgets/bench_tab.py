@@ -202,7 +202,7 @@ class BenchTab(QtWidgets.QWidget):
             else:
                 emitter.done.emit(result)
 
-        self._thread = threading.Thread(target=work, name="sgm-gui-bench", daemon=True)
+        self._thread = threading.Thread(target=work, name="gui-bench", daemon=True)
         self._thread.start()
         return True
 
