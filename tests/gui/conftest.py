@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -63,9 +63,3 @@ def bridge(qtbot) -> Iterator[EngineBridge]:
     for m in made:
         m.stop()
 
-
-def until(pred: Callable[[], bool]) -> Callable[[], None]:
-    """qtbot.waitUntil wants a callable that asserts."""
-    def check() -> None:
-        assert pred()
-    return check

@@ -198,7 +198,9 @@ def test_the_icon_is_drawn_and_exported(qtbot, tmp_path):
 def test_sgm_gui_scripted_run_mines_and_writes_the_summary_and_screenshot(tmp_path):
     summary, shot = tmp_path / "summary.json", tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
-    r = subprocess.run([sys.executable, "-m", "sgm_gui.app", "--quit-after", "10", "-t", "2",
+    script = Path(sys.executable).with_name("sgm-gui")     # the installed console script
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sgm_gui.app"]
+    r = subprocess.run([*cmd, "--quit-after", "10", "-t", "2",
                         "--difficulty", "18", "--summary-json", str(summary),
                         "--screenshot", str(shot)],
                        capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
