@@ -55,8 +55,7 @@ rm -rf "$STAGE"
 echo "build-installer: installing sgm $VERSION into $STAGE" >&2
 "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
     --target "$STAGE" "$ROOT" || die "building sgm failed (see pip's output above)"
-[ -f "$STAGE/sgm_gui/app.py" ] || [ "${SGM_BUNDLE_GUI:-1}" = 0 ] \
-    || die "gui/app.py is missing: the bundle's sgm-gui needs sgm_gui.app:main"
+[ -f "$STAGE/sgm_gui/app.py" ] || die "gui/app.py is missing: the bundle's sgm-gui needs sgm_gui.app:main"
 
 # 2. the icon, drawn by the app's own code (no binary asset in the repository)
 ICON=$WORK/sgm-gui.png
