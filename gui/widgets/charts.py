@@ -194,6 +194,11 @@ class ChartsPanel(QtWidgets.QWidget):
         self._target_line.setVisible(False)
         self.diff_plot.addItem(self._target_line)
         self.diff_plot.getAxis("left").setStyle(maxTextLevel=0)   # see _LogAxis
+        self._placeholders = {
+            id(plot): self._add_placeholder(plot, text) for plot, text in (
+                (self.rate_plot, "waiting for the first hash rate sample"),
+                (self.share_plot, "no share answered yet"),
+                (self.diff_plot, "no share found yet"))}
         self._update_titles()
         self.refresh()
 
@@ -219,6 +224,19 @@ class ChartsPanel(QtWidgets.QWidget):
         plot.hideButtons()
         plot.getViewBox().disableAutoRange()
         return plot
+
+    @staticmethod
+    def _add_placeholder(plot: pg.PlotItem, text: str) -> pg.TextItem:
+        """A grey note in the middle of an empty plot, so empty reads as "nothing yet"."""
+        item = pg.TextItem(text, color="#8A8A8A", anchor=(0.5, 0.5))
+        plot.addItem(item, ignoreBounds=True)
+        return item
+
+    def _show_placeholder(self, plot: pg.PlotItem, empty: bool, x: float, y: float) -> None:
+        item = self._placeholders[id(plot)]
+        item.setVisible(empty)
+        if empty:
+            item.setPos(x, y)
 
     def _device_series(self, name: str) -> _Series:
         """The curve of device ``name``, created (with its own colour) on first sight."""
@@ -348,14 +366,22 @@ class ChartsPanel(QtWidgets.QWidget):
             series.dirty = False
         self._update_titles()
         self.rate_plot.setXRange(t0, now, padding=0)        # the other two are linked to it
-        self.rate_plot.setYRange(0.0, rate_max * 1.12 if rate_max > 0 else 1.0, padding=0)
-        self.share_plot.setYRange(0.0, max(1.0, count_max) * 1.12, padding=0)
+        rate_top = rate_max * 1.12 if rate_max > 0 else 1.0
+        self.rate_plot.setYRange(0.0, rate_top, padding=0)
+        count_top = max(5.0, count_max) * 1.12       # whole-number ticks while counts are small
+        self.share_plot.setYRange(0.0, count_top, padding=0)
+        mid = now - self.window_s / 2
+        self._show_placeholder(self.rate_plot, self._total.drawn == 0, mid, rate_top / 2)
+        self._show_placeholder(self.share_plot, self._shares_since is None, mid, count_top / 2)
         if self._pool_difficulty is not None:
             diff_lo = min(diff_lo, self._pool_difficulty)
             diff_hi = max(diff_hi, self._pool_difficulty)
         if diff_hi > 0:
             lo, hi = math.log10(diff_lo), math.log10(diff_hi)
             self.diff_plot.setYRange(lo - 0.25, hi + 0.25, padding=0)
+        y_lo, y_hi = self.diff_plot.getViewBox().viewRange()[1]
+        self._show_placeholder(self.diff_plot, not any(s.drawn for s in self._diffs.values()),
+                               mid, (y_lo + y_hi) / 2)
 
     def _draw(self, group: list[_Series], t0: float) -> float:
         """setData on the group's curves that got samples; returns the visible maximum."""

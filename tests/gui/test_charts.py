@@ -99,6 +99,11 @@ def test_refresh_with_no_data_does_not_raise(panel: ChartsPanel) -> None:
     panel.refresh()
     counts = panel.point_counts()
     assert counts["total"] == 0 and counts["accepted"] == 0 and counts["difficulty"] == 0
+    notes = [item for item in panel._placeholders.values() if item.isVisible()]
+    assert len(notes) == 3                           # each empty plot says it is waiting
+    panel.add_rates(1_800_000_000.0, 1.0, {"cpu0": 1.0})
+    panel.refresh(1_800_000_001.0)
+    assert len([i for i in panel._placeholders.values() if i.isVisible()]) == 2
     assert not panel.grab().isNull()
 
 
@@ -122,7 +127,7 @@ def test_plots_are_set_up_for_cheap_live_drawing(panel: ChartsPanel) -> None:
             assert item.opts["downsampleMethod"] == "peak"
     # Y fits what is visible: rates and counts from 0, difficulty around points and target
     assert panel.rate_plot.getViewBox().viewRange()[1] == pytest.approx([0.0, 5e6 * 1.12])
-    assert panel.share_plot.getViewBox().viewRange()[1] == pytest.approx([0.0, 2 * 1.12])
+    assert panel.share_plot.getViewBox().viewRange()[1] == pytest.approx([0.0, 5 * 1.12])
     assert panel.diff_plot.getViewBox().viewRange()[1] == pytest.approx([1.0 - 0.25, 5.0 + 0.25])
     assert panel.diff_plot.getAxis("left").logMode is True
     assert "H/s" in panel.rate_plot.getAxis("left").labelUnits
