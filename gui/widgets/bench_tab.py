@@ -91,7 +91,7 @@ class BenchTab(QtWidgets.QWidget):
                                      "(sgm bench --repeats)")
         self.threads_spin = QtWidgets.QSpinBox()
         self.threads_spin.setRange(0, 1024)
-        self.threads_spin.setSpecialValueText("1 .. all cores")
+        self.threads_spin.setSpecialValueText("every count")
         self.threads_spin.setValue(self._thread_counts[0] if self._thread_counts
                                    and len(self._thread_counts) == 1 else 0)
         self.threads_spin.setToolTip("CPU threads (sgm bench --threads); the lowest value "
@@ -114,8 +114,10 @@ class BenchTab(QtWidgets.QWidget):
             options.addWidget(label)
             options.addWidget(widget)
         options.addStretch(1)
-        options.addWidget(self.run_button)
-        options.addWidget(self.cancel_button)
+        actions = QtWidgets.QHBoxLayout()      # a row of its own: fits a narrow window
+        actions.addWidget(self.status_label, 1)
+        actions.addWidget(self.run_button)
+        actions.addWidget(self.cancel_button)
 
         # results
         self.reference_label = QtWidgets.QLabel()
@@ -154,7 +156,7 @@ class BenchTab(QtWidgets.QWidget):
         split.setChildrenCollapsible(False)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(options)
-        layout.addWidget(self.status_label)
+        layout.addLayout(actions)
         layout.addWidget(self.reference_label)
         layout.addWidget(split, 1)
         self._fit_table()
