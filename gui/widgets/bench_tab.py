@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from PySide6 import QtCore, QtGui, QtWidgets  # noqa: F401  (binds pyqtgraph to PySide6)
+from PySide6 import QtCore, QtWidgets  # before pyqtgraph: binds it to PySide6
 import pyqtgraph as pg
 
 from sgm_gui.widgets.charts import BACKGROUND, DEVICE_COLOURS, FOREGROUND

@@ -4,10 +4,14 @@ Why it is built this way (pyqtgraph's costs are per update, not per point):
 - every series lives in a :class:`RingBuffer` of fixed size, so a day of mining holds no more
   than the last window's samples and appending allocates nothing;
 - samples are only stored by ``add_*``; ``refresh()`` (the window's timer, about 1 Hz) hands
-  each curve its window with one ``setData`` -- curves are never cleared and re-created;
-- the X range is set explicitly each refresh with X auto-range off, because pyqtgraph's
-  ``clipToView`` does nothing while X auto-ranges; Y auto-ranges over the visible part only;
-- ``clipToView`` + peak downsampling keep a full window cheap to draw and keep dips visible.
+  each curve that got samples its window with one ``setData`` -- curves are never cleared
+  and re-created;
+- the X range is set explicitly each refresh with auto-range off, because pyqtgraph's
+  ``clipToView`` does nothing while X auto-ranges; Y is fitted to the visible samples (from 0
+  for rates and counts) by the same code, cheaper than auto-range's walk over every item;
+- ``clipToView`` + peak downsampling keep a full window cheap to draw and keep dips visible;
+- share counts are kept per second and a flood of easy shares keeps a few difficulty points
+  a second (always that second's best), so a flood costs no more than a quiet pool.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import math
 import time
 
 import numpy as np
-from PySide6 import QtCore, QtGui, QtWidgets  # noqa: F401  (binds pyqtgraph to PySide6)
+from PySide6 import QtCore, QtGui, QtWidgets  # before pyqtgraph: binds it to PySide6
 import pyqtgraph as pg
 
 log = logging.getLogger("sgm.gui.charts")
@@ -153,6 +157,7 @@ class ChartsPanel(QtWidgets.QWidget):
         self.window_s = float(window_s)
         self._rate_capacity = max(16, int(self.window_s * RATE_SAMPLES_PER_S) + 1)
         self._diff_per_second = max(1, int(MAX_SHARE_POINTS // self.window_s))
+        diff_capacity = max(MAX_SHARE_POINTS, int(self._diff_per_second * (self.window_s + 2)))
         self._min_rate_spacing = self.window_s / (self._rate_capacity - 1)
         self._pool_difficulty: float | None = None
         self._share_totals = dict.fromkeys(OUTCOMES, 0)
@@ -186,7 +191,7 @@ class ChartsPanel(QtWidgets.QWidget):
                 RingBuffer(share_capacity),
                 self.share_plot.plot(name=outcome, pen=pg.mkPen(colour, width=1)))
             self._diffs[outcome] = _Series(
-                RingBuffer(MAX_SHARE_POINTS),
+                RingBuffer(diff_capacity),
                 self.diff_plot.plot(name=outcome, pen=None, symbol="o", symbolSize=5,
                                     symbolPen=None, symbolBrush=pg.mkBrush(colour)))
         self._target_line = pg.InfiniteLine(
