@@ -177,6 +177,9 @@ class ChartsPanel(QtWidgets.QWidget):
         self.diff_plot.setLogMode(x=False, y=True)
         for plot in (self.share_plot, self.diff_plot):
             plot.setXLink(self.rate_plot)
+        for plot in (self.rate_plot, self.share_plot):
+            # one time scale under the stack: the linked plots above keep the ticks only
+            plot.getAxis("bottom").setStyle(showValues=False)
 
         self._total = _Series(RingBuffer(self._rate_capacity),
                               self.rate_plot.plot(name="total", pen=pg.mkPen(TOTAL_COLOUR, width=2)))
