@@ -75,7 +75,8 @@ class EngineBridge(QObject):
     stopped = Signal()
     #: a batch of telemetry events (list of sgm.telemetry events, oldest first)
     events = Signal(object)
-    #: {"t", "summary", "pools", "rates_now", "dropped", "running"}: see :meth:`_snapshot`
+    #: {"t", "summary", "pools", "rates_now", "total_now", "dropped", "running"}: see
+    #: :meth:`_snapshot`
     snapshot = Signal(object)
     #: a user action could not be done (e.g. a device that no longer exists)
     message = Signal(str)
@@ -297,8 +298,9 @@ class EngineBridge(QObject):
 
     def _snapshot(self, miner: Miner, sub: Subscription) -> dict[str, Any]:
         """The authoritative state as plain data: ``summary`` (Miner.summary()), ``pools``
-        (Miner.pool_status()), ``rates_now`` ({device: H/s over ~RATE_WINDOW}, plus
-        "total"), ``dropped`` (chart samples lost), ``running``, ``t`` (epoch seconds)."""
+        (Miner.pool_status()), ``rates_now`` ({device: H/s over ~RATE_WINDOW}; 0 for a
+        device switched off), ``total_now`` (their sum), ``dropped`` (chart samples
+        lost), ``running``, ``t`` (epoch seconds)."""
         summary = miner.summary()
         now = time.monotonic()
         hashes = {d["name"]: int(d["hashes"]) for d in summary["devices"]}
@@ -307,6 +309,9 @@ class EngineBridge(QObject):
         while len(hist) > 2 and now - hist[1][0] >= RATE_WINDOW:
             hist.popleft()
         rates = instant_rates(hist)
+        for d in summary["devices"]:
+            if not d["enabled"]:   # switched off: its batch was aborted, nothing hashes now
+                rates[d["name"]] = 0.0
         rates_total = sum(rates.values())
         return {
             "t": time.time(),

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QMenu, QPushButton,
+    QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QMenu, QPushButton,
     QSizePolicy, QSystemTrayIcon, QTableView, QTabWidget, QVBoxLayout, QWidget,
 )
 
@@ -42,6 +42,8 @@ TICK_MS = 250
 CLOSE_GRACE_S = 20.0
 #: Chart time window (the issue asks for the last 10 minutes).
 CHART_WINDOW_S = 600.0
+#: How the banner line of a failed start begins (removed once a start works).
+START_FAILED = "Mining could not start:"
 
 
 def format_uptime(seconds: float) -> str:
@@ -128,13 +130,24 @@ class MainWindow(QMainWindow):
 
         devices = QWidget()
         lay = QVBoxLayout(devices)
+        # problems the user must see (settings file, start failure): a dismissable banner
+        self.banner_box = QFrame()
+        self.banner_box.setObjectName("banner")
+        self.banner_box.setStyleSheet("#banner { background: #fff4ce; border: 1px solid #e0c060; }"
+                                      " #banner QLabel { color: #3d2c00; }")
+        box = QHBoxLayout(self.banner_box)
+        box.setContentsMargins(8, 4, 4, 4)
         self.banner = QLabel()
         self.banner.setWordWrap(True)
-        self.banner.setVisible(False)
-        self.banner.setStyleSheet("QLabel { background: #fff4ce; color: #3d2c00; "
-                                  "border: 1px solid #e0c060; padding: 6px; }")
         self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        lay.addWidget(self.banner)
+        self.banner.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        box.addWidget(self.banner, 1)
+        dismiss = QPushButton("Dismiss")
+        dismiss.setToolTip("Hide these messages (they stay in the Log tab)")
+        dismiss.clicked.connect(self._dismiss_banner)
+        box.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        self.banner_box.setVisible(False)
+        lay.addWidget(self.banner_box)
         self.session_label = QLabel("Starting…")
         self.session_label.setWordWrap(True)
         self.session_label.setSizePolicy(QSizePolicy.Policy.Ignored,
@@ -305,9 +318,20 @@ class MainWindow(QMainWindow):
         banner above the device table, the status bar and the log pane."""
         current = self.banner.text()
         self.banner.setText(f"{current}\n{text}" if current else text)
-        self.banner.setVisible(True)
+        self.banner_box.setVisible(True)
         self.statusBar().showMessage(text, 15000)
         self.log_pane.append("WARNING", text, time.time())
+
+    def _dismiss_banner(self) -> None:
+        self.banner.clear()
+        self.banner_box.setVisible(False)
+
+    def _drop_start_failures(self) -> None:
+        """A start that worked makes earlier "could not start" lines stale."""
+        lines = [ln for ln in self.banner.text().split("\n")
+                 if ln and not ln.startswith(START_FAILED)]
+        self.banner.setText("\n".join(lines))
+        self.banner_box.setVisible(bool(lines))
 
     # ------------------------------------------------------------ mining control
     def start_mining(self) -> None:
@@ -400,12 +424,16 @@ class MainWindow(QMainWindow):
         else:
             self.session_label.setText("Mining " + ", ".join(
                 f"{p.url} as {p.user or '-'}" for p in self.config.pools))
+        if miner is not None and miner.devices and not any(d.enabled for d in miner.devices):
+            self.session_label.setText(self.session_label.text() + ". Every device is "
+                                       "switched off: Start all resumes hashing.")
+        self._drop_start_failures()
         self.statusBar().showMessage("Mining started", 5000)
 
     def _on_failed(self, reason: str) -> None:
         self.start_error = reason
         self.session_label.setText("Not mining.")
-        self.show_warning(f"Mining could not start: {reason}")
+        self.show_warning(f"{START_FAILED} {reason}")
 
     def _on_stopped(self) -> None:
         if not self._quitting:

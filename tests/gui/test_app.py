@@ -164,13 +164,15 @@ def test_a_wrong_type_in_one_config_field_is_shown_and_the_rest_loads(qtbot, bri
     assert config.threads is None and config.device_kinds == ("cpu",)
     assert config.local_difficulty_bits == 18 and config.local_jobs is None
     w = open_window(config, settings, warnings, start=False)
-    assert "threads" in w.banner.text() and w.banner.isVisible()
+    assert "threads" in w.banner.text() and w.banner_box.isVisible()
     assert w.act_close_to_tray.isChecked()               # the rest of the file loaded
     config.threads = 1
     with qtbot.waitSignal(bridge.started, timeout=START_TIMEOUT_MS):
         w.start_mining()
     qtbot.waitUntil(lambda: w.model.names() == ["cpu0"], timeout=30_000)
     qtbot.waitUntil(lambda: not w.model.row("cpu0").enabled, timeout=30_000)   # from the file
+    assert "Every device is switched off" in w.session_label.text()
+    assert "threads" in w.banner.text()          # settings warnings outlive a good start
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -265,13 +267,14 @@ def test_the_log_pane_shows_the_engines_lines_and_a_failed_start_is_explained(qt
     with qtbot.waitSignal(bridge.failed, timeout=START_TIMEOUT_MS):
         w.start_mining()
     qtbot.waitUntil(lambda: "opencl9.9" in w.banner.text(), timeout=10_000)
-    assert w.banner.isVisible() and w.start_error and "opencl9.9" in w.start_error
+    assert w.banner_box.isVisible() and w.start_error and "opencl9.9" in w.start_error
     w.log_pane.flush()
     assert "Mining could not start" in w.log_pane.text()
     # Start all tries again: here with a config that works
     w.config = embedded(threads=1, bits=20)
     with qtbot.waitSignal(bridge.started, timeout=START_TIMEOUT_MS):
         w.start_all_button.click()
+    qtbot.waitUntil(lambda: not w.banner_box.isVisible(), timeout=10_000)   # no stale failure
 
     def connected_line() -> bool:
         w.log_pane.flush()
