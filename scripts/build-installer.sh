@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --dist) [ $# -ge 2 ] || die "--dist needs a folder"; DIST=$2; shift 2 ;;
         --work) [ $# -ge 2 ] || die "--work needs a folder"; WORK=$2; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (usage: bash scripts/build-installer.sh [--dist DIR] [--work DIR])" ;;
     esac
 done
