@@ -157,6 +157,8 @@ class EngineBridge(QObject):
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         if self._closed:
             log.debug("bridge closed: %s ignored", fn.__name__)
+            if fn == self._do_stop:     # nothing runs any more: say so, nobody waits
+                self._emit(self.stopped)
             return
         self._actions.submit(self._guarded, fn, *args)
 

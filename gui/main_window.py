@@ -97,6 +97,9 @@ class MainWindow(QMainWindow):
         self._close_deadline: float | None = None
         self._tray_told = False
         self._finished_handled = False
+        #: the file had fields that did not load: rewrite it only for a change the user made
+        self._file_had_problems = bool(warnings)
+        self._user_changed_settings = False
         #: the reason mining could not start (None: it started or was not tried)
         self.start_error: str | None = None
         #: called once when quitting begins, while the window still shows the mining state
@@ -380,7 +383,11 @@ class MainWindow(QMainWindow):
         self.settings.close_to_tray = bool(checked)
         self._save_settings()
 
-    def _save_settings(self) -> None:
+    def _save_settings(self, by_user: bool = True) -> None:
+        """Write the settings file (``by_user``: a change the user made, which may replace
+        fields the file had wrong; the window's own size at close is not one)."""
+        if by_user:
+            self._user_changed_settings = True
         if self.settings_path is None:
             return
         try:
@@ -558,7 +565,12 @@ class MainWindow(QMainWindow):
         self.settings.geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
         if self.model.names():   # (no rows: mining never started; keep the file's list)
             self.settings.disabled_devices = self.model.disabled_devices()
-        self._save_settings()
+        if self._file_had_problems and not self._user_changed_settings:
+            # saving would put defaults over the fields the user may want to fix by hand
+            log.info("settings file %s has problems (see the warnings); not rewritten",
+                     self.settings_path)
+        else:
+            self._save_settings(by_user=False)
         self.session_label.setText("Stopping…")
         self.statusBar().showMessage("Stopping mining…")
         for w in (self.start_all_button, self.stop_all_button):

@@ -304,3 +304,22 @@ def test_the_embedded_pool_finishing_its_jobs_stops_mining(qtbot, bridge, open_w
         pass
     assert not bridge.running
     qtbot.waitUntil(lambda: "issued all its jobs" in w.session_label.text(), timeout=5_000)
+
+
+def test_a_file_with_problems_is_not_rewritten_unless_the_user_changes_a_setting(qtbot, bridge, open_window, tmp_path):
+    """Closing the window must not put defaults over the fields the user may fix by hand;
+    a setting the user changes is saved (the previous file kept as .bak)."""
+    cfg = tmp_path / "sgm.json"
+    original = json.dumps({"threads": "two", "devices": "cpu", "jobs": 7})
+    cfg.write_text(original)
+    settings, warnings = load_settings(cfg)
+    w = open_window(embedded(threads=1), settings, warnings, start=False)
+    with qtbot.waitSignal(w.closed, timeout=30_000):
+        w.request_quit()
+    assert cfg.read_text() == original
+
+    w2 = open_window(embedded(threads=1), settings, warnings, start=False)
+    w2.act_close_to_tray.setChecked(True)          # the user changes a setting
+    saved = json.loads(cfg.read_text())
+    assert saved["gui"]["close_to_tray"] is True and saved["jobs"] == 7 and "threads" not in saved
+    assert (tmp_path / "sgm.json.bak").read_text() == original
