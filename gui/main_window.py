@@ -419,19 +419,25 @@ class MainWindow(QMainWindow):
                             ev.ts)
 
     def _on_started(self) -> None:
+        """Say what is mined (through the facade: pool_status and summary, cheap calls)."""
         miner = self.bridge.miner
         self._finished_handled = False
-        if miner is not None and miner.local_pool is not None:
-            jobs = self.config.local_jobs
+        if miner is None:
+            return
+        rows = miner.pool_status()
+        cfg = self.config
+        if rows and rows[0]["state"] == "local":
+            jobs = cfg.local_jobs
             self.session_label.setText(
-                f"Mining the embedded local pool at {miner.local_pool.url} — share target "
-                f"{self.config.local_difficulty_bits} leading zero bits, "
-                + (f"{jobs} job(s) of {self.config.local_job_interval:g} s" if jobs
-                   else "new job every " f"{self.config.local_job_interval:g} s"))
+                f"Mining the embedded local pool at {rows[0]['url']} — share target "
+                f"{cfg.local_difficulty_bits} leading zero bits, "
+                + (f"{jobs} job(s) of {cfg.local_job_interval:g} s" if jobs
+                   else f"new job every {cfg.local_job_interval:g} s"))
         else:
             self.session_label.setText("Mining " + ", ".join(
-                f"{p.url} as {p.user or '-'}" for p in self.config.pools))
-        if miner is not None and miner.devices and not any(d.enabled for d in miner.devices):
+                f"{r['url']} as {r['user'] or '-'}" for r in rows))
+        devices = miner.summary()["devices"]
+        if devices and not any(d["enabled"] for d in devices):
             self.session_label.setText(self.session_label.text() + ". Every device is "
                                        "switched off: Start all resumes hashing.")
         self._drop_start_failures()
@@ -499,7 +505,7 @@ class MainWindow(QMainWindow):
         if self.tray is not None:
             self.tray.setToolTip(f"sgm — {format_rate(rate)}, {s['accepted']:,} accepted")
         miner = self.bridge.miner
-        if (miner is not None and miner.finished.is_set() and snap.get("running")
+        if (miner is not None and miner.wait(0) and snap.get("running")
                 and not self._finished_handled):
             self._finished_handled = True   # the embedded pool issued all its --jobs
             self.session_label.setText("The embedded pool finished its jobs; stopping.")
