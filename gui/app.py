@@ -140,10 +140,7 @@ def build_config(args: argparse.Namespace, settings: Any, path: Path,
 
 
 def _setup_logging() -> None:
-    """The engine's records reach the log pane (INFO and up) and stderr (WARNING and up)."""
-    root_sgm = logging.getLogger("sgm")
-    if root_sgm.level == logging.NOTSET or root_sgm.level > logging.INFO:
-        root_sgm.setLevel(logging.INFO)
+    """Warnings and errors also go to stderr (the window sets what its log pane shows)."""
     if not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setLevel(logging.WARNING)

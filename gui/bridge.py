@@ -36,10 +36,10 @@ log = logging.getLogger("sgm.gui.bridge")
 
 #: Seconds between snapshots (summary + pool status) sent to the window.
 SNAPSHOT_INTERVAL = 0.5
-#: Seconds the consumer gathers events before emitting them as one batch.
+#: Seconds the consumer sleeps between two drains (each drain is emitted as one batch).
 EVENT_INTERVAL = 0.1
 #: Share results forwarded per batch at most (chart samples); the rest are counted dropped.
-MAX_SHARE_SAMPLES = 200
+MAX_SHARE_SAMPLES = 50
 #: Events the telemetry subscription buffers (oldest dropped beyond that, and counted).
 BUFFER_EVENTS = 20_000
 #: The "current" per-device rate is the hashes done over about this many seconds (one
@@ -273,30 +273,25 @@ class EngineBridge(QObject):
         return out
 
     def _consume(self, miner: Miner, sub: Subscription) -> None:
+        """Every EVENT_INTERVAL: take everything buffered (one drain, however many events
+        came: a flood costs one pass, not one wake-up per event) and emit it as one batch;
+        every SNAPSHOT_INTERVAL the authoritative snapshot."""
         stop = self._consumer_stop
-        pending: list[Event] = []
-        last_emit = last_snap = time.monotonic()
+        last_snap = time.monotonic()
         self._emit(self.snapshot, self._snapshot(miner, sub))
-        while not stop.is_set():
+        while not stop.wait(EVENT_INTERVAL):
             try:
-                first = sub.get(timeout=EVENT_INTERVAL / 2)
-                if first is not None:
-                    pending.extend(self._filter([first, *sub.drain()]))
+                self._samples_in_batch = 0
+                batch = self._filter(sub.drain())
+                if batch:
+                    self._emit(self.events, batch)
                 now = time.monotonic()
-                if now - last_emit >= EVENT_INTERVAL:
-                    if pending:
-                        self._emit(self.events, pending)
-                        pending = []
-                    last_emit = now
-                    self._samples_in_batch = 0
                 if now - last_snap >= SNAPSHOT_INTERVAL:
                     last_snap = now
                     self._emit(self.snapshot, self._snapshot(miner, sub))
             except Exception:   # noqa: BLE001 - keep consuming; the user sees the log line
                 log.exception("telemetry consumer: unexpected error")
                 stop.wait(SNAPSHOT_INTERVAL)
-        if pending:
-            self._emit(self.events, pending)
 
     def _snapshot(self, miner: Miner, sub: Subscription) -> dict[str, Any]:
         """The authoritative state as plain data: ``summary`` (Miner.summary()), ``pools``

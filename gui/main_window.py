@@ -46,6 +46,24 @@ CHART_WINDOW_S = 600.0
 START_FAILED = "Mining could not start:"
 
 
+#: Loggers whose INFO records come once per share (the embedded pool's own bookkeeping):
+#: at a low difficulty thousands a second would cost the network thread and bury the log.
+#: The window shows shares in the counters and charts instead; their warnings still come.
+PER_SHARE_LOGGERS = ("sgm.pool.server",)
+
+
+def set_engine_log_levels() -> None:
+    """The log pane shows the engine's INFO records (sgm alone shows WARNING and up), except
+    the per-share ones; levels someone set on purpose are left as they are."""
+    engine = logging.getLogger("sgm")
+    if engine.level == logging.NOTSET or engine.level > logging.INFO:
+        engine.setLevel(logging.INFO)
+    for name in PER_SHARE_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def format_uptime(seconds: float) -> str:
     s = int(max(0.0, seconds))
     h, rem = divmod(s, 3600)
@@ -195,6 +213,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.pool_panel, "Pools")
 
         self.log_pane = LogPane()
+        set_engine_log_levels()
         self.log_pane.attach(logging.getLogger("sgm"))
         self.tabs.addTab(self.log_pane, "Log")
 
@@ -413,7 +432,7 @@ class MainWindow(QMainWindow):
             elif isinstance(ev, LogEvent):
                 pane.append(ev.level, ev.message, ev.ts)
             elif isinstance(ev, JobEvent):
-                pane.append("DEBUG", f"job {ev.job_id}{' (clean)' if ev.clean else ''}", ev.ts)
+                pane.append("INFO", f"job {ev.job_id}{' (clean)' if ev.clean else ''}", ev.ts)
             elif isinstance(ev, DeviceEvent) and ev.what == "hw_error":
                 pane.append("WARNING", f"{ev.device}: hardware error {ev.detail}".rstrip(),
                             ev.ts)

@@ -47,7 +47,10 @@ def test_mining_through_the_bridge_delivers_snapshots_and_events_on_the_gui_thre
     assert set(final["rates_now"]) == {"cpu0", "cpu1"}
     shares = [e for b in batches for e in b if isinstance(e, ShareEvent)]
     assert shares and all(e.accepted is not None for e in shares)   # verdicts, not "found"
-    assert sum(e.accepted is True for e in shares) == final["summary"]["accepted"]
+    # every verdict reached the GUI, unless sampled out for the charts (counted); a loaded
+    # box can starve the consumer long enough for one drain to exceed the sample cap
+    charted = sum(e.accepted is True for e in shares)
+    assert charted <= final["summary"]["accepted"] <= charted + bridge.dropped
     assert wait_no_engine_threads() == []
 
 
