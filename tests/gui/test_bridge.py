@@ -141,6 +141,8 @@ def test_a_flood_of_shares_keeps_the_gui_responsive_and_the_counters_exact(qtbot
         s = bridge.miner.summary()
         qtbot.waitUntil(lambda: w.counters()["accepted"] == f"Accepted {s['accepted']:,}",
                         timeout=10_000)
+        w.log_pane.flush()
+        log_lines = w.log_pane.lines()
     finally:
         timer.stop()
         with qtbot.waitSignal(w.closed, timeout=30_000, raising=False):
@@ -159,4 +161,5 @@ def test_a_flood_of_shares_keeps_the_gui_responsive_and_the_counters_exact(qtbot
     assert {n: w.model.row(n).accepted for n in w.model.names()} == \
         {d["name"]: d["accepted"] for d in s["devices"]}
     assert sum(w.charts.share_totals().values()) + bridge.dropped >= s["accepted"]
+    assert len(log_lines) < 1000, "the log pane got per-share lines"   # not one per share
     assert wait_no_engine_threads() == []
