@@ -369,7 +369,7 @@ class MainWindow(QMainWindow):
             self.bridge.set_all_enabled(True)
             self.model.mark_wanted(True)
         elif not self.bridge.busy:
-            self.model.clear()
+            # rows stay (keyed by device name): the new session's snapshots update them
             self.start_mining()
         self._save_settings()
 
@@ -395,7 +395,6 @@ class MainWindow(QMainWindow):
         if self.bridge.running or self.bridge.busy:
             log.info("pools changed: restarting mining on %s", where)
             self.session_label.setText(f"Restarting on {where}…")
-            self.model.clear()
             self.bridge.restart(self.config, list(self.settings.disabled_devices))
 
     def _on_close_to_tray(self, checked: bool) -> None:
