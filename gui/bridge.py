@@ -191,18 +191,13 @@ class EngineBridge(QObject):
             self._emit(self.failed, str(exc))
             return
         try:
-            miner.start()
+            miner.start(disabled=disabled)   # devices switched off never hash, not even briefly
         except Exception as exc:   # noqa: BLE001 - start() undid what it started
             sub.close()
             self.busy = False
             log.error("mining could not start: %s", exc)
             self._emit(self.failed, str(exc))
             return
-        for name in disabled:
-            try:
-                miner.set_device_enabled(name, False)
-            except KeyError:
-                log.info("device %s (switched off in the settings) is not here", name)
         with self._lock:
             self._miner, self._sub = miner, sub
             self._history.clear()

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from sgm import _native
 from sgm.devices import DEFAULT_DEVICES, check_device_selection, cpu_count
@@ -175,12 +175,20 @@ class Miner:
         self.device(name).set_enabled(enabled)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
+    def start(self, disabled: Iterable[str] = ()) -> None:
         """Start the network side and every device; on any failure, undo what was started
-        and raise (RuntimeError / ValueError with the reason)."""
+        and raise (RuntimeError / ValueError with the reason).
+
+        ``disabled``: names of devices to start switched off (the desktop app's remembered
+        choice): they never hash until :meth:`set_device_enabled` turns them on; names of
+        devices this machine does not have are ignored."""
         if self._running:
             raise RuntimeError("miner already running")
         self.devices = self._make_devices()
+        off = set(disabled)
+        for d in self.devices:
+            if d.name in off:
+                d.set_enabled(False)
         # device threads hand the GIL back and forth with the network thread at every batch
         # edge; a short switch interval keeps a clean job's hand-over in the sub-ms range
         # (the process's own value comes back at stop)

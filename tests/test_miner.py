@@ -613,3 +613,19 @@ def test_pool_status_shows_each_pool_its_state_difficulty_and_submit_latency():
     assert row["state"] == "local" and row["active"] and row["url"] == local.local_pool.url
     assert row["difficulty"] == pytest.approx(2.0 ** (16 - 32), rel=1e-3) and row["last_submit_ms"] > 0
     assert local.pool_status()[0]["active"] is False
+
+
+def test_devices_named_at_start_start_switched_off_and_never_hash_until_switched_on():
+    miner = Miner(MinerConfig(threads=2, local_jobs=None, local_difficulty_bits=20))
+    miner.start(disabled=["cpu1", "no-such-device"])
+    try:
+        assert wait_for(lambda: miner.telemetry.device("cpu0").hashes > 0)
+        time.sleep(0.5)
+        s = miner.summary()
+        by_name = {d["name"]: d for d in s["devices"]}
+        assert by_name["cpu1"]["hashes"] == 0 and by_name["cpu1"]["enabled"] is False
+        assert by_name["cpu0"]["enabled"] is True
+        miner.set_device_enabled("cpu1", True)
+        assert wait_for(lambda: miner.telemetry.device("cpu1").hashes > 0)
+    finally:
+        miner.stop()

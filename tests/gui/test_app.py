@@ -172,6 +172,7 @@ def test_a_wrong_type_in_one_config_field_is_shown_and_the_rest_loads(qtbot, bri
     qtbot.waitUntil(lambda: w.model.names() == ["cpu0"], timeout=30_000)
     qtbot.waitUntil(lambda: not w.model.row("cpu0").enabled, timeout=30_000)   # from the file
     assert "Every device is switched off" in w.session_label.text()
+    assert w.model.row("cpu0").hashes == 0     # switched off from the start, never hashed
     assert "threads" in w.banner.text()          # settings warnings outlive a good start
 
 
