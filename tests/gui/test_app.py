@@ -324,3 +324,26 @@ def test_a_file_with_problems_is_not_rewritten_unless_the_user_changes_a_setting
     saved = json.loads(cfg.read_text())
     assert saved["gui"]["close_to_tray"] is True and saved["jobs"] == 7 and "threads" not in saved
     assert (tmp_path / "sgm.json.bak").read_text() == original
+
+
+@pytest.mark.slow
+def test_sigterm_quits_cleanly_with_the_summary(tmp_path):
+    """A desktop session ending (SIGTERM) stops mining like File > Quit: exit 0, summary."""
+    import signal
+
+    summary = tmp_path / "summary.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    proc = subprocess.Popen([sys.executable, "-m", "sgm_gui.app", "-t", "1", "--difficulty", "18",
+                             "--summary-json", str(summary)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=ROOT)
+    try:
+        time.sleep(8)      # start-up and some mining (no upper bound on anything below)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    s = json.loads(summary.read_text())
+    assert s["hashes"] > 0 and [d["name"] for d in s["devices"]] == ["cpu0"]
