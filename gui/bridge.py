@@ -100,8 +100,7 @@ class EngineBridge(QObject):
         self._samples_in_batch = 0     # share samples in the batch being gathered
         #: events the telemetry buffer discarded (full), all finished sessions
         self._bus_dropped_before = 0
-        #: True from start() until the engine stopped (or failed to start)
-        self.busy = False
+        self._starts_pending = 0      # start() calls not yet done on the worker
 
     # ------------------------------------------------------------ state (any thread)
     @property
@@ -115,6 +114,16 @@ class EngineBridge(QObject):
         return miner is not None and miner.running
 
     @property
+    def busy(self) -> bool:
+        """Mining, or a start asked for and not yet done (started or failed)."""
+        with self._lock:
+            return self._starts_pending > 0 or self.running
+
+    def _start_done(self) -> None:
+        with self._lock:
+            self._starts_pending -= 1
+
+    @property
     def dropped(self) -> int:
         """Chart samples lost so far: overflowed from the bus buffer or sampled out."""
         sub = self._sub
@@ -124,8 +133,9 @@ class EngineBridge(QObject):
     # ------------------------------------------------------------ user actions (GUI thread)
     def start(self, config: MinerConfig, disabled: list[str] | tuple[str, ...] = ()) -> None:
         """Build and start a Miner for ``config`` in the background; ``disabled`` names
-        devices to switch off as soon as they exist.  Emits started or failed(reason)."""
-        self.busy = True
+        devices to start switched off.  Emits started or failed(reason)."""
+        with self._lock:
+            self._starts_pending += 1
         self._submit(self._do_start, config, tuple(disabled))
 
     def stop(self) -> None:
@@ -135,7 +145,8 @@ class EngineBridge(QObject):
 
     def restart(self, config: MinerConfig, disabled: list[str] | tuple[str, ...] = ()) -> None:
         """Stop the current session (if any) and start one with ``config`` (new pools)."""
-        self.busy = True
+        with self._lock:
+            self._starts_pending += 1
         self._submit(self._do_stop)
         self._submit(self._do_start, config, tuple(disabled))
 
@@ -159,6 +170,8 @@ class EngineBridge(QObject):
             log.debug("bridge closed: %s ignored", fn.__name__)
             if fn == self._do_stop:     # nothing runs any more: say so, nobody waits
                 self._emit(self.stopped)
+            elif fn == self._do_start:
+                self._start_done()
             return
         self._actions.submit(self._guarded, fn, *args)
 
@@ -178,6 +191,12 @@ class EngineBridge(QObject):
 
     # ------------------------------------------------------------ worker thread
     def _do_start(self, config: MinerConfig, disabled: tuple[str, ...]) -> None:
+        try:
+            self._start(config, disabled)
+        finally:
+            self._start_done()
+
+    def _start(self, config: MinerConfig, disabled: tuple[str, ...]) -> None:
         if self.running:
             self._emit(self.message, "already mining")
             return
@@ -187,14 +206,12 @@ class EngineBridge(QObject):
             sub = miner.subscribe(maxsize=BUFFER_EVENTS)
         except Exception as exc:   # noqa: BLE001 - any refusal is the user's message
             log.error("mining could not start: %s", exc)
-            self.busy = False
             self._emit(self.failed, str(exc))
             return
         try:
             miner.start(disabled=disabled)   # devices switched off never hash, not even briefly
         except Exception as exc:   # noqa: BLE001 - start() undid what it started
             sub.close()
-            self.busy = False
             log.error("mining could not start: %s", exc)
             self._emit(self.failed, str(exc))
             return
@@ -228,7 +245,6 @@ class EngineBridge(QObject):
             with self._lock:
                 self._bus_dropped_before += sub.dropped
                 self._sub = None
-        self.busy = False
         self._emit(self.stopped)
 
     def _do_toggle(self, name: str, enabled: bool) -> None:
