@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self._stopped_for_close = False
         self._engine_stopped = False
         self._close_deadline: float | None = None
+        self._close_watch: QTimer | None = None
         self._tray_told = False
         self._finished_handled = False
         #: the file had fields that did not load: rewrite it only for a change the user made
@@ -495,10 +496,6 @@ class MainWindow(QMainWindow):
             if self._snap_dirty and self._snap is not None:
                 self._snap_dirty = False
                 self._apply_counters(self._snap)
-            self._maybe_finish_close()
-            if self._close_deadline is not None and now > self._close_deadline:
-                log.warning("mining did not stop within %.0f s; closing anyway", CLOSE_GRACE_S)
-                self._finish_close()
         except Exception:   # noqa: BLE001 - a display glitch must not kill the app
             log.exception("window update failed")
 
@@ -599,9 +596,25 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Stopping mining…")
         for w in (self.start_all_button, self.stop_all_button):
             w.setEnabled(False)
+        # the ordered shutdown: 1. the display timer, 2. (on the bridge's worker) the
+        # telemetry consumer, 3. Miner.stop with its timeout; a benchmark is cancelled
+        self.timer.stop()
         self._close_deadline = time.monotonic() + CLOSE_GRACE_S
         self.bench_tab.cancel()      # its thread ends after the current measurement
         self.bridge.stop()
+        self._close_watch = QTimer(self)
+        self._close_watch.setInterval(TICK_MS)
+        self._close_watch.timeout.connect(self._watch_close)
+        self._close_watch.start()
+
+    def _watch_close(self) -> None:
+        """While closing: finish once everything stopped, or give up after CLOSE_GRACE_S
+        (the engine's threads are daemons: they cannot keep the process alive)."""
+        self._maybe_finish_close()
+        deadline = self._close_deadline
+        if not self._stopped_for_close and deadline is not None and time.monotonic() > deadline:
+            log.warning("mining did not stop within %.0f s; closing anyway", CLOSE_GRACE_S)
+            self._finish_close()
 
     def _maybe_finish_close(self) -> None:
         """Close once mining stopped and no benchmark thread is left."""
@@ -612,5 +625,7 @@ class MainWindow(QMainWindow):
     def _finish_close(self) -> None:
         self._stopped_for_close = True
         self._close_deadline = None
+        if self._close_watch is not None:
+            self._close_watch.stop()
         self.bridge.close()
         self.close()
