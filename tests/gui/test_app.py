@@ -242,6 +242,12 @@ def test_a_pool_added_in_the_panel_is_saved_and_mined(qtbot, bridge, open_window
         with qtbot.waitSignal(w.closed, timeout=30_000):
             w.request_quit()
         assert "wallet.rig" in pool.stats.workers and pool.stats.accepted >= 1
+        # the next start reads it back: no -o, so the file's pool is mined
+        settings, warnings = load_settings(tmp_path / "sgm.json")
+        args = gui_app.build_parser().parse_args(["-c", str(tmp_path / "sgm.json")])
+        config = gui_app.build_config(args, settings, tmp_path / "sgm.json", warnings)
+        assert warnings == []
+        assert [(p.url, p.user, p.password) for p in config.pools] == [(pool.url, "wallet.rig", "pw")]
     finally:
         pool.stop()
 
