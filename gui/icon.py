@@ -28,8 +28,8 @@ _LIGHT = QColor("#fff7e6")
 
 
 def _draw(painter: QPainter, size: int) -> None:
-    """A rounded amber tile with a pick-axe-like chevron over a block: reads as 'miner'
-    at 256 px and still as an amber square with a dark mark at 16 px."""
+    """A rounded amber tile with a pick-axe striking a dark block marked '#': reads as
+    'hash miner' at 256 px and still as an amber square with a dark mark at 16 px."""
     s = float(size)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     tile = QRectF(s * 0.04, s * 0.04, s * 0.92, s * 0.92)
@@ -40,29 +40,31 @@ def _draw(painter: QPainter, size: int) -> None:
     painter.setBrush(grad)
     painter.drawRoundedRect(tile, s * 0.2, s * 0.2)
 
-    # the "block": a dark square in the lower half, with a light hash mark
-    block = QRectF(s * 0.28, s * 0.50, s * 0.44, s * 0.32)
+    # the block: a dark rounded square in the lower left, with a light hash mark
+    block = QRectF(s * 0.16, s * 0.50, s * 0.40, s * 0.34)
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(_INK)
-    painter.drawRoundedRect(block, s * 0.04, s * 0.04)
+    painter.drawRoundedRect(block, s * 0.05, s * 0.05)
     if size >= 32:
         font = QFont()
         font.setBold(True)
-        font.setPixelSize(max(8, int(s * 0.22)))
+        font.setPixelSize(max(8, int(s * 0.24)))
         painter.setFont(font)
         painter.setPen(_LIGHT)
         painter.drawText(block, Qt.AlignmentFlag.AlignCenter, "#")
 
-    # the "pick": a chevron above the block
-    path = QPainterPath(QPointF(s * 0.22, s * 0.42))
-    path.lineTo(QPointF(s * 0.50, s * 0.18))
-    path.lineTo(QPointF(s * 0.78, s * 0.42))
-    pen = QPen(_INK, max(1.5, s * 0.08))
+    # the pick-axe: a handle from the lower right up to a curved head over the block
+    handle = QPen(_LIGHT if size >= 32 else _INK, max(1.5, s * 0.07))
+    handle.setCapStyle(Qt.PenCapStyle.RoundCap)
+    painter.setPen(handle)
+    painter.drawLine(QPointF(s * 0.82, s * 0.82), QPointF(s * 0.52, s * 0.30))
+    head = QPainterPath(QPointF(s * 0.28, s * 0.36))
+    head.quadTo(QPointF(s * 0.50, s * 0.14), QPointF(s * 0.80, s * 0.22))
+    pen = QPen(_INK, max(1.5, s * 0.09))
     pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
     painter.setPen(pen)
     painter.setBrush(Qt.BrushStyle.NoBrush)
-    painter.drawPath(path)
+    painter.drawPath(head)
 
 
 def render_icon_image(size: int = 256) -> QImage:
