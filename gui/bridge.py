@@ -42,9 +42,11 @@ EVENT_INTERVAL = 0.1
 MAX_SHARE_SAMPLES = 50
 #: Events the telemetry subscription buffers (oldest dropped beyond that, and counted).
 BUFFER_EVENTS = 20_000
-#: The "current" per-device rate is the hashes done over about this many seconds (one
-#: snapshot interval: a stopped device reads 0 within about two snapshots).
-RATE_WINDOW = 0.5
+#: The "current" per-device rate is the hashes done over at least this many seconds: a
+#: device that did nothing that long (no job, stalled) reads 0.  Long enough that one slow
+#: batch on a loaded machine does not flicker a working device to 0; a device switched off
+#: reads 0 at once (its flag, not its hashes, says so).
+RATE_WINDOW = 2.0
 #: Seconds Miner.stop() may wait for shares in flight and for its threads.
 STOP_TIMEOUT = 5.0
 

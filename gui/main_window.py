@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from sgm.miner import MinerConfig, PoolConfig
-from sgm.telemetry import DeviceEvent, JobEvent, LogEvent, ShareEvent
+from sgm.telemetry import DeviceEvent, LogEvent, ShareEvent
 
 from .bridge import EngineBridge, pools_config
 from .icon import make_icon
@@ -62,6 +62,16 @@ def set_engine_log_levels() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.WARNING)
+
+
+class _NotToldTwice(logging.Filter):
+    """Keeps the Stratum client's records below ERROR out of the log pane: the Miner tells
+    the same happenings (connected, disconnected, difficulty, refused worker) as telemetry
+    log events, which the pane shows as "pool: ..." lines (as the CLI prints them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not (
+            record.name == "sgm.stratum" or record.name.startswith("sgm.stratum."))
 
 
 def format_uptime(seconds: float) -> str:
@@ -215,7 +225,8 @@ class MainWindow(QMainWindow):
 
         self.log_pane = LogPane()
         set_engine_log_levels()
-        self.log_pane.attach(logging.getLogger("sgm"))
+        handler = self.log_pane.attach(logging.getLogger("sgm"))
+        handler.addFilter(_NotToldTwice())
         self.tabs.addTab(self.log_pane, "Log")
 
         self.bench_tab = BenchTab()
@@ -431,8 +442,6 @@ class MainWindow(QMainWindow):
                 charts.add_share(ev.ts, share_outcome(ev), float(ev.difficulty))
             elif isinstance(ev, LogEvent):
                 pane.append(ev.level, ev.message, ev.ts)
-            elif isinstance(ev, JobEvent):
-                pane.append("INFO", f"job {ev.job_id}{' (clean)' if ev.clean else ''}", ev.ts)
             elif isinstance(ev, DeviceEvent) and ev.what == "hw_error":
                 pane.append("WARNING", f"{ev.device}: hardware error {ev.detail}".rstrip(),
                             ev.ts)

@@ -288,6 +288,11 @@ def test_the_log_pane_shows_the_engines_lines_and_a_failed_start_is_explained(qt
         return "pool: connected to" in w.log_pane.text()
 
     qtbot.waitUntil(connected_line, timeout=30_000)
+    qtbot.waitUntil(lambda: "job 1" in w.log_pane.text(), timeout=30_000)
+    w.log_pane.flush()
+    text = w.log_pane.text()
+    assert "sgm.stratum" not in text                       # told once, as "pool: ..."
+    assert text.count("job 1 (clean)") == 1
 
 
 def test_rejected_reasons_are_in_the_tooltip(qtbot, bridge, open_window):
