@@ -80,7 +80,11 @@ def test_toggling_a_device_off_stops_its_hashing_while_the_others_go_on(qtbot, b
     # the engine's side, by the snapshots' clock: when did cpu1's rate first read 0?
     zero_at = next(s["t"] for s in snaps if s["t"] > asked and s["rates_now"].get("cpu1") == 0.0)
     assert zero_at - asked <= 2.0, f"cpu1 still hashing {zero_at - asked:.2f} s after the toggle"
-    frozen, other = model.row("cpu1").hashes, model.row("cpu0").hashes
+    # the engine's side: cpu1's worker is idle; the table catches up with its last count
+    qtbot.waitUntil(lambda: not bridge.miner.device("cpu1").hashing, timeout=30_000)
+    frozen = next(d["hashes"] for d in bridge.miner.summary()["devices"] if d["name"] == "cpu1")
+    qtbot.waitUntil(lambda: model.row("cpu1").hashes == frozen, timeout=30_000)
+    other = model.row("cpu0").hashes
     # cpu0 goes on (its hashes count at the end of each batch: ~0.1 s here, seconds on a
     # machine whose busy processes starve the nice-19 workers) while cpu1 stays frozen
     qtbot.waitUntil(lambda: model.row("cpu0").hashes > other + 10**6, timeout=60_000)
