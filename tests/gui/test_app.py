@@ -209,7 +209,7 @@ def test_sgm_gui_scripted_run_mines_and_writes_the_summary_and_screenshot(tmp_pa
     script = Path(sys.executable).with_name("sgm-gui")     # the installed console script
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sgm_gui.app"]
     r = subprocess.run([*cmd, "--quit-after", "10", "-t", "2",
-                        "--difficulty", "18", "--summary-json", str(summary),
+                        "--difficulty", "16", "--summary-json", str(summary),
                         "--screenshot", str(shot)],
                        capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr
