@@ -96,6 +96,8 @@ class EngineBridge(QObject):
         self._consumer: threading.Thread | None = None
         self._consumer_stop = threading.Event()
         self._history: collections.deque[tuple[float, dict[str, int]]] = collections.deque()
+        #: devices seen switched off: their hash count then (rate 0 until it grows again)
+        self._off_at: dict[str, int] = {}
         self._closed = False
         #: share results not forwarded to the charts (bridge sampling), all sessions
         self.samples_dropped = 0
@@ -193,39 +195,42 @@ class EngineBridge(QObject):
 
     # ------------------------------------------------------------ worker thread
     def _do_start(self, config: MinerConfig, disabled: tuple[str, ...]) -> None:
-        try:
-            self._start(config, disabled)
-        finally:
-            self._start_done()
-
-    def _start(self, config: MinerConfig, disabled: tuple[str, ...]) -> None:
         if self.running:
+            self._start_done()
             self._emit(self.message, "already mining")
             return
+        outcome = self._start(config, disabled)   # the pending start ends before anyone
+        self._start_done()                          # hears of it (busy is exact in slots)
+        if outcome is None:
+            self._emit(self.started)
+        else:
+            self._emit(self.failed, outcome)
+
+    def _start(self, config: MinerConfig, disabled: tuple[str, ...]) -> str | None:
+        """Build, subscribe, start, run the consumer; None when mining, else the reason."""
         try:
             miner = self._factory(dataclasses.replace(config, pools=list(config.pools)))
             # subscribe before start: the first pool connect and job are seen too
             sub = miner.subscribe(maxsize=BUFFER_EVENTS)
         except Exception as exc:   # noqa: BLE001 - any refusal is the user's message
             log.error("mining could not start: %s", exc)
-            self._emit(self.failed, str(exc))
-            return
+            return str(exc)
         try:
             miner.start(disabled=disabled)   # devices switched off never hash, not even briefly
         except Exception as exc:   # noqa: BLE001 - start() undid what it started
             sub.close()
             log.error("mining could not start: %s", exc)
-            self._emit(self.failed, str(exc))
-            return
+            return str(exc)
         with self._lock:
             self._miner, self._sub = miner, sub
             self._history.clear()
+            self._off_at.clear()
             self._consumer_stop.clear()
             self._consumer = threading.Thread(target=self._consume, args=(miner, sub),
                                               name="gui-telemetry", daemon=True)
             self._consumer.start()
         log.info("mining started: %d device(s)", len(miner.devices))
-        self._emit(self.started)
+        return None
 
     def _do_stop(self) -> None:
         with self._lock:
@@ -319,9 +324,17 @@ class EngineBridge(QObject):
         while len(hist) > 2 and now - hist[1][0] >= RATE_WINDOW:
             hist.popleft()
         rates = instant_rates(hist)
+        off = self._off_at
         for d in summary["devices"]:
+            name = d["name"]
             if not d["enabled"]:   # switched off: its batch was aborted, nothing hashes now
-                rates[d["name"]] = 0.0
+                rates[name] = 0.0
+                off[name] = int(d["hashes"])
+            elif name in off:      # switched on again: 0 until it reported new work
+                if int(d["hashes"]) > off[name]:
+                    del off[name]
+                else:
+                    rates[name] = 0.0
         rates_total = sum(rates.values())
         return {
             "t": time.time(),

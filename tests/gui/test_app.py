@@ -264,14 +264,19 @@ def test_stop_all_and_start_all_switch_every_device(qtbot, bridge, open_window):
     w.stop_all_button.click()
     qtbot.waitUntil(lambda: not any(model.row(n).enabled for n in model.names())
                     and all(model.row(n).rate_5s == 0 for n in model.names()), timeout=30_000)
+    # every worker idle (an aborted batch may report after the flag flipped), then nothing
+    qtbot.waitUntil(lambda: not any(bridge.miner.device(n).hashing for n in model.names()),
+                    timeout=30_000)
     frozen = bridge.miner.summary()["hashes"]
     qtbot.wait(1000)
     assert bridge.miner.summary()["hashes"] == frozen and bridge.running   # pool still there
     assert w.counters()["rate"] == "0 H/s"
+    at_stop = {n: model.row(n).hashes for n in model.names()}
     w.start_all_button.click()
+    # a device's rate shows again once it reported new work (not the old average at once)
     qtbot.waitUntil(lambda: all(model.row(n).enabled and model.row(n).rate_5s > 0
-                                for n in model.names()), timeout=30_000)
-    assert bridge.miner.summary()["hashes"] > frozen
+                                for n in model.names()), timeout=60_000)
+    assert all(model.row(n).hashes > at_stop[n] for n in model.names())
 
 
 def test_the_log_pane_shows_the_engines_lines_and_a_failed_start_is_explained(qtbot, bridge, open_window):
