@@ -37,6 +37,8 @@ from sgm.telemetry import (
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Generous deadline (s) for anything that should take a moment.
+#: How long the blocked subscriber waits for the miner to move on (a busy machine is slow).
+MOVE_ON_DEADLINE = 120.0
 DEADLINE = 30.0
 
 
@@ -563,26 +565,28 @@ def test_telemetry_concurrent_record_batch() -> None:
 
 
 def test_a_subscriber_blocked_for_5s_delays_neither_share_submission_nor_a_job_switch() -> None:
-    """A real Miner on its embedded pool; the only subscriber sleeps 5 s in its first event.
-    While it sleeps the pool keeps accepting shares and a new job reaches the scheduler:
-    publishing from the network loop and the device threads never waits for it."""
+    """A real Miner on its embedded pool; the only subscriber blocks in its first event for
+    at least 5 s, and until the miner has moved on (shares accepted by the pool, counted by
+    telemetry, a new job in the scheduler) -- on a busy machine that can take longer.
+    Publishing from the network loop and the device threads never waits for it."""
     from sgm.miner import Miner, MinerConfig
 
     block_s = 5.0
-    entered, woke = threading.Event(), threading.Event()
+    entered, release, woke = threading.Event(), threading.Event(), threading.Event()
     threads: set[str] = set()
 
     def sleepy(event: Event) -> None:
         threads.add(threading.current_thread().name)
         if not entered.is_set():
+            t0 = time.monotonic()
             entered.set()
-            time.sleep(block_s)
+            release.wait(MOVE_ON_DEADLINE)
+            time.sleep(max(0.0, block_s - (time.monotonic() - t0)))
             woke.set()
 
     miner = Miner(MinerConfig(threads=1, local_jobs=None, local_job_interval=0.5,
                               local_difficulty_bits=10))
     sub = miner.subscribe(sleepy)
-    progress: dict[str, Any] = {}    # the last reading taken while it slept
     miner.start()
     try:
         assert entered.wait(DEADLINE), "no event reached the subscriber"
@@ -592,25 +596,24 @@ def test_a_subscriber_blocked_for_5s_delays_neither_share_submission_nor_a_job_s
         first_job = job.job_id if job is not None else None
         accepted_pool, accepted_tel = pool.stats.accepted, tel.total.accepted
 
-        def progressed(seen: dict[str, Any]) -> bool:
-            return (seen.get("pool", 0) >= 3 and seen.get("telemetry", 0) >= 3
-                    and seen.get("job") not in (None, first_job))
-
-        def moved_on_while_asleep() -> bool:
+        def progress() -> dict[str, Any]:
             job = miner.scheduler.current_job
-            now = {"pool": pool.stats.accepted - accepted_pool,
-                   "telemetry": tel.total.accepted - accepted_tel,
-                   "job": job.job_id if job is not None else None}
-            if woke.is_set():     # read after the counters: `now` may postdate the sleep
-                return True       # too late; judge the last reading taken while asleep
-            progress.update(now)
-            return progressed(now)
+            return {"pool": pool.stats.accepted - accepted_pool,
+                    "telemetry": tel.total.accepted - accepted_tel,
+                    "job": job.job_id if job is not None else None}
 
-        wait_for(moved_on_while_asleep, timeout=DEADLINE)
-        assert progressed(progress), (
-            f"while the subscriber slept the miner did not move on: {progress}")
+        def progressed() -> bool:
+            seen = progress()
+            return seen["pool"] >= 3 and seen["telemetry"] >= 3 and seen["job"] != first_job
+
+        moved_on = wait_for(progressed, timeout=MOVE_ON_DEADLINE)
+        still_blocked = not woke.is_set()     # it waits for `release`: True by construction
+        release.set()
+        assert moved_on, f"while the subscriber was blocked the miner did not move on: {progress()}"
+        assert still_blocked
         assert sub.delivered > 1        # events kept coming into its buffer meanwhile
     finally:
+        release.set()
         miner.stop()
     assert sub.close(timeout=DEADLINE)
     assert woke.is_set() and sub.handled > 1
