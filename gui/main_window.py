@@ -432,6 +432,9 @@ class MainWindow(QMainWindow):
         self.model.update_from_summary(snap["summary"], snap.get("rates_now"))
         per_device = display_rates(snap)
         self.charts.add_rates(snap["t"], sum(per_device.values()), per_device)
+        summary = snap["summary"]   # exact counts, whatever share samples a flood thinned out
+        self.charts.set_share_totals(snap["t"], {o: int(summary.get(o, 0))
+                                                 for o in ("accepted", "rejected", "stale")})
         active = [p for p in snap.get("pools", []) if p.get("active")]
         self.charts.set_pool_difficulty(active[0]["difficulty"] if active else None)
 

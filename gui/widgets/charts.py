@@ -40,6 +40,8 @@ RATE_SAMPLES_PER_S = 10
 #: Found-share difficulties kept per outcome.  Over MAX_SHARE_POINTS / window shares a second
 #: (a flood of easy shares) each second keeps that many points, always including its best.
 MAX_SHARE_POINTS = 1200
+#: Shortest time span shown while the window is not yet full (seconds).
+MIN_VIEW_S = 60.0
 
 
 class RingBuffer:
@@ -162,6 +164,8 @@ class ChartsPanel(QtWidgets.QWidget):
         self._pool_difficulty: float | None = None
         self._share_totals = dict.fromkeys(OUTCOMES, 0)
         self._shares_since: float | None = None   # first share seen: the count curves start here
+        self._exact_totals = False   # set_share_totals() was called: it, not add_share, counts
+        self._first_t: float | None = None       # the first sample: the time axis starts here
         self._titles: dict[int, str] = {}
 
         self._view = pg.GraphicsLayoutWidget()
@@ -266,6 +270,8 @@ class ChartsPanel(QtWidgets.QWidget):
         the last time (the X data must increase for clipping).
         """
         last = self._total.buf.last()
+        if self._first_t is None:
+            self._first_t = float(t)
         coalesce = last is not None and t - last[0] < self._min_rate_spacing
         if last is not None and t < last[0]:
             t = last[0]
@@ -285,18 +291,37 @@ class ChartsPanel(QtWidgets.QWidget):
         if counts is None:
             log.warning("charts: unknown share outcome %r ignored", outcome)
             return
-        if self._shares_since is None:
-            self._shares_since = math.floor(t)
-        self._share_totals[outcome] += 1
+        if self._first_t is None:
+            self._first_t = float(t)
         second = float(math.floor(t))
-        last = counts.buf.last()
-        if last is not None and second <= last[0]:
-            counts.buf.set_last(self._share_totals[outcome])
-        else:
-            counts.buf.append(second, self._share_totals[outcome])
-        counts.dirty = True
+        if not self._exact_totals:
+            self._count(outcome, second, self._share_totals[outcome] + 1)
         if difficulty > 0 and math.isfinite(difficulty):   # a log axis cannot show 0
             self._add_difficulty(self._diffs[outcome], t, second, float(difficulty))
+
+    def set_share_totals(self, t: float, totals: dict[str, int]) -> None:
+        """The engine's own share counts at epoch time ``t`` ({"accepted": n, "rejected": n,
+        "stale": n}).  Once called, the cumulative curves follow these totals only, so a
+        flood whose share samples were thinned still shows the exact counts."""
+        self._exact_totals = True
+        second = float(math.floor(t))
+        for outcome in OUTCOMES:
+            total = int(totals.get(outcome, 0))
+            if total != self._share_totals[outcome] or (total and self._shares_since is None):
+                self._count(outcome, second, total)
+
+    def _count(self, outcome: str, second: float, total: int) -> None:
+        """Record ``outcome``'s cumulative count ``total`` at ``second``."""
+        if self._shares_since is None:
+            self._shares_since = second
+        self._share_totals[outcome] = total
+        counts = self._shares[outcome]
+        last = counts.buf.last()
+        if last is not None and second <= last[0]:
+            counts.buf.set_last(total)
+        else:
+            counts.buf.append(second, total)
+        counts.dirty = True
 
     def _add_difficulty(self, series: _Series, t: float, second: float, difficulty: float) -> None:
         """Keep up to _diff_per_second points a second; past that, a share harder than the
@@ -335,6 +360,7 @@ class ChartsPanel(QtWidgets.QWidget):
             series.bin_second, series.bin_kept = math.nan, 0
         self._share_totals = dict.fromkeys(OUTCOMES, 0)
         self._shares_since = None
+        self._first_t = None
         self.refresh()
 
     # ------------------------------------------------------------------ drawing
@@ -347,6 +373,9 @@ class ChartsPanel(QtWidgets.QWidget):
         and fit the Y ranges to what is visible."""
         now = time.time() if now is None else float(now)
         t0 = now - self.window_s
+        # the axis spans the window once it is full; before, the time since the first sample
+        # (at least MIN_VIEW_S), so the first minutes fill the plot instead of a thin strip
+        view_t0 = t0 if self._first_t is None else max(t0, min(self._first_t, now - MIN_VIEW_S))
         rate_max = self._draw([self._total, *self._devices.values()], t0)
         diff_lo, diff_hi = math.inf, -math.inf
         for series in self._diffs.values():
@@ -373,12 +402,12 @@ class ChartsPanel(QtWidgets.QWidget):
             series.item.setData(t, y)     # always: its last point follows now
             series.dirty = False
         self._update_titles()
-        self.rate_plot.setXRange(t0, now, padding=0)        # the other two are linked to it
+        self.rate_plot.setXRange(view_t0, now, padding=0)   # the other two are linked to it
         rate_top = rate_max * 1.12 if rate_max > 0 else 1.0
         self.rate_plot.setYRange(0.0, rate_top, padding=0)
         count_top = max(5.0, count_max) * 1.12       # whole-number ticks while counts are small
         self.share_plot.setYRange(0.0, count_top, padding=0)
-        mid = now - self.window_s / 2
+        mid = (view_t0 + now) / 2
         self._show_placeholder(self.rate_plot, self._total.drawn == 0, mid, rate_top / 2)
         self._show_placeholder(self.share_plot, self._shares_since is None, mid, count_top / 2)
         if self._pool_difficulty is not None:

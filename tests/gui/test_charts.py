@@ -168,6 +168,41 @@ def test_fast_samples_are_coalesced_and_a_day_stays_bounded(panel: ChartsPanel) 
     assert _data(panel._total.item)[1][-1] == 9.0
 
 
+def test_the_time_axis_starts_at_the_first_sample_until_the_window_is_full(panel: ChartsPanel
+                                                                           ) -> None:
+    """Two minutes into a session the data fills the plot, not the right fifth of a 10 minute
+    axis; a minute is the shortest span shown; a full window scrolls."""
+    first = 1_800_000_000.0
+    panel.add_rates(first, 5e6, {"cpu0": 5e6})
+    panel.refresh(first + 120)
+    assert panel.rate_plot.getViewBox().viewRange()[0] == pytest.approx([first, first + 120])
+    panel.refresh(first + 10)
+    assert panel.rate_plot.getViewBox().viewRange()[0] == pytest.approx([first - 50, first + 10])
+    panel.refresh(first + 900)
+    assert panel.rate_plot.getViewBox().viewRange()[0] == pytest.approx([first + 300, first + 900])
+    panel.clear()
+    panel.add_rates(first + 1000, 5e6, {"cpu0": 5e6})
+    panel.refresh(first + 1100)
+    assert panel.rate_plot.getViewBox().viewRange()[0] == pytest.approx([first + 1000, first + 1100])
+
+
+def test_the_engines_share_totals_replace_counting_samples(panel: ChartsPanel) -> None:
+    """A flood thins the share samples the window receives; the cumulative curves then
+    follow the engine's own counts (set_share_totals), never the samples."""
+    t0 = 1_800_000_000.0
+    panel.add_share(t0, "accepted", 10.0)
+    panel.set_share_totals(t0 + 0.5, {"accepted": 500, "rejected": 2, "stale": 0})
+    for i in range(5):                                # samples after: difficulty points only
+        panel.add_share(t0 + 1 + i / 10, "accepted", 10.0)
+    panel.set_share_totals(t0 + 2, {"accepted": 1200, "rejected": 2, "stale": 1})
+    panel.refresh(t0 + 3)
+    assert panel.share_totals() == {"accepted": 1200, "rejected": 2, "stale": 1}
+    x, y = _data(panel._shares["accepted"].item)
+    assert y.tolist() == [500.0, 1200.0, 1200.0] and x[-1] == t0 + 3
+    assert panel.point_counts()["difficulty:accepted"] == 1 + 2   # 2 a second at most here
+    assert "accepted 1200" in panel.share_plot.titleLabel.text
+
+
 def test_shares_are_counted_per_second_and_plotted_by_difficulty(panel: ChartsPanel) -> None:
     t0 = 1_800_000_000.0
     for dt in (0.1, 0.9, 2.5, 3.2):
