@@ -12,8 +12,12 @@ from typing import Iterator
 
 import pytest
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pyqtgraph")
+try:   # never a silent skip: without Qt these tests fail and say what to install
+    import PySide6  # noqa: F401   (first: pyqtgraph binds to the Qt already imported)
+    import pyqtgraph  # noqa: F401
+except ImportError as exc:
+    raise ImportError(f"the desktop app's tests need PySide6 and pyqtgraph: run "
+                      f"scripts/setup.sh or pip install -e '.[test,gui]' ({exc})") from exc
 
 from sgm.miner import Miner, MinerConfig  # noqa: E402
 from sgm_gui.bridge import EngineBridge  # noqa: E402
