@@ -305,6 +305,13 @@ class ChartsPanel(QtWidgets.QWidget):
         flood whose share samples were thinned still shows the exact counts."""
         self._exact_totals = True
         second = float(math.floor(t))
+        if self._shares_since is None and any(totals.values()):
+            # counted before the first snapshot: the curves rise from 0 at the session's start
+            start = second if self._first_t is None else min(second, math.floor(self._first_t))
+            self._shares_since = float(start)
+            for outcome in OUTCOMES:
+                if totals.get(outcome) and start < second:
+                    self._shares[outcome].buf.append(float(start), 0.0)
         for outcome in OUTCOMES:
             total = int(totals.get(outcome, 0))
             if total != self._share_totals[outcome] or (total and self._shares_since is None):

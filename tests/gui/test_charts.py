@@ -201,6 +201,13 @@ def test_the_engines_share_totals_replace_counting_samples(panel: ChartsPanel) -
     assert y.tolist() == [500.0, 1200.0, 1200.0] and x[-1] == t0 + 3
     assert panel.point_counts()["difficulty:accepted"] == 1 + 2   # 2 a second at most here
     assert "accepted 1200" in panel.share_plot.titleLabel.text
+    # totals first seen a while into the session rise from 0 at its first sample
+    panel.clear()
+    panel.add_rates(t0 + 100, 1e6, {"cpu0": 1e6})
+    panel.set_share_totals(t0 + 103.5, {"accepted": 7, "rejected": 0, "stale": 0})
+    panel.refresh(t0 + 104)
+    x, y = _data(panel._shares["accepted"].item)
+    assert x.tolist() == [t0 + 100, t0 + 103, t0 + 104] and y.tolist() == [0.0, 7.0, 7.0]
 
 
 def test_shares_are_counted_per_second_and_plotted_by_difficulty(panel: ChartsPanel) -> None:
