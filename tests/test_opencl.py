@@ -560,8 +560,10 @@ def test_sgm_mines_with_cpu_and_opencl_together(cl_device, tmp_path):
     hardware error, and both kinds of device found shares."""
     out = tmp_path / "summary.json"
     # PoCL on one thread, the native kernel on the other core
+    # 13-bit shares: any batch the nice-19 CPU worker finishes holds some, even when busy
+    # processes leave it little time
     r = sgm("--devices", "cpu,opencl", "-t", "1", "--time-limit", "6", "--jobs", "100",
-            "--duration", "3", "--difficulty", "17", "-q", "--summary-json", str(out),
+            "--duration", "3", "--difficulty", "13", "-q", "--summary-json", str(out),
             env_extra={"POCL_MAX_PTHREAD_COUNT": "1"})
     assert r.returncode == 0, r.stderr
     s = json.loads(out.read_text())
