@@ -141,6 +141,9 @@ def run_gui_child(seconds: float, threads: int, difficulty: int, out: Path) -> i
         "hashrate": summary.get("hashrate", 0.0), "accepted": summary.get("accepted", 0),
         "elapsed_s": summary.get("elapsed_s", 0.0), "chart_samples_dropped": state.get("dropped"),
         "gui_thread": gui_ident,
+        "devices": [{k: d.get(k) for k in ("name", "hashrate", "batch_size", "latency_ms",
+                                           "utilisation", "enabled")}
+                    for d in summary.get("devices", [])],
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["error"] is None else 1
