@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from sgm.cli_args import UsageError, positive_float, positive_int
+from sgm.cli_args import UsageError, pool_flags, positive_float, positive_int
 
 log = logging.getLogger("sgm.gui")
 
@@ -105,18 +105,9 @@ def build_config(args: argparse.Namespace, settings: Any, path: Path,
     from sgm.devices import DEFAULT_DEVICES
     from sgm.miner import MinerConfig, PoolConfig
 
-    if args.url:
-        if len(args.user) > len(args.url) or len(args.password) > len(args.url):
-            raise UsageError("more -u/-p than -o: give one -u and -p per pool URL")
-        pools = []
-        for i, url in enumerate(args.url):
-            user = args.user[i] if i < len(args.user) else (args.user[-1] if args.user else "")
-            pw = args.password[i] if i < len(args.password) else (
-                args.password[-1] if args.password else "x")
-            pools.append(PoolConfig(url, user, pw))
+    if args.url or args.user or args.password:   # the same pairing as sgm's
+        pools = [PoolConfig(*flags) for flags in pool_flags(args.url, args.user, args.password)]
     else:
-        if args.user or args.password:
-            raise UsageError("-u/-p given without -o: name the pool URL with -o")
         pools = list(settings.pools)
     extras = _file_extras(path, warnings)
     devices = args.devices if args.devices is not None else (

@@ -40,3 +40,20 @@ def int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
 positive_int = int_in(1, None, "a positive integer")
 u32 = int_in(0, 0xFFFFFFFF, "in 0 .. 4294967295")
 nonce_count = int_in(0, NONCE_SPACE, "in 0 .. 4294967296")
+
+
+def pool_flags(urls: list[str], users: list[str],
+               passwords: list[str]) -> list[tuple[str, str, str]]:
+    """(url, user, password) per -o, in order: the i-th -u/-p belong to the i-th -o, a
+    missing one repeats the last given (user "" and password "x" when none is).  Raises
+    UsageError for more -u/-p than -o, or -u/-p without any -o."""
+    if not urls:
+        if users or passwords:
+            raise UsageError("-u/-p given without -o: name the pool URL with -o")
+        return []
+    if len(users) > len(urls) or len(passwords) > len(urls):
+        raise UsageError("more -u/-p than -o: give one -u and -p per pool URL")
+    return [(url,
+             users[i] if i < len(users) else (users[-1] if users else ""),
+             passwords[i] if i < len(passwords) else (passwords[-1] if passwords else "x"))
+            for i, url in enumerate(urls)]

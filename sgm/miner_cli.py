@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
-from sgm.cli_args import UsageError, positive_float, positive_int
+from sgm.cli_args import UsageError, pool_flags, positive_float, positive_int
 from sgm.devices import DEFAULT_DEVICES, DeviceSelectionError, check_device_selection
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
@@ -172,17 +172,9 @@ def build_config(args: argparse.Namespace):
     if solo_cfg is not None:
         if tls["suggest_difficulty"] is not None:
             raise UsageError("--suggest-diff is a pool option; it does not apply to --solo")
-    elif args.url:
-        if len(args.user) > len(args.url) or len(args.password) > len(args.url):
-            raise UsageError("more -u/-p than -o: give one -u and -p per pool URL")
-        for i, url in enumerate(args.url):
-            user = args.user[i] if i < len(args.user) else (args.user[-1] if args.user else "")
-            pw = args.password[i] if i < len(args.password) else (
-                args.password[-1] if args.password else "x")
-            pools.append(PoolConfig(url, user, pw))
+    elif args.url or args.user or args.password:
+        pools = [PoolConfig(*flags) for flags in pool_flags(args.url, args.user, args.password)]
     else:
-        if args.user or args.password:
-            raise UsageError("-u/-p given without -o: name the pool URL with -o")
         raw_pools = _typed(file_cfg, "pools", list, where) or []
         for i, entry in enumerate(raw_pools):
             if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):

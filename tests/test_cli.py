@@ -129,3 +129,16 @@ def test_the_command_line_modules_import_on_their_own():
                            env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT, timeout=60)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == repr(loaded)
+
+
+def test_pool_flags_pair_each_o_with_its_u_and_p_for_sgm_and_sgm_gui():
+    from sgm.cli_args import UsageError, pool_flags
+
+    assert pool_flags(["a", "b", "c"], ["u1", "u2"], ["p1"]) == [
+        ("a", "u1", "p1"), ("b", "u2", "p1"), ("c", "u2", "p1")]
+    assert pool_flags(["a"], [], []) == [("a", "", "x")]
+    assert pool_flags([], [], []) == []
+    with pytest.raises(UsageError, match="more -u/-p than -o"):
+        pool_flags(["a"], ["u1", "u2"], [])
+    with pytest.raises(UsageError, match="without -o"):
+        pool_flags([], ["u"], [])
