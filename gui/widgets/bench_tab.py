@@ -143,6 +143,13 @@ class BenchTab(QtWidgets.QWidget):
         self.legend = self.plot.addLegend(offset=(-8, 4), labelTextColor=FOREGROUND,
                                           brush=pg.mkBrush(30, 31, 34, 220))
         self.bars: list[pg.BarGraphItem] = []
+        # an empty chart says what fills it, instead of showing bare 0..1 axes
+        self.placeholder = pg.TextItem("Run the benchmark to compare the implementations",
+                                       color="#8A8A8A", anchor=(0.5, 0.5))
+        self.placeholder.setPos(0.5, 0.5)
+        self.plot.addItem(self.placeholder, ignoreBounds=True)
+        for name in ("left", "bottom"):
+            self.plot.getAxis(name).setStyle(showValues=False)
 
         split = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
         left = QtWidgets.QWidget()
@@ -265,6 +272,9 @@ class BenchTab(QtWidgets.QWidget):
         self.legend.clear()
         categories = list(dict.fromkeys(self._run_label(r) for r in runs))
         series = list(dict.fromkeys(r.get("threads") for r in runs))
+        self.placeholder.setVisible(not runs)
+        for name in ("left", "bottom"):
+            self.plot.getAxis(name).setStyle(showValues=bool(runs))
         if not runs:
             return
         width = 0.8 / max(1, len(series))

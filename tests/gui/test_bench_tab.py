@@ -27,6 +27,7 @@ def tab(qtbot) -> BenchTab:
 
 
 def test_a_run_stays_off_the_gui_thread_and_shows_table_and_bars(tab: BenchTab, qtbot) -> None:
+    assert tab.placeholder.isVisible()       # an empty chart says what will fill it
     ticks_while_running = 0
     gui_thread = threading.get_ident()
 
@@ -68,6 +69,7 @@ def test_a_run_stays_off_the_gui_thread_and_shows_table_and_bars(tab: BenchTab, 
     assert len(tab.bars) == 1
     assert list(tab.bars[0].opts["height"]) == [runs[0]["hashes_per_s"]]
     assert tab.bars[0] in tab.plot.items
+    assert not tab.placeholder.isVisible()
     assert "Done" in tab.status_label.text()
 
 
