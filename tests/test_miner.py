@@ -57,8 +57,11 @@ def test_mining_the_embedded_pool_every_share_is_accepted_by_the_pools_own_check
                               local_difficulty_bits=18))
     miner.start()
     try:
+        tel = miner.telemetry
         assert wait_for(lambda: miner.local_pool.stats.accepted >= 5
-                        and miner.local_pool.stats.jobs_issued >= 2, timeout=120)
+                        and miner.local_pool.stats.jobs_issued >= 2
+                        and all(tel.device(n).accepted >= 1 for n in ("cpu0", "cpu1")),
+                        timeout=120)
     finally:
         miner.stop()
     summary = miner.summary()
