@@ -211,6 +211,9 @@ class ChartsPanel(QtWidgets.QWidget):
                 (self.rate_plot, "waiting for the first hash rate sample"),
                 (self.share_plot, "no share answered yet"),
                 (self.diff_plot, "no share found yet"))}
+        self._counts_html = ""
+        self.count_label = pg.TextItem(anchor=(0, 0))   # top-left of the share plot
+        self.share_plot.addItem(self.count_label, ignoreBounds=True)
         self._update_titles()
         self.refresh()
 
@@ -414,6 +417,8 @@ class ChartsPanel(QtWidgets.QWidget):
         self.rate_plot.setYRange(0.0, rate_top, padding=0)
         count_top = max(5.0, count_max) * 1.12       # whole-number ticks while counts are small
         self.share_plot.setYRange(0.0, count_top, padding=0)
+        self.count_label.setPos(view_t0, count_top)
+        self.count_label.setVisible(self._shares_since is not None)
         mid = (view_t0 + now) / 2
         self._show_placeholder(self.rate_plot, self._total.drawn == 0, mid, rate_top / 2)
         self._show_placeholder(self.share_plot, self._shares_since is None, mid, count_top / 2)
@@ -452,8 +457,15 @@ class ChartsPanel(QtWidgets.QWidget):
         rates += [key(s.item.opts["pen"].color().name(), html.escape(name))
                   for name, s in self._devices.items()]
         self._set_title(self.rate_plot, "Hash rate" + sep + sep.join(rates))
-        shares = [key(OUTCOME_COLOURS[o], f"{o} {self._share_totals[o]}") for o in OUTCOMES]
+        shares = [key(OUTCOME_COLOURS[o], o) for o in OUTCOMES]
         self._set_title(self.share_plot, "Shares (cumulative)" + sep + sep.join(shares))
+        # the counts change with every share: they live in a text item inside the plot, as a
+        # title they would re-lay the whole stack out at each refresh (tens of ms)
+        counts = sep.join(key(OUTCOME_COLOURS[o], f"{o}&nbsp;{self._share_totals[o]:,}", "")
+                          for o in OUTCOMES)
+        if counts != self._counts_html:
+            self._counts_html = counts
+            self.count_label.setHtml(counts)
         diffs = [key(OUTCOME_COLOURS[o], o, "\u25cf") for o in OUTCOMES]
         if self._pool_difficulty is not None:
             diffs.append(key(TARGET_COLOUR, f"pool {self._pool_difficulty:.6g}", "- -"))

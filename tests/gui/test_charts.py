@@ -200,7 +200,7 @@ def test_the_engines_share_totals_replace_counting_samples(panel: ChartsPanel) -
     x, y = _data(panel._shares["accepted"].item)
     assert y.tolist() == [500.0, 1200.0, 1200.0] and x[-1] == t0 + 3
     assert panel.point_counts()["difficulty:accepted"] == 1 + 2   # 2 a second at most here
-    assert "accepted 1200" in panel.share_plot.titleLabel.text
+    assert "1,200" in panel.count_label.toPlainText()
     # totals first seen a while into the session rise from 0 at its first sample
     panel.clear()
     panel.add_rates(t0 + 100, 1e6, {"cpu0": 1e6})
@@ -228,7 +228,9 @@ def test_shares_are_counted_per_second_and_plotted_by_difficulty(panel: ChartsPa
     assert y[-1] == 4 and x[-1] == t0 + 10            # the count holds until now
     x, y = _data(panel._shares["rejected"].item)
     assert y.tolist() == [1.0, 1.0]
-    assert "accepted 4" in panel.share_plot.titleLabel.text
+    assert panel.count_label.toPlainText().split() == ["accepted", "4", "rejected", "1",
+                                                        "stale", "2"]
+    assert "accepted" in panel.share_plot.titleLabel.text
 
 
 def test_a_flood_of_shares_keeps_each_seconds_best_and_covers_the_window(panel: ChartsPanel
