@@ -326,6 +326,11 @@ class ChartsPanel(QtWidgets.QWidget):
             self._shares_since = second
         self._share_totals[outcome] = total
         counts = self._shares[outcome]
+        if self._exact_totals and not len(counts.buf) and second > self._shares_since:
+            # an outcome first seen later (the first stale share) lies at 0 until then
+            counts.buf.append(self._shares_since, 0.0)
+            if second - 1 > self._shares_since:
+                counts.buf.append(second - 1, 0.0)
         last = counts.buf.last()
         if last is not None and second <= last[0]:
             counts.buf.set_last(total)

@@ -208,6 +208,11 @@ def test_the_engines_share_totals_replace_counting_samples(panel: ChartsPanel) -
     panel.refresh(t0 + 104)
     x, y = _data(panel._shares["accepted"].item)
     assert x.tolist() == [t0 + 100, t0 + 103, t0 + 104] and y.tolist() == [0.0, 7.0, 7.0]
+    panel.set_share_totals(t0 + 110.2, {"accepted": 9, "rejected": 0, "stale": 1})
+    panel.refresh(t0 + 111)
+    x, y = _data(panel._shares["stale"].item)     # the first stale share: 0 until then
+    assert x.tolist() == [t0 + 100, t0 + 109, t0 + 110, t0 + 111]
+    assert y.tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
 def test_shares_are_counted_per_second_and_plotted_by_difficulty(panel: ChartsPanel) -> None:
