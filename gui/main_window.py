@@ -10,7 +10,9 @@ background and closes for real once the bridge says ``stopped``.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +20,8 @@ from typing import Any, Callable
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QMenu, QPushButton,
+    QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMainWindow, QMenu,
+    QPushButton,
     QSizePolicy, QSystemTrayIcon, QTableView, QTabWidget, QVBoxLayout, QWidget,
 )
 
@@ -304,6 +307,11 @@ class MainWindow(QMainWindow):
                                           "quit from the tray menu or File > Quit")
         self.act_close_to_tray.toggled.connect(self._on_close_to_tray)
         menu_settings.addAction(self.act_close_to_tray)
+        self.act_threads = QAction("CPU &threads…", self)
+        self.act_threads.setToolTip("How many CPU threads mine (one device each); "
+                                    "mining restarts with the new count")
+        self.act_threads.triggered.connect(self.ask_threads)
+        menu_settings.addAction(self.act_threads)
 
     def _build_tray(self) -> None:
         self.tray: QSystemTrayIcon | None = None
@@ -407,6 +415,30 @@ class MainWindow(QMainWindow):
         if self.bridge.running or self.bridge.busy:
             log.info("pools changed: restarting mining on %s", where)
             self.session_label.setText(f"Restarting on {where}…")
+            self.bridge.restart(self.config, list(self.settings.disabled_devices))
+
+    def ask_threads(self) -> None:
+        """Settings > CPU threads…: 0 means one per core."""
+        cores = os.cpu_count() or 1
+        threads, ok = QInputDialog.getInt(
+            self, "CPU threads", f"CPU threads to mine with (0: one per core; this machine has "
+            f"{cores}):", self.config.threads or 0, 0, 1024)
+        if ok:
+            self.set_threads(threads or None)
+
+    def set_threads(self, threads: int | None) -> None:
+        """Mine with ``threads`` CPU threads (None: one per core): saved, and applied by a
+        restart when mining."""
+        if threads is not None and not 1 <= threads <= 1024:
+            self.show_warning(f"CPU threads must be 1..1024, got {threads}")
+            return
+        self.settings.threads = threads
+        self._save_settings()
+        if threads == self.config.threads:
+            return
+        self.config = dataclasses.replace(self.config, threads=threads)
+        if self.bridge.running or self.bridge.busy:
+            log.info("CPU threads: %s; restarting mining", threads or "one per core")
             self.bridge.restart(self.config, list(self.settings.disabled_devices))
 
     def _on_close_to_tray(self, checked: bool) -> None:

@@ -252,6 +252,18 @@ class DeviceTableModel(QAbstractTableModel):
                 changed = True
             if changed:
                 self._dirty.add(name)
+        if "devices" in summary:   # a restart with fewer threads: its rows go
+            present = {str(dev.get("name", "")) for dev in summary["devices"]}
+            for name in [r.name for r in self._rows if r.name not in present]:
+                self._remove(name)
+
+    def _remove(self, name: str) -> None:
+        pos = self._index[name]
+        self.beginRemoveRows(QModelIndex(), pos, pos)
+        del self._rows[pos]
+        self._index = {r.name: i for i, r in enumerate(self._rows)}
+        self._dirty.discard(name)
+        self.endRemoveRows()
 
     def _insert(self, row: DeviceRow) -> None:
         pos = len(self._rows)

@@ -257,6 +257,24 @@ def test_a_pool_added_in_the_panel_is_saved_and_mined(qtbot, bridge, open_window
         pool.stop()
 
 
+def test_a_new_thread_count_is_saved_and_mining_restarts_with_it(qtbot, bridge, open_window,
+                                                                  tmp_path):
+    w = open_window(embedded(threads=2, bits=16))
+    qtbot.waitUntil(lambda: w.model.names() == ["cpu0", "cpu1"], timeout=30_000)
+    assert "CPU" in w.act_threads.text()
+    with qtbot.waitSignals([bridge.stopped, bridge.started], timeout=START_TIMEOUT_MS):
+        w.set_threads(1)
+    assert json.loads((tmp_path / "sgm.json").read_text())["threads"] == 1
+    miner = bridge.made[-1]
+    assert [d.name for d in miner.devices] == ["cpu0"] and not bridge.made[0].running
+    qtbot.waitUntil(lambda: w.model.names() == ["cpu0"], timeout=30_000)
+    qtbot.waitUntil(lambda: miner.telemetry.device("cpu0").hashes > 0, timeout=60_000)
+    w.set_threads(5000)                                   # refused with a message
+    assert "1..1024" in w.banner.text() and w.config.threads == 1
+    settings, _ = load_settings(tmp_path / "sgm.json")    # the next start reads it back
+    assert settings.threads == 1
+
+
 def test_stop_all_and_start_all_switch_every_device(qtbot, bridge, open_window):
     w = open_window(embedded(threads=2, bits=22))
     model = w.model

@@ -47,9 +47,15 @@ def test_rows_are_keyed_by_name_and_a_thousand_updates_make_one_data_changed(qtb
     assert model.data(model.index(2, COL_RATE_5S)) == format_rate(2e6) == "2.00 MH/s"
     assert model.row("cpu2").hashes == 999
     # a device that appears later is inserted, the others keep their rows
-    model.update_from_summary({"devices": [device("cpu1"), device("gpu0")]})
+    model.update_from_summary({"devices": [device("cpu0"), device("cpu1"), device("cpu2"),
+                                           device("gpu0")]})
     model.apply()
     assert model.names() == ["cpu0", "cpu1", "cpu2", "gpu0"] and resets == []
+    # a restart with fewer CPU threads: the devices it no longer has lose their rows
+    model.update_from_summary({"devices": [device("cpu0"), device("gpu0")]})
+    model.apply()
+    assert model.names() == ["cpu0", "gpu0"] and resets == []
+    assert model.data(model.index(1, COL_NAME)) == "gpu0"
     qtmodeltester.check(model)
 
 
