@@ -433,10 +433,13 @@ class Miner:
         async def submit() -> None:
             self._count_verdict(device, share, await client.submit(share))
 
+        coro = submit()
         try:
-            fut = asyncio.run_coroutine_threadsafe(submit(), loop)
-        except RuntimeError:  # loop closing
+            fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop closed meanwhile (stopping): never sent, counted stale
+            coro.close()
             self._submit_slots.release()
+            self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
             return
         with self._pending_lock:
             self._pending.add(fut)

@@ -521,6 +521,36 @@ def test_each_pool_verdict_is_counted_once_in_the_right_column(verdict, counted)
     assert got == {k: int(k == counted) for k in got}
 
 
+def test_a_share_found_as_the_loop_closes_is_counted_stale_not_lost(monkeypatch):
+    """The network loop closes between the check and the hand-over: the share is counted
+    (stale, never sent), its slot freed, and no coroutine is left un-awaited."""
+    import gc
+    import warnings
+
+    from sgm.jobs import Share
+
+    miner = Miner(MinerConfig(threads=1))
+    loop = asyncio.new_event_loop()
+    miner._loop, miner.client, miner._running = loop, object(), True
+
+    def closed(coro, loop):
+        raise RuntimeError("Event loop is closed")
+
+    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", closed)
+    share = Share("j", "00", "00000000", "00000001", None, bytes(32), 1.0)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            miner._submit_from_device(share, "cpu0")
+            gc.collect()
+    finally:
+        miner._running = False
+        loop.close()
+    assert miner.telemetry.snapshot()["stale"] == 1
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert miner._submit_slots.acquire(blocking=False)   # the slot came back
+
+
 # ------------------------------------------------------------------ BIP 310 at real pools
 @pytest.mark.slow
 @pytest.mark.parametrize("reading", ["bip310", "ckpool", "xor"])
