@@ -190,8 +190,9 @@ def test_cpu_batches_are_sized_from_the_device_s_own_measured_speed():
         assert run_until(lambda: tel.device("cpu0").batch_size >= 8 * 4096, timeout=30)
     finally:
         dev.stop()
-    # the estimate followed what the device really did (far above 1 kH/s on any CPU)
-    assert dev.sizer.rate > 500 * 1e3
+    # the estimate followed what the device really did: far above the 1 kH/s it started
+    # from on any CPU, even a nice-19 worker starved by busy processes (~400 kH/s here)
+    assert dev.sizer.rate > 50 * 1e3
     assert dev.sizer.size() == pytest.approx(dev.sizer.rate * 0.05, rel=0.1, abs=4096)
 
 
