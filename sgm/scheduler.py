@@ -306,7 +306,8 @@ class Scheduler:
                         self._seen.popitem(last=False)
             if active is None:
                 self.telemetry.record_stale(device, job.job_id, nonce, share.difficulty)
-                log.info("%s: stale share for job %s dropped", device, job.job_id)
+                # counted by telemetry (the CLI prints it): a log line per share would flood
+                log.debug("%s: stale share for job %s dropped", device, job.job_id)
                 continue
             if not wanted:
                 log.debug("%s: nonce %08x of job %s no longer meets the pool's rules", device,

@@ -13,7 +13,7 @@ import collections
 import logging
 import threading
 import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -44,10 +44,14 @@ class QtLogHandler(logging.Handler):
     """
 
     def __init__(self, level: int = logging.NOTSET,
-                 fmt: str = "%(name)s: %(message)s") -> None:
+                 fmt: str = "%(name)s: %(message)s",
+                 sink: Callable[[str, str, float], None] | None = None) -> None:
         super().__init__(level)
         self.emitter = _LogEmitter()
         self.signal = self.emitter.record
+        #: called instead of emitting ``signal`` when given: a thread-safe, coalescing
+        #: receiver (LogPane.append), so a burst of records is not a burst of queued calls
+        self.sink = sink
         self.setFormatter(logging.Formatter(fmt))
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -55,6 +59,9 @@ class QtLogHandler(logging.Handler):
             message = self.format(record)
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise
             self.handleError(record)
+            return
+        if self.sink is not None:
+            self.sink(record.levelname, message, record.created)
             return
         try:
             self.emitter.record.emit(record.levelname, message, record.created)
@@ -82,6 +89,7 @@ class LogPane(QtWidgets.QWidget):
         self._lines: collections.deque[LogLine] = collections.deque(maxlen=max_lines)
         self._pending: collections.deque[LogLine] = collections.deque(maxlen=max_lines)
         self._lock = threading.Lock()          # _lines and _pending: append may be off-thread
+        self._woken = False   # a flush is due: later appends need no wake-up of their own
         self._min_level = logging.INFO
         self.handler: QtLogHandler | None = None
         self._loggers: list[logging.Logger] = []
@@ -125,6 +133,9 @@ class LogPane(QtWidgets.QWidget):
         with self._lock:
             self._lines.append(line)
             self._pending.append(line)
+            wake, self._woken = not self._woken, True
+        if not wake:               # one wake-up per flush, however many lines come
+            return
         if QtCore.QThread.currentThread() is self.thread():
             self._schedule()
         else:
@@ -133,8 +144,7 @@ class LogPane(QtWidgets.QWidget):
     def attach(self, logger: logging.Logger) -> QtLogHandler:
         """Show ``logger``'s records (its own level still decides what is logged)."""
         if self.handler is None:
-            self.handler = QtLogHandler()
-            self.handler.signal.connect(self.append, QtCore.Qt.QueuedConnection)
+            self.handler = QtLogHandler(sink=self.append)
         if logger not in self._loggers:
             logger.addHandler(self.handler)
             self._loggers.append(logger)
@@ -170,6 +180,7 @@ class LogPane(QtWidgets.QWidget):
         with self._lock:
             lines = list(self._pending)
             self._pending.clear()
+            self._woken = False
         self._draw(lines)
 
     def lines(self) -> list[LogLine]:

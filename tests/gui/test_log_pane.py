@@ -55,6 +55,25 @@ def test_records_logged_on_a_plain_thread_appear_on_the_gui_thread(pane: LogPane
     assert pane.handler not in logger.handlers
 
 
+def test_a_burst_of_records_wakes_the_gui_thread_a_few_times_not_once_per_record(
+        pane: LogPane, logger, qtbot) -> None:
+    """10,000 records from a worker (a share flood's log lines) cost the GUI thread a
+    handful of queued wake-ups and flushes, never one queued call per record."""
+    wakes: list[int] = []
+    pane._wake.connect(lambda: wakes.append(1), QtCore.Qt.QueuedConnection)
+    pane.attach(logger)
+    try:
+        worker = threading.Thread(target=lambda: [logger.info("flood line %d", i)
+                                                  for i in range(10_000)])
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(lambda: "flood line 9999" in pane.text(), timeout=30000)
+    finally:
+        pane.detach()
+    assert len(pane.lines()) == min(10_000, pane.max_lines)
+    assert 1 <= len(wakes) <= 50, f"{len(wakes)} wake-ups for 10,000 records"
+
+
 def test_the_handler_only_emits_a_signal(qtbot) -> None:
     handler = QtLogHandler()
     got: list[tuple[str, str, float]] = []
