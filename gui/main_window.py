@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.settings_path = settings_path
         self._snap: dict[str, Any] | None = None
         self._snap_dirty = False
+        self._charts_dirty = False     # a snapshot came since the charts last redrew
         self._quitting = False
         self._stopped_for_close = False
         self._engine_stopped = False
@@ -461,6 +462,7 @@ class MainWindow(QMainWindow):
     def _on_snapshot(self, snap: dict[str, Any]) -> None:
         self._snap = snap
         self._snap_dirty = True
+        self._charts_dirty = True
         self.model.update_from_summary(snap["summary"], snap.get("rates_now"))
         per_device = display_rates(snap)
         self.charts.add_rates(snap["t"], sum(per_device.values()), per_device)
@@ -535,7 +537,10 @@ class MainWindow(QMainWindow):
         self._last_tick = now
         try:
             self.model.apply()
-            if self.tabs.currentWidget() is self.charts and self.charts.isVisible():
+            # the charts redraw when data came (snapshots at 2 Hz), not at every tick
+            if self._charts_dirty and self.tabs.currentWidget() is self.charts \
+                    and self.charts.isVisible():
+                self._charts_dirty = False
                 self.charts.refresh()
             if self._snap_dirty and self._snap is not None:
                 self._snap_dirty = False
