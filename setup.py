@@ -24,7 +24,7 @@ NATIVE = os.path.join("sgm", "_native")
 INCLUDE = os.path.join(NATIVE, "include")
 # every native module the package imports: a missing source fails the build rather than
 # producing a package that breaks at import
-NATIVE_MODULES = ("_sha256d", "_queue")
+NATIVE_MODULES = ("_sha256d", "_queue", "_worker")
 headers = [os.path.join(INCLUDE, f) for f in sorted(os.listdir(INCLUDE)) if f.endswith(".h")]
 
 cflags = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function"]

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -37,8 +36,6 @@ from sgm.telemetry import Event, Subscription, Telemetry
 
 log = logging.getLogger(__name__)
 
-#: GIL switch interval while mining (Python's default is 5 ms)
-SWITCH_INTERVAL = 0.0005
 #: How long start() waits for the network thread (pool client, embedded pool) to come up.
 NET_START_TIMEOUT = 30.0
 #: Shares submitted but not yet answered, at most.  A device that finds more waits for a
@@ -142,7 +139,6 @@ class Miner:
         self._started_at = 0.0
         self._stopped_at: float | None = None
         self._running = False
-        self._switch_interval: float | None = None   # the process's own, while we mine
         #: shares the pool received but never answered (counted neither way)
         self.unanswered = 0
 
@@ -189,12 +185,6 @@ class Miner:
         for d in self.devices:
             if d.name in off:
                 d.set_enabled(False)
-        # device threads hand the GIL back and forth with the network thread at every batch
-        # edge; a short switch interval keeps a clean job's hand-over in the sub-ms range
-        # (the process's own value comes back at stop)
-        self._switch_interval = sys.getswitchinterval()
-        if self._switch_interval > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             for d in self.devices:   # measure each device before the pool's clock starts
                 d.score = d.calibrate()
@@ -223,6 +213,9 @@ class Miner:
         self.scheduler.close()
         for d in self.devices:
             d.stop()
+        # every candidate found is re-checked and counted (submitted or stale) before the
+        # network side closes
+        self.scheduler.shutdown(timeout)
         with self._pending_lock:
             pending = list(self._pending)
         if pending:  # let shares already found reach the pool
@@ -235,9 +228,6 @@ class Miner:
             self._net_thread.join(timeout)
             if self._net_thread.is_alive():
                 log.warning("network thread did not stop within %.0f s", timeout)
-        if self._switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-            self._switch_interval = None
         self._stopped_at = time.monotonic()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -13,6 +13,13 @@ including those of batches still in flight, and never moves the queue's cursor -
 is hashed twice; a new version mask (BIP 310 ``mining.set_version_mask``) applies from the
 next batch on, continuing after the extranonce2 values already handed out.
 
+Results travel one way: devices push candidates (device, generation, midstate id, nonce)
+into a bounded native buffer -- CPU workers from their GIL-free loops, Python devices from
+theirs -- and one collector thread at normal priority drains it, re-checks each candidate
+with hashlib and submits the shares.  Candidates of a job that is gone are counted stale
+as one number per drain, never one event each.  The collector also reads the native
+workers' counters into telemetry and keeps the next midstates prepared ahead of need.
+
 Knows: jobs (Job, MidstateCache, make_share), the native queue, telemetry.  Does not know
 pools or sockets: found shares leave through the ``submit`` callback given by the Miner.
 """
@@ -23,11 +30,12 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Protocol
 
 from sgm._native import AbortFlag, WorkQueue
-from sgm.hashing import meets_target, target_to_difficulty
-from sgm.jobs import Job, MidstateCache, Share, make_share, rolling_readable
+from sgm._native._worker import FLAG_BLOCK, CandidateBuffer, WorkTable
+from sgm.hashing import hash_difficulty, meets_target, sha256d, target_to_difficulty
+from sgm.jobs import Job, MidstateCache, PreparedWork, Share, rolling_readable
 from sgm.telemetry import Telemetry
 from sgm.work import Batch
 
@@ -43,6 +51,23 @@ _DEDUP_LIMIT = 20_000
 MAX_VALID_GENERATIONS = 16
 
 SubmitFn = Callable[[Share, str], None]
+#: Midstates prepared ahead of the queue's cursor (each covers 2**32 nonces).
+PREPARE_AHEAD = 2
+#: Candidates the collector takes from the buffer at once.
+DRAIN_MAX = 4096
+#: How often the collector folds the native workers' counters into telemetry (seconds).
+SAMPLE_INTERVAL = 0.25
+
+
+class ResultSink(Protocol):
+    """What the collector needs of a device: its name, and to hear of hardware errors
+    and of the passing of time (a native device folds its counters into telemetry)."""
+
+    name: str
+
+    def on_results(self, hw_errors: int) -> None: ...
+
+    def sample(self) -> None: ...
 
 
 @dataclass
@@ -96,6 +121,17 @@ class Scheduler:
         self.batch_time = batch_time
         self.queue = WorkQueue()
         self.cache = MidstateCache(cache_size)
+        #: prepared midstates the native workers scan (see PREPARE_AHEAD)
+        self.table = WorkTable()
+        #: candidates of every device, drained by the collector thread
+        self.candidates = CandidateBuffer()
+        self._devices: dict[int, ResultSink] = {}
+        self._next_index = 0
+        self._collector: threading.Thread | None = None
+        self._collector_stop = False
+        self._done_cond = threading.Condition()
+        self._processed = 0          # candidates the collector finished (drain order)
+        self.blocks_ended = 0        # jobs ended because a device found a block
         self._lock = threading.Lock()
         self._work_ready = threading.Condition(self._lock)
         self._generation = 0
@@ -133,27 +169,33 @@ class Scheduler:
         """
         # the first midstate every device will ask for, computed before any state changes:
         # if the job cannot be prepared nothing is half switched
-        self.cache.get(job, 0)
+        first = self.cache.get(job, 0)
         with self._lock:
             clean = job.clean_jobs or self._current is None
-            gen = self._switch_locked(job, clean)
+            gen = self._switch_locked(job, clean, first)
         self.telemetry.job(job.job_id, clean)
         log.info("job %s (%s), target difficulty %.6g", job.job_id,
                  "clean" if clean else "not clean", target_to_difficulty(job.target))
         return gen
 
-    def _switch_locked(self, job: Job, clean: bool) -> int:
+    def _switch_locked(self, job: Job, clean: bool, first: PreparedWork | None = None) -> int:
         """Make ``job`` the queue's work under a new generation (the lock is held)."""
         gen = self._generation + 1
-        self.queue.set_job(gen, job.n_midstates)   # first: may raise, nothing changed yet
+        if first is None:
+            first = self.cache.get(job, 0)
+        # the native workers find the first midstate ready (before the queue hands it out)
+        self._put_work_locked(gen, job, job.target, first)
+        self.queue.set_job(gen, job.n_midstates)   # may raise: then only the table moved
         self._generation = gen
         if clean:
             self._valid.clear()
             self._seen.clear()
             self.cache.clear()
+            self.cache.get(job, 0)
         self._valid[gen] = _Generation(job, job.target, job.version_mask)
         while len(self._valid) > MAX_VALID_GENERATIONS:
             self._valid.popitem(last=False)
+        self.table.drop_before(next(iter(self._valid)))
         self._current = gen
         if clean:
             for flag in self._abort_flags:
@@ -180,8 +222,9 @@ class Scheduler:
                 log.debug("update for job %s ignored: not the current job", job.job_id)
                 return
             if job.target < cur.target:
-                for g in self._valid.values():
+                for number, g in self._valid.items():
                     g.target = min(g.target, job.target)
+                    self.table.retarget(number, g.target)
                 log.info("job %s: share difficulty %.6g applies at once", job.job_id,
                          target_to_difficulty(job.target))
             if job.version_mask != cur.mask:
@@ -217,18 +260,124 @@ class Scheduler:
         with self._lock:
             self.queue.flush()
             self._valid.clear()
+            self.table.clear()
             self._current = None
             for flag in self._abort_flags:
                 flag.set()
 
+    def end_job(self, generation: int) -> bool:
+        """A block was found in ``generation``: that job and every older one are over
+        (their work is worthless now), the devices stop hashing them at once and wait for
+        the next job.  Returns whether anything was still running."""
+        with self._lock:
+            over = [g for g in self._valid if g <= generation]
+            for g in over:
+                del self._valid[g]
+            ended = self._current is not None and self._current <= generation
+            if ended:
+                self.queue.flush()
+                self._current = None
+            self.table.drop_before(generation + 1)
+            if ended:
+                for flag in self._abort_flags:
+                    flag.set()
+        if over:
+            self.blocks_ended += 1
+        return bool(over)
+
     def close(self) -> None:
+        """No more work: pulls return None and running scans stop.  Candidates already
+        found are still processed (see :meth:`shutdown`)."""
         with self._lock:
             self._closed = True
             for flag in self._abort_flags:
                 flag.set()
             self._work_ready.notify_all()
 
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Process every candidate found so far, then end the collector thread."""
+        self.sync(timeout)
+        with self._lock:
+            self._collector_stop = True
+            thread, self._collector = self._collector, None
+        self.candidates.wake()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     # --------------------------------------------------------------- devices
+    def register_device(self, device: ResultSink) -> int:
+        """Make ``device`` a source of candidates: returns the index it pushes under.
+        The collector thread starts with the first device."""
+        with self._lock:
+            index = self._next_index
+            self._next_index += 1
+            self._devices[index] = device
+            if self._collector is None:
+                self._collector_stop = False
+                self._collector = threading.Thread(target=self._collect_loop,
+                                                   name="sgm-collector", daemon=True)
+                self._collector.start()
+        return index
+
+    def unregister_device(self, index: int, timeout: float = 5.0) -> None:
+        """The device stopped: process what it found, then forget it (the collector ends
+        with the last device and starts again with the next one)."""
+        self.sync(timeout)
+        with self._lock:
+            self._devices.pop(index, None)
+            last = not self._devices
+        if last:
+            self.shutdown(timeout)
+
+    def prepare(self, generation: int, midstate_id: int) -> bool:
+        """Put the prepared work of (generation, midstate id) and the next PREPARE_AHEAD
+        midstates into the native table; False if the generation is no longer wanted."""
+        with self._lock:
+            active = self._valid.get(generation)
+            if active is None:
+                return False
+            job, target = active.job, active.target
+        last = min(job.n_midstates, midstate_id + 1 + PREPARE_AHEAD)
+        for mid in range(midstate_id, last):
+            if mid != midstate_id and self.table.has(generation, mid):
+                continue
+            work = self.cache.get(job, mid)
+            with self._lock:
+                if generation not in self._valid:
+                    return False
+                self._put_work_locked(generation, job, target, work)
+        return True
+
+    def _put_work_locked(self, generation: int, job: Job, target: int,
+                         work: PreparedWork) -> None:
+        self.table.put(generation, work.midstate_id, work.midstate, work.tail, target,
+                       job.network_target)
+
+    def _prepare_ahead(self) -> None:
+        """Keep the midstates after the queue's cursor prepared (the collector calls this
+        between drains, so a worker rarely has to ask)."""
+        st = self.queue.stats()
+        cursor = st["cursor"]
+        if cursor is None or not st["has_job"]:
+            return
+        gen, mid = st["generation"], cursor[0]
+        if not all(self.table.has(gen, m) for m in range(mid, min(st["n_midstates"],
+                                                                  mid + 1 + PREPARE_AHEAD))):
+            self.prepare(gen, mid)
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until the queue has something to hand out."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not self._closed:
+                if self.queue.has_job and not self.queue.exhausted:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._work_ready.wait(left)
+        return False
+
     def register_abort_flag(self, flag: AbortFlag) -> None:
         with self._lock:
             self._abort_flags.add(flag)
@@ -276,50 +425,169 @@ class Scheduler:
             self.queue.give_back(batch.generation, batch.midstate_id, batch.start + scanned, rest)
 
     # --------------------------------------------------------------- results
-    def handle_nonces(self, device: str, batch: Batch, nonces: list[int]) -> int:
-        """Re-check every nonce a device found and pass good ones on; returns hw errors.
+    def report(self, device_index: int, batch: Batch, nonces: list[int]) -> None:
+        """A Python device's candidates of one batch: into the collector's buffer (waits,
+        with the GIL released, while the buffer is full)."""
+        if nonces:
+            self.candidates.push(device_index, batch.generation, batch.midstate_id, nonces)
 
-        A nonce that misses the target the batch was scanned with is the device's hardware
-        error.  One that meets it but not the target or version mask in force now (the pool
-        raised the difficulty or narrowed the mask meanwhile) is not a share: dropped.
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Wait until every candidate pushed so far has been processed (True), at most
+        ``timeout`` s.  Without a collector running, process them on this thread."""
+        target = self.candidates.pushed
+        deadline = time.monotonic() + timeout
+        with self._done_cond:
+            while self._processed < target:
+                if self._collector is None or not self._collector.is_alive():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done_cond.wait(min(left, 0.05))
+        if self._processed < target:
+            self._drain_once(0.0)
+        return self._processed >= target
+
+    def _min_valid_generation(self) -> int:
+        with self._lock:
+            return next(iter(self._valid)) if self._valid else self._generation + 1
+
+    def _collect_loop(self) -> None:
+        next_sample = 0.0
+        while True:
+            with self._lock:
+                stop = self._collector_stop
+            if stop and not len(self.candidates):
+                break
+            try:
+                self._drain_once(0.05)
+                now = time.monotonic()
+                if now >= next_sample:
+                    next_sample = now + SAMPLE_INTERVAL
+                    self._sample()
+            except Exception:  # noqa: BLE001 - the share path must outlive one bad candidate
+                log.exception("collector: unexpected error")
+                time.sleep(0.05)
+        self._sample()
+
+    def _sample(self) -> None:
+        with self._lock:
+            devices = list(self._devices.values())
+        for dev in devices:
+            dev.sample()
+        self._prepare_ahead()
+
+    def _drain_once(self, timeout: float) -> None:
+        items, stale = self.candidates.drain(DRAIN_MAX, timeout, self._min_valid_generation())
+        try:
+            for index, n in stale.items():
+                self.telemetry.record_stale_count(self._device_name(index), n)
+            if items:
+                self._process(items)
+        finally:
+            with self._done_cond:
+                self._processed += len(items) + sum(stale.values())
+                self._done_cond.notify_all()
+
+    def _device_name(self, index: int) -> str:
+        dev = self._devices.get(index)
+        return dev.name if dev is not None else f"device{index}"
+
+    def _process(self, items: list[tuple[int, int, int, int, int]]) -> None:
+        """Re-check and pass on one drain's candidates (in the order they were found)."""
+        hw: dict[int, int] = {}
+        stale: dict[int, int] = {}
+        checked: dict[int, int] = {}
+        ended = -1
+        for index, gen, mid, nonce, flags in items:
+            if gen <= ended:
+                stale[index] = stale.get(index, 0) + 1
+                continue
+            with self._lock:
+                active = self._valid.get(gen)
+            if active is None:
+                stale[index] = stale.get(index, 0) + 1
+                continue
+            job = active.job
+            work = self.cache.get(job, mid)
+            # the easiest target this generation ever had: what any device scanned against
+            outcome = self._check(self._device_name(index), gen, job, work, nonce, job.target)
+            checked[index] = checked.get(index, 0) + 1
+            if outcome == _HW_ERROR:
+                hw[index] = hw.get(index, 0) + 1
+            elif outcome == _BLOCK or flags & FLAG_BLOCK:
+                if self.end_job(gen):
+                    log.info("job %s: a block was found; its work is over", job.job_id)
+                ended = max(ended, gen)
+        for index, n in stale.items():
+            self.telemetry.record_stale_count(self._device_name(index), n)
+        for index in checked:
+            dev = self._devices.get(index)
+            if dev is not None:
+                dev.on_results(hw.get(index, 0))
+
+    def _check(self, device: str, gen: int, job: Job, work: PreparedWork, nonce: int,
+               scanned_target: int) -> int:
+        """Re-check one nonce with hashlib and submit it if it is a wanted share."""
+        digest = sha256d(work.header(nonce))
+        if not meets_target(digest, scanned_target):
+            self.telemetry.record_hw_error(
+                device, detail=f"nonce {nonce:08x} of job {job.job_id} fails the CPU re-check")
+            log.warning("%s: hardware error: nonce %08x does not meet the target", device, nonce)
+            return _HW_ERROR
+        network = job.network_target
+        block = network is not None and meets_target(digest, network)
+        extranonce2 = work.extranonce2.hex()
+        key = (job.job_id, job.extranonce1, extranonce2, job.ntime, nonce, work.version_bits)
+        with self._lock:
+            active = self._valid.get(gen)
+            wanted = active is not None and meets_target(digest, active.target) \
+                and _bits_allowed(job, work.version_bits, active.mask)
+            duplicate = key in self._seen
+            if wanted and not duplicate:
+                self._seen[key] = None
+                while len(self._seen) > _DEDUP_LIMIT:
+                    self._seen.popitem(last=False)
+        if active is None:
+            self.telemetry.record_stale_count(device, 1)
+            return _STALE
+        if not wanted:
+            log.debug("%s: nonce %08x of job %s no longer meets the pool's rules", device,
+                      nonce, job.job_id)
+            return _DROPPED
+        if duplicate:
+            self.telemetry.record_duplicate(device)
+            return _DUPLICATE
+        share = Share(job_id=job.job_id, extranonce2=extranonce2, ntime=job.ntime_hex,
+                      nonce=f"{nonce:08x}",
+                      version_bits=f"{work.version_bits:08x}" if job.rolls_version else None,
+                      hash=digest, difficulty=hash_difficulty(digest),
+                      extranonce1=job.extranonce1.hex())
+        self.telemetry.record_share_found(device, job.job_id, nonce, share.difficulty)
+        if self.submit is not None:
+            self.submit(share, device)
+        return _BLOCK if block else _SHARE
+
+    def handle_nonces(self, device: str, batch: Batch, nonces: list[int]) -> int:
+        """Re-check every nonce of one batch on this thread and pass good ones on; returns
+        the hardware errors (nonces that miss the target the batch was scanned with).
+
+        One that meets it but not the target or version mask in force now (the pool raised
+        the difficulty or narrowed the mask meanwhile) is not a share: dropped.  Devices
+        report through :meth:`report` instead; this is the same check, synchronously.
         """
         hw = 0
-        job = batch.job
         for nonce in nonces:
-            share = make_share(job, batch.work, nonce, batch.target)  # hashlib sha256d
-            if not share.meets_target:
+            outcome = self._check(device, batch.generation, batch.job, batch.work, nonce,
+                                  batch.target)
+            if outcome == _HW_ERROR:
                 hw += 1
-                self.telemetry.record_hw_error(
-                    device, detail=f"nonce {nonce:08x} of job {job.job_id} fails the CPU re-check")
-                log.warning("%s: hardware error: nonce %08x does not meet the target", device, nonce)
-                continue
-            key = (job.job_id, share.extranonce1, share.extranonce2, share.ntime, share.nonce,
-                   share.version_bits)
-            with self._lock:
-                active = self._valid.get(batch.generation)
-                wanted = active is not None and meets_target(share.hash, active.target) \
-                    and _bits_allowed(job, batch.work.version_bits, active.mask)
-                duplicate = key in self._seen
-                if wanted and not duplicate:
-                    self._seen[key] = None
-                    while len(self._seen) > _DEDUP_LIMIT:
-                        self._seen.popitem(last=False)
-            if active is None:
-                self.telemetry.record_stale(device, job.job_id, nonce, share.difficulty)
-                # counted by telemetry (the CLI prints it): a log line per share would flood
-                log.debug("%s: stale share for job %s dropped", device, job.job_id)
-                continue
-            if not wanted:
-                log.debug("%s: nonce %08x of job %s no longer meets the pool's rules", device,
-                          nonce, job.job_id)
-                continue
-            if duplicate:
-                self.telemetry.record_duplicate(device)
-                continue
-            self.telemetry.record_share_found(device, job.job_id, nonce, share.difficulty)
-            if self.submit is not None:
-                self.submit(share, device)
+            elif outcome == _BLOCK:
+                self.end_job(batch.generation)
         return hw
+
+
+_SHARE, _STALE, _DROPPED, _DUPLICATE, _HW_ERROR, _BLOCK = range(6)
 
 
 def _bits_allowed(job: Job, version_bits: int, mask: int) -> bool:

@@ -186,9 +186,10 @@ class DeviceStats:
     # hot path ---------------------------------------------------------------
 
     def record_batch(self, hashes: int, seconds_busy: float, batch_size: int,
-                     latency_s: float, now: float | None = None) -> None:
-        """One finished batch: ``hashes`` done, ``seconds_busy`` spent hashing,
-        ``batch_size`` nonces asked for, ``latency_s`` from pull to result."""
+                     latency_s: float, now: float | None = None, batches: int = 1) -> None:
+        """One finished batch (or ``batches`` of them, read together from a native
+        worker's counters): ``hashes`` done, ``seconds_busy`` spent hashing, ``batch_size``
+        nonces asked for, ``latency_s`` from pull to result."""
         t = self.clock() if now is None else now
         _check_nonneg(seconds_busy, "seconds_busy")
         _check_nonneg(latency_s, "latency_s")
@@ -197,10 +198,11 @@ class DeviceStats:
             self._rate.add(hashes, t)
             self._busy.add(seconds_busy, t)
             self.hashes += hashes
-            self.batches += 1
+            first = self.batches == 0
+            self.batches += batches
             self.batch_size = batch_size
             self.latency_last_ms = lat_ms
-            if self.batches == 1:
+            if first:
                 self.latency_ewma_ms = lat_ms
             else:
                 self.latency_ewma_ms += LATENCY_ALPHA * (lat_ms - self.latency_ewma_ms)
@@ -638,11 +640,13 @@ class Telemetry:
     # recording ----------------------------------------------------------------
 
     def record_batch(self, device: str, hashes: int, seconds_busy: float, batch_size: int,
-                     latency_s: float) -> None:
-        """Hot path: one call per finished batch of ``device``."""
+                     latency_s: float, batches: int = 1) -> None:
+        """One call per finished batch of ``device`` (or per reading of a native worker's
+        counters: ``batches`` finished since the last one)."""
         now = self.clock()
-        self.device(device).record_batch(hashes, seconds_busy, batch_size, latency_s, now)
-        self.total.record_batch(hashes, 0.0, batch_size, latency_s, now)
+        self.device(device).record_batch(hashes, seconds_busy, batch_size, latency_s, now,
+                                         batches)
+        self.total.record_batch(hashes, 0.0, batch_size, latency_s, now, batches)
 
     def record_share_found(self, device: str, job_id: str, nonce: int,
                            difficulty: float) -> None:
@@ -664,6 +668,13 @@ class Telemetry:
         self.device(device).record_stale()
         self.total.record_stale()
         self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, False, "stale"))
+
+    def record_stale_count(self, device: str, n: int) -> None:
+        """``n`` candidates found for jobs that were already gone, never sent: counted in
+        one number (no event each -- in a flood there are thousands a second)."""
+        if n > 0:
+            self.device(device).record_stale(n)
+            self.total.record_stale(n)
 
     def record_duplicate(self, device: str, n: int = 1) -> None:
         """A share already submitted was found again and suppressed."""

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from sgm import _native
-from sgm.devices.base import BatchResult, Device
+from sgm.devices.base import BatchResult, SyncDevice
 from sgm.devices.cpu import CpuDevice
 from sgm.hashing import bits_to_target, meets_target, sha256d
 from sgm.jobs import Job
@@ -82,7 +82,7 @@ def test_cpu_devices_find_shares_that_hashlib_confirms():
     assert all(d["utilisation"] > 0.5 for d in snap["devices"]), snap["devices"]
 
 
-class LyingDevice(Device):
+class LyingDevice(SyncDevice):
     """A device whose every batch claims a nonce that does not meet the target."""
 
     kind = "cpu"
@@ -201,7 +201,7 @@ def test_bad_scheduler_settings_are_refused():
         Scheduler(Telemetry(), batch_time=0)
 
 
-class CrashingDevice(Device):
+class CrashingDevice(SyncDevice):
     kind = "cpu"
 
     def calibrate(self, seconds=0.05):

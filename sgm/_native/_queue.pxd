@@ -61,3 +61,4 @@ cdef class WorkQueue:
     # public C API: take the lock themselves, safe to call without the GIL
     cdef int pull_c(self, uint64_t max_nonces, sgm_wq_unit *out) noexcept nogil
     cdef int give_back_c(self, const sgm_wq_unit *unit) noexcept nogil
+    cdef int end_through_c(self, int64_t generation) noexcept nogil

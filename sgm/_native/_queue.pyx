@@ -221,6 +221,19 @@ cdef class WorkQueue:
         self._release()
         return r
 
+    cdef int end_through_c(self, int64_t generation) noexcept nogil:
+        """End the current job if its generation is <= ``generation`` (a block was found
+        for it: every later pull returns nothing until the next set_job).  1 if ended."""
+        cdef int ended = 0
+        self._acquire()
+        if self._has_job and self._generation <= generation:
+            self._has_job = False
+            self._clear_pending_locked()
+            self._cur_mid = self._n_midstates
+            ended = 1
+        self._release()
+        return ended
+
     # ------------------------------------------------------------------ Python API
 
     def set_job(self, generation, n_midstates, nonce_start=0, nonce_end=NONCE_SPACE):

@@ -1,11 +1,17 @@
-"""The one narrow interface every compute device implements.
+"""The device interface: one worker thread per device, in one of two shapes.
 
-A device runs one worker thread that loops pull -> run a batch -> report.  Subclasses
-implement only ``run_batch`` (hash one batch, honouring the abort flag) — the CPU kernels
-and the OpenCL kernel — and everything else (enable/disable while mining, adaptive batch
-sizing, give-back of unscanned work, telemetry) is shared here.  A device that pipelines
-(OpenCL: the next batch is pulled and launched before the current one ends) overrides
-``_next_batch`` and hands back what it holds in ``_on_disabled``.
+* :class:`SyncDevice` -- scan a batch and return (``run_batch``): the shape of a CPU core.
+  The base loop pulls a batch, runs it, hands back what an abort left unscanned and
+  reports the candidates.
+* :class:`QueuedDevice` -- ``submit(batch)`` / ``poll(timeout)`` / ``flush()``: the shape
+  of a GPU, an FPGA or a networked ASIC, which hold several batches at once.  The base
+  loop keeps ``depth`` batches submitted, folds finished ones in, and on a clean job,
+  a switch-off or a stop flushes the device and hands back what it held.
+
+Both loops own give-back, staleness and enable/disable; a device implements only the
+hashing.  The CPU device (:mod:`sgm.devices.cpu`) is the synchronous shape with its whole
+loop in native code (no GIL in steady state).  Every device's candidates go into the
+scheduler's candidate buffer; the collector thread re-checks and submits them.
 """
 from __future__ import annotations
 
@@ -22,19 +28,26 @@ from sgm.work import Batch
 
 log = logging.getLogger(__name__)
 
+#: A batch stops early once it has this many candidates (the unscanned rest goes back to
+#: the queue): at absurdly easy targets a batch stays small in memory and quick to re-check.
+MAX_CANDIDATES_PER_BATCH = 4096
+
 
 @dataclass
 class BatchResult:
     scanned: int          # nonces fully examined from the batch start
-    nonces: list[int]     # candidates found (re-checked by the scheduler)
+    nonces: list[int]     # candidates found (re-checked by the scheduler's collector)
 
 
 #: Niceness of device worker threads: hashing yields the CPU to the network and control
-#: threads at once (a clean job then reaches the devices in about a millisecond).
+#: threads at once.  Safe because a hashing thread holds nothing another thread needs: the
+#: CPU workers hash without the GIL (see sgm.devices.cpu).
 WORKER_NICE = 19
 
 
 class Device(ABC):
+    """What every device shares: name, kernel, enable/disable, lifecycle, telemetry."""
+
     kind: str = "unknown"
     #: whether the worker thread runs at WORKER_NICE (a thread that mostly sleeps waiting
     #: for an accelerator keeps normal priority: it must wake at once to keep it fed)
@@ -47,6 +60,7 @@ class Device(ABC):
         self.abort = AbortFlag()
         self.score = 0.0                  # measured hashes/s at start-up
         self.sizer: BatchSizer | None = None
+        self.index = -1                   # the scheduler's number for this device
         self._scheduler: Scheduler | None = None
         self._thread: threading.Thread | None = None
         self._enabled = threading.Event()
@@ -55,12 +69,7 @@ class Device(ABC):
         self._idle = threading.Event()    # set while the worker is not hashing
         self._idle.set()
         #: (job generation, perf_counter) of the batch this device started last
-        self.last_batch_start: tuple[int, float] = (0, 0.0)
-
-    # ------------------------------------------------------------ the one method
-    @abstractmethod
-    def run_batch(self, batch: Batch) -> BatchResult:
-        """Hash one batch; stop early (reporting progress) when self.abort is raised."""
+        self._last_batch_start: tuple[int, float] = (0, 0.0)
 
     def calibrate(self, seconds: float = 0.05) -> float:
         """Measure this device's speed (hashes/s) on a throw-away batch."""
@@ -77,20 +86,34 @@ class Device(ABC):
         scheduler.register_abort_flag(self.abort)
         scheduler.telemetry.register_device(self.name, kind=self.kind, impl=self.impl,
                                             enabled=self.enabled)
+        self.index = scheduler.register_device(self)
         self._terminate = False
+        self._attach(scheduler)
         self._thread = threading.Thread(target=self._loop, name=f"sgm-{self.name}", daemon=True)
         self._thread.start()
 
+    def _attach(self, scheduler: Scheduler) -> None:
+        """Called by start() before the worker thread runs (native devices build their
+        worker here)."""
+
     def stop(self, timeout: float = 5.0) -> None:
-        """End the worker thread (unscanned work goes back to the queue)."""
+        """End the worker thread (unscanned work goes back to the queue, candidates found
+        are processed before this returns)."""
         self._terminate = True
         self.abort.set()
         self._enabled.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self._detach()
         if self._scheduler is not None:
             self._scheduler.unregister_abort_flag(self.abort)
+            if self.index >= 0:
+                self._scheduler.unregister_device(self.index, timeout)
+                self.index = -1
+
+    def _detach(self) -> None:
+        """Called by stop() after the worker thread ended."""
 
     @property
     def enabled(self) -> bool:
@@ -113,7 +136,66 @@ class Device(ABC):
     def hashing(self) -> bool:
         return not self._idle.is_set()
 
-    # ------------------------------------------------------------ worker
+    @property
+    def last_batch_start(self) -> tuple[int, float]:
+        """(job generation, monotonic seconds) of the batch this device started last."""
+        return self._last_batch_start
+
+    # ------------------------------------------------------------ the collector's calls
+    def on_results(self, hw_errors: int) -> None:
+        """The collector re-checked candidates of this device: hardware errors shrink its
+        batches, clean results let them grow back."""
+        if self.sizer is None:
+            return
+        if hw_errors:
+            self.sizer.hw_error()
+        else:
+            self.sizer.clean_batch()
+
+    def sample(self) -> None:
+        """Called by the collector about every 0.25 s (native devices fold their counters
+        into telemetry here; Python devices report per batch)."""
+
+    # ------------------------------------------------------------ the worker thread
+    def _loop(self) -> None:
+        if self.nice_worker:
+            _lower_thread_priority()
+        while not self._terminate:
+            try:
+                self._work()
+            except Exception:  # noqa: BLE001 - a failing device must not take the miner down
+                log.exception("%s: unexpected error; the device is stopped", self.name)
+                self._idle.set()
+                self.set_enabled(False)
+
+    @abstractmethod
+    def _work(self) -> None:
+        """Run until the device is terminated or must wait (the base loop calls it again)."""
+
+    def _finish_batch(self, batch: Batch, result: BatchResult, busy: float) -> None:
+        """Give back what was not scanned, fold the speed in, report the candidates."""
+        sched = self._scheduler
+        assert sched is not None and self.sizer is not None
+        if not 0 <= result.scanned <= batch.count:
+            sched.give_back(batch, 0)
+            raise RuntimeError(f"{self.name} reported {result.scanned} nonces scanned "
+                               f"of a {batch.count}-nonce batch")
+        if result.scanned < batch.count:
+            sched.give_back(batch, result.scanned)
+        self.sizer.observe(result.scanned, busy)
+        sched.telemetry.record_batch(self.name, result.scanned, busy, batch.count,
+                                     time.perf_counter() - batch.pulled_at)
+        if result.nonces:
+            sched.report(self.index, batch, result.nonces)
+
+
+class SyncDevice(Device):
+    """A device that scans one batch at a time and returns (``run_batch``)."""
+
+    @abstractmethod
+    def run_batch(self, batch: Batch) -> BatchResult:
+        """Hash one batch; stop early (reporting progress) when self.abort is raised."""
+
     def _next_batch(self) -> Batch | None:
         """The batch to run next (a device that pipelines may have pulled it already)."""
         assert self._scheduler is not None and self.sizer is not None
@@ -123,19 +205,7 @@ class Device(ABC):
         """Called on the worker thread while the device is disabled: hand back any work
         held ahead of time."""
 
-    def _loop(self) -> None:
-        assert self._scheduler is not None
-        if self.nice_worker:
-            _lower_thread_priority()
-        while not self._terminate:
-            try:
-                self._iteration()
-            except Exception:  # noqa: BLE001 - a failing device must not take the miner down
-                log.exception("%s: unexpected error; the device is stopped", self.name)
-                self._idle.set()
-                self.set_enabled(False)
-
-    def _iteration(self) -> None:
+    def _work(self) -> None:
         """One pull -> run -> report step (or a short wait while disabled / without work)."""
         sched = self._scheduler
         assert sched is not None and self.sizer is not None
@@ -152,7 +222,7 @@ class Device(ABC):
             return
         self._idle.clear()
         t0 = time.perf_counter()
-        self.last_batch_start = (batch.generation, t0)
+        self._last_batch_start = (batch.generation, time.monotonic())
         try:
             result = self.run_batch(batch)
         except BaseException:
@@ -160,20 +230,82 @@ class Device(ABC):
             raise
         finally:
             self._idle.set()
-        busy = time.perf_counter() - t0
-        if not 0 <= result.scanned <= batch.count:
-            raise RuntimeError(f"{self.name} reported {result.scanned} nonces scanned "
-                               f"of a {batch.count}-nonce batch")
-        if result.scanned < batch.count:
-            sched.give_back(batch, result.scanned)
-        self.sizer.observe(result.scanned, busy)
-        sched.telemetry.record_batch(self.name, result.scanned, busy, batch.count,
-                                     time.perf_counter() - batch.pulled_at)
-        if result.nonces:
-            if sched.handle_nonces(self.name, batch, result.nonces):
-                self.sizer.hw_error()
-            else:
-                self.sizer.clean_batch()
+        self._finish_batch(batch, result, time.perf_counter() - t0)
+
+
+class QueuedDevice(Device):
+    """A device that holds several batches at once.
+
+    Implement ``submit`` (start hashing a batch), ``poll`` (batches that finished, in
+    any order, waiting at most ``timeout``) and ``flush`` (drop everything held and say how
+    far each batch got).  ``poll`` returns early when the abort flag is raised; a batch
+    cut short by the abort flag is reported through ``flush``.
+    """
+
+    #: batches kept submitted: enough that a pause of any Python thread never idles it
+    depth: int = 3
+
+    @abstractmethod
+    def submit(self, batch: Batch) -> None:
+        """Start hashing ``batch`` (queued behind the batches already submitted)."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[tuple[Batch, BatchResult]]:
+        """Batches finished since the last poll (waits up to ``timeout`` for one)."""
+
+    @abstractmethod
+    def flush(self) -> list[tuple[Batch, BatchResult]]:
+        """Drop every batch held: each with how far it got (its candidates below that)."""
+
+    def _work(self) -> None:
+        sched = self._scheduler
+        assert sched is not None and self.sizer is not None
+        held: dict[int, tuple[Batch, float]] = {}      # id(batch) -> (batch, submitted at)
+        try:
+            while not self._terminate:
+                if not self._enabled.is_set():
+                    self._flush_held(held)
+                    self._idle.set()
+                    self._enabled.wait(0.25)
+                    continue
+                if self.abort.is_set():
+                    # a clean job, or the pool was lost: what is held is stale
+                    self.abort.clear()
+                    self._flush_held(held)
+                while len(held) < self.depth and not self.abort.is_set():
+                    batch = sched.pull(self.sizer.size(), timeout=0.0 if held else 0.25)
+                    if batch is None:
+                        break
+                    if self._terminate or not self._enabled.is_set():
+                        sched.give_back(batch, 0)
+                        break
+                    self.submit(batch)
+                    held[id(batch)] = (batch, time.perf_counter())
+                    self._last_batch_start = (batch.generation, time.monotonic())
+                if not held:
+                    self._idle.set()
+                    continue
+                self._idle.clear()
+                for batch, result in self.poll(0.25):
+                    entry = held.pop(id(batch), None)
+                    if entry is None:
+                        continue
+                    self._finish_batch(batch, result, time.perf_counter() - entry[1])
+        finally:
+            self._flush_held(held)
+            self._idle.set()
+
+    def _flush_held(self, held: dict[int, tuple[Batch, float]]) -> None:
+        if not held:
+            return
+        for batch, result in self.flush():
+            entry = held.pop(id(batch), None)
+            if entry is not None:
+                self._finish_batch(batch, result, time.perf_counter() - entry[1])
+        for batch, _ in held.values():       # never started: all of it goes back
+            if self._scheduler is not None:
+                self._scheduler.give_back(batch, 0)
+        held.clear()
 
 
 def _lower_thread_priority() -> None:

@@ -9,10 +9,10 @@
   buffers: enqueues launches, waits for them without holding the GIL and turns their
   candidates into nonces (the kernel pre-filters on the hash's top word, the host decides
   on the full target).  :meth:`OpenCLScanner.scan_range` is an exact range scan.
-* :class:`OpenCLDevice` -- the scheduler-facing :class:`~sgm.devices.base.Device`: launches
-  pipelined within and across batches (the next batch is pulled and launched before the
-  current one ends), the global size adapted to a target kernel time, and an OpenCL error
-  stops this device alone (its unscanned work goes back to the queue).
+* :class:`OpenCLDevice` -- the scheduler-facing :class:`~sgm.devices.base.QueuedDevice`:
+  several batches submitted at once and their launches pipelined within and across them,
+  the global size adapted to a target kernel time, and an OpenCL error stops this device
+  alone (its unscanned work goes back to the queue).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import numpy as np
 from sgm import _native
 from sgm._native import NONCE_SPACE, AbortFlag
 from sgm.devices import DeviceInfo, DeviceSelectionError
-from sgm.devices.base import BatchResult, Device
+from sgm.devices.base import MAX_CANDIDATES_PER_BATCH, BatchResult, Device, QueuedDevice
 from sgm.work import Batch
 
 try:  # optional dependency: pip install 'sgm[opencl]'
@@ -53,15 +53,14 @@ INSTALL_HINT = ("install an OpenCL runtime: pip install 'sgm[opencl]' for pyopen
 RESULT_CAPACITY = 4095
 #: Result words read back with every launch (counter + first candidates); more cost a read.
 RESULT_PREFIX = 64
-#: Launches in flight at once (the device never waits for the host between launches).
-DEFAULT_DEPTH = 2
+#: Launches in flight at once (the device never waits for the host between launches, and
+#: a host thread paused for less than two launches costs nothing).
+DEFAULT_DEPTH = 3
 #: Target time of one launch: GPUs switch jobs within ~2 launches; a CPU device (PoCL) has
 #: a larger per-launch cost, so its launches are longer.
 KERNEL_TIME_GPU = 0.005
 KERNEL_TIME_CPU = 0.02
 MAX_LAUNCH = 1 << 30
-#: A batch stops early once it has this many candidates (as CPU batches do).
-MAX_CANDIDATES_PER_BATCH = 4096
 _POLL = 0.0002          # shortest sleep while waiting for a launch past its expected end
 _DECAY = 0.8            # weight of the past in the rate (per launch)
 _ZERO = np.zeros(1, dtype=np.uint32)     # the pattern that resets a result counter
@@ -701,11 +700,16 @@ class _WakingAbortFlag(AbortFlag):
         self.wake.set()
 
 
-class OpenCLDevice(Device):
-    """One OpenCL device under the scheduler: one host thread, launches in flight."""
+class OpenCLDevice(QueuedDevice):
+    """One OpenCL device under the scheduler, in the queued shape: the base loop keeps
+    ``depth`` batches submitted; their launches go into one in-order queue, ``depth``
+    launches in flight at all times (within and across batches), so the device never waits
+    for the host, and a pause of the host thread shorter than those launches costs nothing.
+    """
 
     kind = "opencl"
     nice_worker = False   # sleeps on events; must wake at once to keep the device fed
+    depth = 2             # batches held (each of many launches)
 
     def __init__(self, name: str, dev: Any, *, description: str = "",
                  scanner: OpenCLScanner | None = None, **scanner_options: Any) -> None:
@@ -714,10 +718,7 @@ class OpenCLDevice(Device):
         self.description = description or str(dev.name).strip()
         self.device_type = self.scanner.device_type      # "GPU", "CPU", ...
         self.abort = _WakingAbortFlag(self.scanner.wake)
-        #: raised by every clean job: a batch pulled ahead of time is stale once it is set
-        self._stale = AbortFlag()
-        self._ahead: ScanJob | None = None        # the next batch, pulled and launched early
-        self._current: ScanJob | None = None
+        self._jobs: deque[ScanJob] = deque()      # submitted batches, oldest first
         self.failure: str | None = None
         self.host_cpu_s = 0.0                     # CPU time of the host thread
         self.host_wall_s = 0.0
@@ -732,15 +733,9 @@ class OpenCLDevice(Device):
             return 1.0
 
     def start(self, scheduler: Any) -> None:
-        scheduler.register_abort_flag(self._stale)
         super().start(scheduler)
         if self.failure is not None:
             self.set_enabled(False, detail=self.failure)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        super().stop(timeout)
-        if self._scheduler is not None:
-            self._scheduler.unregister_abort_flag(self._stale)
 
     @property
     def enabled(self) -> bool:
@@ -757,14 +752,11 @@ class OpenCLDevice(Device):
         """CPU time of the host thread / its wall time (0..1: the share of one core)."""
         return self.host_cpu_s / self.host_wall_s if self.host_wall_s > 0 else 0.0
 
-    # ------------------------------------------------------------ the worker's hooks
     def _loop(self) -> None:
         self._cpu0, self._wall0 = time.thread_time(), time.perf_counter()
         try:
             super()._loop()
         finally:
-            self._release_ahead()
-            self._drop_current()
             self._account()
             if self.failure is None:   # a lost device may not even finish its queue
                 self.scanner.close()
@@ -773,103 +765,63 @@ class OpenCLDevice(Device):
         self.host_cpu_s = time.thread_time() - self._cpu0
         self.host_wall_s = time.perf_counter() - self._wall0
 
-    def _next_batch(self) -> Batch | None:
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            if not self._stale.is_set() and self.enabled and not self._terminate:
-                self._current = ahead
-                return ahead.tag
-            self._give_back(ahead)
-        return super()._next_batch()
+    # ------------------------------------------------------------ the queued shape
+    def submit(self, batch: Batch) -> None:
+        job = self.scanner.job(batch.work.midstate, batch.work.tail, batch.start,
+                               batch.count, batch.target, tag=batch)
+        self._jobs.append(job)
+        self._fill()
 
-    def _on_disabled(self) -> None:
-        self._release_ahead()
-        self._drop_current()
+    def _fill(self) -> None:
+        """Launches of the submitted batches, in order, until ``depth`` are in flight."""
+        for job in self._jobs:
+            self.scanner.fill(job)
+            if len(self.scanner.inflight) >= self.scanner.depth:
+                break
 
-    def _drop_current(self) -> None:
-        """Forget the launches of a batch taken from ahead that was not run after all (the
-        worker gave it back instead: terminating or disabled)."""
-        current, self._current = self._current, None
-        if current is not None:
-            self.scanner.drop(current)
-
-    # ------------------------------------------------------------ batches
-    def run_batch(self, batch: Batch) -> BatchResult:
-        current, self._current = self._current, None
-        if current is not None and current.tag is batch:
-            job = current               # pulled ahead: its first launches are running
-        else:
-            if current is not None:
-                self.scanner.drop(current)
-            job = self.scanner.job(batch.work.midstate, batch.work.tail, batch.start,
-                                   batch.count, batch.target, tag=batch)
-        try:
-            self._run(job)
-        except opencl_errors() as exc:
-            self._fail(exc)
-        except BaseException:
-            self._release_ahead()
-            self.scanner.drop(job)
-            raise
-        # the kernel only pre-filters; a nonce it claimed that is no candidate at all goes to
-        # the scheduler too, whose re-check counts it as this device's hardware error
-        nonces = sorted(job.nonces + job.bad)
-        self._account()
-        return BatchResult(job.done, nonces)
-
-    def _run(self, job: ScanJob) -> None:
+    def poll(self, timeout: float) -> list[tuple[Batch, BatchResult]]:
         sc = self.scanner
+        finished: list[tuple[Batch, BatchResult]] = []
+        deadline = time.perf_counter() + timeout
         try:
-            while job.done < job.count:
-                sc.fill(job)
-                if job.launched == job.count and self._ahead is None \
-                        and len(sc.inflight) < sc.depth:
-                    self._pull_ahead()
-                if self.abort.is_set():
+            while self._jobs and not finished:
+                self._fill()
+                if not sc.inflight:
                     break
                 head = sc.inflight[0]
-                if head.job is not job:
-                    # left over from a batch not run (never read), or -- never expected --
-                    # the batch pulled ahead in front of this one's work: hand that back
-                    if head.job is self._ahead:
-                        self._release_ahead()
-                    else:
-                        sc.drop(head.job)
-                    continue
-                if not sc.wait(head, self.abort.is_set):
+                if not sc.wait(head, lambda: self.abort.is_set()
+                               or time.perf_counter() > deadline):
                     break
                 sc.collect(head)
-                if len(job.nonces) >= MAX_CANDIDATES_PER_BATCH:
-                    break
-            sc.harvest(job)          # launches already done count as scanned
-        finally:
-            sc.drop(job)
-        if self.abort.is_set():
-            self._release_ahead()
+                self._fill()
+                job = self._jobs[0]
+                if job.done >= job.count or len(job.nonces) >= MAX_CANDIDATES_PER_BATCH:
+                    self._jobs.popleft()
+                    sc.drop(job)
+                    finished.append((job.tag, self._result(job)))
+        except opencl_errors() as exc:
+            self._fail(exc)
+        self._account()
+        return finished
 
-    def _pull_ahead(self) -> None:
-        """Pull the next batch and launch it now, so the device does not wait for the host
-        between batches.  A clean job (``_stale``) or an abort discards it."""
-        sched = self._scheduler
-        if sched is None or self._terminate or not self.enabled or self.sizer is None:
-            return
-        self._stale.clear()
-        batch = sched.pull(self.sizer.size(), timeout=0)
-        if batch is None:
-            return
-        self._ahead = self.scanner.job(batch.work.midstate, batch.work.tail, batch.start,
-                                       batch.count, batch.target, tag=batch)
-        self.scanner.fill(self._ahead)
+    def flush(self) -> list[tuple[Batch, BatchResult]]:
+        out = []
+        while self._jobs:
+            job = self._jobs.popleft()
+            if self.failure is None:
+                try:
+                    self.scanner.harvest(job)    # launches already done count as scanned
+                except opencl_errors() as exc:
+                    self._fail(exc)
+            self.scanner.drop(job)
+            out.append((job.tag, self._result(job)))
+        return out
 
-    def _release_ahead(self) -> None:
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            self._give_back(ahead)
-
-    def _give_back(self, job: ScanJob) -> None:
-        self.scanner.drop(job)
-        if self._scheduler is not None:
-            self._scheduler.give_back(job.tag, 0)
+    @staticmethod
+    def _result(job: ScanJob) -> BatchResult:
+        # the kernel only pre-filters; a nonce it claimed that is no candidate at all goes
+        # to the collector too, whose re-check counts it as this device's hardware error
+        return BatchResult(job.done, sorted(job.nonces + job.bad))
 
     def _fail(self, exc: BaseException) -> None:
         """An OpenCL error: this device stops (one log line); the others mine on."""
@@ -877,7 +829,6 @@ class OpenCLDevice(Device):
         failure = f"OpenCL error: {first}"
         log.error("%s: %s; the device is stopped and its work goes back to the queue",
                   self.name, failure)
-        self._release_ahead()
         # never waited for (a lost device may not finish them): kept, not destroyed
         self.scanner._orphans.extend(self.scanner.inflight)
         self.scanner.inflight.clear()
