@@ -40,6 +40,9 @@ def _bench_parser() -> argparse.ArgumentParser:
                    help="length of one measurement (default 1.0)")
     p.add_argument("--repeats", type=positive_int, default=3,
                    help="measurements per figure; the median is reported (default 3)")
+    p.add_argument("--save-default", action="store_true",
+                   help="calibrate the CPU kernels again and keep the fastest as the default "
+                   "for this CPU and build (see sgm devices)")
     return p
 
 
@@ -48,6 +51,11 @@ def cmd_bench(argv: Sequence[str]) -> int:
     from sgm.devices import cpu_count
 
     args = _bench_parser().parse_args(argv)
+    if args.save_default:
+        from sgm._native import choice
+
+        choice.calibrate(save=True)
+        print(f"default CPU kernel: {choice.explain()}", file=sys.stderr, flush=True)
     if args.device == "opencl":
         return _bench_opencl(args)
     if args.impl is not None:
@@ -182,9 +190,12 @@ def cmd_devices(argv: Sequence[str]) -> int:
                                 description="The devices and implementations on this machine.")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    from sgm._native import choice
+
     cpu = detect_cpu()
     opencl, reason = detect_opencl()
     features = _native.cpu_features()
+    why = choice.explain()
     if args.json:
         devices = []
         for d in [cpu, *opencl]:
@@ -192,6 +203,8 @@ def cmd_devices(argv: Sequence[str]) -> int:
                      "compute_units": d.compute_units,
                      "implementations": d.implementations,
                      "default_impl": d.default_impl, "used_by_default": d.used_by_default}
+            if d.kind == "cpu":
+                entry["default_impl_reason"] = why
             if d.kind == "opencl":
                 entry.update(platform=d.platform, type=d.device_type,
                              driver_version=d.driver_version)
@@ -206,6 +219,7 @@ def cmd_devices(argv: Sequence[str]) -> int:
     print(f"{cpu.name}  cpu     {cpu.description}, {cpu.compute_units} core(s)")
     print(f"        implementations: {', '.join(cpu.implementations)} "
           f"(default {cpu.default_impl}; built: {', '.join(_native.all_implementations())})")
+    print(f"        default kernel: {why}")
     print(f"        features: {', '.join(k for k, v in features.items() if v) or 'none'}")
     for d in opencl:
         use = "used by default" if d.used_by_default else \

@@ -126,6 +126,7 @@ class Scheduler:
         #: candidates of every device, drained by the collector thread
         self.candidates = CandidateBuffer()
         self._devices: dict[int, ResultSink] = {}
+        self._names: dict[int, str] = {}     # kept after a device stops: late candidates
         self._next_index = 0
         self._collector: threading.Thread | None = None
         self._collector_stop = False
@@ -312,6 +313,7 @@ class Scheduler:
             index = self._next_index
             self._next_index += 1
             self._devices[index] = device
+            self._names[index] = device.name
             if self._collector is None:
                 self._collector_stop = False
                 self._collector = threading.Thread(target=self._collect_loop,
@@ -449,7 +451,11 @@ class Scheduler:
         return self._processed >= target
 
     def _min_valid_generation(self) -> int:
+        """Candidates of older generations are stale.  Once closed (the miner is stopping)
+        nothing can be submitted any more: every candidate left counts stale."""
         with self._lock:
+            if self._closed:
+                return self._generation + 1
             return next(iter(self._valid)) if self._valid else self._generation + 1
 
     def _collect_loop(self) -> None:
@@ -490,8 +496,7 @@ class Scheduler:
                 self._done_cond.notify_all()
 
     def _device_name(self, index: int) -> str:
-        dev = self._devices.get(index)
-        return dev.name if dev is not None else f"device{index}"
+        return self._names.get(index, f"device{index}")
 
     def _process(self, items: list[tuple[int, int, int, int, int]]) -> None:
         """Re-check and pass on one drain's candidates (in the order they were found)."""
@@ -500,7 +505,7 @@ class Scheduler:
         checked: dict[int, int] = {}
         ended = -1
         for index, gen, mid, nonce, flags in items:
-            if gen <= ended:
+            if gen <= ended or self._closed:
                 stale[index] = stale.get(index, 0) + 1
                 continue
             with self._lock:

@@ -17,6 +17,11 @@ from sgm._native._sha256d import (
     sha256d_final_state,
 )
 from sgm._native._queue import MAX_MIDSTATES, WorkQueue
+from sgm._native import _sha256d as _kernels
+from sgm._native import choice as _choice
+
+# the default kernel is calibrated once per CPU model and build and kept (sgm._native.choice)
+_kernels._set_chooser(_choice.choose)
 
 
 def require_implementation(name: str | None) -> str:

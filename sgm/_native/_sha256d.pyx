@@ -105,14 +105,16 @@ def available_implementations() -> list:
 
 _fastest = None
 _calibration = {}
+_chooser = None
 
 
 def default_implementation() -> str:
     """The kernel scan() uses when none is named: the fastest available on this CPU.
 
-    Measured once per process (about 20 ms per kernel) rather than guessed from the table
-    order, since which of SHA-NI and AVX-512 wins depends on the CPU.  The environment
-    variable SGM_IMPL names a kernel to use instead (if this CPU supports it).
+    The environment variable SGM_IMPL names a kernel to use instead (if this CPU supports
+    it).  Otherwise the chooser registered with ``_set_chooser`` decides (sgm keeps one
+    calibration per CPU model and build in the user cache directory, so the pick does not
+    change from launch to launch); without one, each kernel is measured for ~20 ms.
     """
     global _fastest
     if _fastest is None:
@@ -120,9 +122,27 @@ def default_implementation() -> str:
         if forced:
             _impl_index(forced)  # raises a clear error for an unknown or unsupported name
             _fastest = forced
+        elif _chooser is not None:
+            name = _chooser()
+            _impl_index(name)
+            _fastest = name
         else:
             _fastest = _measure_fastest()
     return _fastest
+
+
+def _set_chooser(chooser) -> None:
+    """Register the function that picks the default kernel (called at most once)."""
+    global _chooser
+    _chooser = chooser
+
+
+def _reset_default(rates=None) -> None:
+    """Forget the default (the next default_implementation() decides again); ``rates``
+    replaces what calibration() reports."""
+    global _fastest, _calibration
+    _fastest = None
+    _calibration = dict(rates or {})
 
 
 def calibration() -> dict:
