@@ -487,9 +487,35 @@ def test_cli_solo_refused_connection_and_wrong_credentials_exit_1_clearly(node):
             "--coinbase-addr", REGTEST_ADDR, "-t", "1", "--time-limit", "5")
     assert r.returncode == 1 and "refused the RPC credentials" in r.stderr
     assert "Traceback" not in r.stderr
-    r = sgm("--solo", "-o", node.url, "--coinbase-addr", MAINNET_ADDR, "-t", "1",
+
+
+@pytest.mark.parametrize("address", [MAINNET_ADDR, "1FsSia9rv4NeEwvJ2GvXrX7LyxYspbN2mo",
+                                     "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"])
+def test_cli_solo_an_address_of_another_network_exits_2_before_mining(node, address):
+    """A wrong-network address is a configuration error like a malformed one: exit 2,
+    found at start (the node's chain is asked first), nothing hashed or submitted."""
+    r = sgm("--solo", "-o", node.url, "--coinbase-addr", address, "-t", "1",
             "--time-limit", "5")
-    assert r.returncode == 1 and "mainnet address, but the node's chain is regtest" in r.stderr
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "sgm: error: --coinbase-addr:" in r.stderr and "the node's chain is regtest" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert "device " not in r.stdout and node.submitted == []
+    assert "getblocktemplate" not in node.methods()
+
+
+def test_cli_solo_a_segwit_address_on_a_chain_without_segwit_exits_2(node):
+    # a Bitcoin SV-like node: no segwit in its soft forks nor in its templates
+    node.template = load_template()
+    node.template["transactions"] = [t for t in node.template["transactions"] if t["txid"] == t["hash"]]
+    node.template.pop("default_witness_commitment")
+    node.template.pop("rules")
+    node.chaininfo = {"chain": "regtest", "softforks": [
+        {"id": "bip34", "version": 2, "reject": {"status": True}}]}
+    r = sgm("--solo", "-o", node.url, "--coinbase-addr", REGTEST_ADDR, "-t", "1",
+            "--time-limit", "5")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "segwit address" in r.stderr and "base58" in r.stderr
+    assert node.submitted == []
 
 
 def test_cli_solo_mines_the_fake_node_and_writes_blocks_to_the_summary(node, tmp_path):

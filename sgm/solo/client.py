@@ -26,12 +26,13 @@ import os
 import ssl
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable
 
 from sgm.jobs import Share
 from sgm.solo.address import AddressError, decode_address, network_for_chain
 from sgm.solo.block import BlockError
+from sgm.solo.deployments import deployment_active
 from sgm.solo.rpc import (
     NodeEndpoint, RpcAuthError, RpcClient, RpcConnectionError, RpcError, RpcFailure,
     parse_node_url, read_cookie,
@@ -39,7 +40,7 @@ from sgm.solo.rpc import (
 from sgm.solo.template import DEFAULT_TAG, BlockTemplate, SoloWork, TemplateError, build_work, parse_template
 from sgm.stratum.client import Verdict
 
-__all__ = ["SoloConfig", "SoloClient", "SoloError", "SoloEvent", "GBT_RULES"]
+__all__ = ["SoloConfig", "SoloClient", "SoloError", "SoloConfigError", "SoloEvent", "GBT_RULES"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,11 @@ START_CALL_TIMEOUT = 12.0
 
 class SoloError(RuntimeError):
     """Solo mining cannot start: the message says why (node, credentials, address…)."""
+
+
+class SoloConfigError(SoloError):
+    """The configuration does not fit the node (an address of another network, a segwit
+    address on a chain without segwit): a usage error, found at start (the CLI exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,8 @@ class SoloClient:
         self.blocks_found = 0
         self.blocks_accepted = 0
         self.blocks_rejected = 0
+        #: the node's own word on segwit (getblockchaininfo): True/False, None = it gave none
+        self.node_segwit: bool | None = None
         self.templates = 0
         self.jobs_sent = 0
         self._works: OrderedDict[str, SoloWork] = OrderedDict()
@@ -169,11 +177,19 @@ class SoloClient:
             self.chain = info["chain"]
             try:
                 network_for_chain(self.chain)
-                self.address.check_network(self.chain)
             except AddressError as exc:
-                raise SoloError(f"--coinbase-addr: {exc}") from None
+                raise SoloError(f"node at {ep}: {exc}") from None
+            try:
+                self.address.check_network(self.chain)
+            except AddressError as exc:   # like a malformed address: the user's to fix
+                raise SoloConfigError(f"--coinbase-addr: {exc}") from None
             self.payout_script = self.address.script
+            self.node_segwit = deployment_active(info, "segwit")
             seq, tmpl = await self._fetch_template(startup=True)
+            if self.address.is_segwit and not tmpl.segwit and self.node_segwit is None:
+                # Bitcoin Core >= 23 moved the soft forks to getdeploymentinfo
+                self.node_segwit = await self._deployment_info("segwit")
+                tmpl = self._with_node_segwit(tmpl)
         except RpcError as exc:
             hint = NOT_READY_CODES.get(exc.code or 0)
             raise SoloError(f"node at {ep}: {exc}" + (f" ({hint})" if hint else "")) from None
@@ -182,9 +198,12 @@ class SoloClient:
         except TemplateError as exc:
             raise SoloError(f"node at {ep}: {exc}") from None
         if self.address.is_segwit and not tmpl.segwit:
-            raise SoloError(f"--coinbase-addr: {self.address.text} is a segwit address, but the "
-                            f"node's templates show no segwit (chain {self.chain}): use a base58 "
-                            "address")
+            said = {False: "reports segwit as not active",
+                    None: "says nothing about segwit"}[self.node_segwit]
+            raise SoloConfigError(
+                f"--coinbase-addr: {self.address.text} is a segwit address, but the node "
+                f"{said} (chain {self.chain}) and its templates show none: use a base58 "
+                "(P2PKH/P2SH) address")
         await self._offer(seq, tmpl)
         self._last_refresh = time.monotonic()
         await self._emit(SoloEvent(
@@ -220,7 +239,26 @@ class SoloClient:
             raise
         tmpl = await asyncio.to_thread(parse_template, raw)   # parses every transaction
         self.templates += 1
-        return seq, tmpl
+        return seq, self._with_node_segwit(tmpl)
+
+    def _with_node_segwit(self, tmpl: BlockTemplate) -> BlockTemplate:
+        """A template of a node that says segwit is active is a segwit template, even
+        when nothing in it shows that (btcd with no witness transaction: no rules, no
+        commitment).  Its blocks are checked under BIP 141, which needs no witness
+        commitment while no transaction has a witness."""
+        if self.node_segwit and not tmpl.segwit:
+            return replace(tmpl, segwit=True)
+        return tmpl
+
+    async def _deployment_info(self, name: str) -> bool | None:
+        """``getdeploymentinfo`` (Bitcoin Core >= 23) on soft fork ``name``; None when
+        the node does not have that call or says nothing about it."""
+        try:
+            info = await self.rpc.call("getdeploymentinfo", timeout=START_CALL_TIMEOUT)
+        except RpcError as exc:
+            log.debug("solo: getdeploymentinfo: %s", exc)
+            return None
+        return deployment_active(info, name)
 
     async def _offer(self, seq: int, tmpl: BlockTemplate, *, redo_prev: bytes | None = None) -> None:
         """Turn a template into a job when it is new work; older answers are ignored.
