@@ -452,8 +452,9 @@ class Miner:
             self.unanswered += 1
             log.warning("%s: share %s: %s", device, share.nonce, verdict.reason)
         elif verdict.stale:
-            # its job was gone: never sent, or refused by the pool as stale
-            self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
+            # its job was gone: never sent, or (sent) refused by the pool as stale
+            self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty,
+                                        refused=verdict.sent)
             log.info("%s: share %s stale: %s", device, share.nonce, verdict.reason)
         else:
             self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
@@ -498,7 +499,9 @@ class Miner:
             "accepted": int(snap["accepted"]),
             "rejected": int(snap["rejected"]),
             "rejected_reasons": snap["rejected_reasons"],
-            "stale": int(snap["stale"]),
+            "stale": int(snap["stale"]),     # = stale_dropped + rejected_stale
+            "stale_dropped": int(snap["stale_dropped"]),     # never sent: its job went away
+            "rejected_stale": int(snap["rejected_stale"]),   # sent, refused by the pool as stale
             "unanswered": self.unanswered,
             "blocks_found": self.solo.blocks_found if self.solo else 0,
             "blocks_accepted": self.solo.blocks_accepted if self.solo else 0,
