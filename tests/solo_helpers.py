@@ -64,7 +64,8 @@ class FakeNode:
     ``submit_answer`` is what submitblock returns (None = accepted); an accepted block
     moves the tip when ``advance_on_block``.  ``chaininfo``: the whole getblockchaininfo
     answer (default: just the chain name); ``answers[method]``: the result of any other
-    method.
+    method.  ``drop_submits``: that many submitblock calls are recorded, then their
+    connection is closed without an answer (a reply lost on the way back).
     """
 
     def __init__(self, template: dict | None = None, *, chain: str = "regtest",
@@ -80,6 +81,7 @@ class FakeNode:
         self.advance_on_block = True
         self.chaininfo: dict | None = None
         self.answers: dict[str, Any] = {}
+        self.drop_submits = 0
         self.submitted: list[str] = []
         self.calls: list[tuple[str, list]] = []
         self.longpolls = 0
@@ -174,6 +176,9 @@ class FakeNode:
         if method == "submitblock":
             block_hex = params[0]
             self.submitted.append(block_hex)
+            if self.drop_submits > 0:
+                self.drop_submits -= 1
+                raise _Cut()
             answer = self.submit_answer
             if answer is None and self.advance_on_block:
                 header = bytes.fromhex(block_hex[:160])

@@ -477,6 +477,28 @@ def test_a_block_the_node_already_has_is_counted_accepted_once(node, answer):
     run(main())
 
 
+def test_a_lost_reply_is_retried_and_the_nodes_duplicate_counts_once(node):
+    """The node got the block but its reply was lost: sgm sends it again, the node
+    answers "duplicate", and the block is accepted, once."""
+    node.drop_submits = 1
+    node.submit_answer = "duplicate"
+    node.advance_on_block = False
+
+    async def main():
+        client, jobs, events = _collect(node)
+        await client.start()
+        try:
+            verdict = await client.submit(_share(jobs[0]))
+        finally:
+            await client.close()
+        assert len(node.submitted) == 2 and node.submitted[0] == node.submitted[1]
+        assert verdict.accepted is True and verdict.reason == "duplicate"
+        assert (client.blocks_found, client.blocks_accepted, client.blocks_rejected,
+                client.blocks_stale, client.blocks_unanswered) == (1, 1, 0, 0, 0)
+
+    run(main())
+
+
 @pytest.mark.parametrize("answer", [True, 0, {"result": "ok"}])
 def test_an_answer_that_is_neither_null_nor_a_reason_is_unanswered(node, answer):
     node.submit_answer = answer
