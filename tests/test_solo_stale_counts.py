@@ -9,7 +9,6 @@ reason); cgminer's "Rejected" is thus ``rejected + rejected_stale`` here.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
