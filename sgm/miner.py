@@ -442,8 +442,9 @@ class Miner:
             self.unanswered += 1
             log.warning("%s: share %s: %s", device, share.nonce, verdict.reason)
         elif verdict.stale:
-            # its job was gone: never sent, or refused by the pool as stale
-            self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
+            # its job was gone: never sent, or (sent) refused by the pool as stale
+            self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty,
+                                        refused=verdict.sent)
             log.info("%s: share %s stale: %s", device, share.nonce, verdict.reason)
         else:
             self.telemetry.record_share_result(device, share.job_id, share.nonce_int,
@@ -488,10 +489,15 @@ class Miner:
             "accepted": int(snap["accepted"]),
             "rejected": int(snap["rejected"]),
             "rejected_reasons": snap["rejected_reasons"],
-            "stale": int(snap["stale"]),
+            "stale": int(snap["stale"]),     # = stale_dropped + rejected_stale
+            "stale_dropped": int(snap["stale_dropped"]),     # never sent: its job went away
+            "rejected_stale": int(snap["rejected_stale"]),   # sent, refused by the pool as stale
             "unanswered": self.unanswered,
             "blocks_found": self.solo.blocks_found if self.solo else 0,
             "blocks_accepted": self.solo.blocks_accepted if self.solo else 0,
+            "blocks_rejected": self.solo.blocks_rejected if self.solo else 0,
+            "blocks_stale": self.solo.blocks_stale if self.solo else 0,
+            "blocks_unanswered": self.solo.blocks_unanswered if self.solo else 0,
             "hw_errors": int(snap["hw_errors"]),
             "best_share_diff": float(snap["best_share_diff"]),
             "rates": snap["rates"],

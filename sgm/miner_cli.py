@@ -501,6 +501,13 @@ def cmd_mine(argv: Sequence[str]) -> int:
             print(f"sgm: error: {exc}", file=sys.stderr)
             return 2
         except (ValueError, RuntimeError, OSError) as exc:
+            from sgm.solo.client import SoloConfigError
+
+            if isinstance(exc.__cause__, SoloConfigError):
+                # the address does not fit the node's chain: a configuration error, like
+                # a malformed address (found before mining starts)
+                print(f"sgm: error: {exc.__cause__}", file=sys.stderr)
+                return 2
             print(f"sgm: error: {exc}", file=sys.stderr)
             return 1
         for d in miner.devices:

@@ -165,7 +165,8 @@ class DeviceStats:
     accepted: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     found: int = 0
-    stale: int = 0
+    stale: int = 0              # never sent (job gone) + refused by the pool as stale
+    rejected_stale: int = 0     # of those, refused by the pool as stale ("Job not found")
     duplicates_suppressed: int = 0
     hw_errors: int = 0
     best_share_diff: float = 0.0
@@ -223,9 +224,13 @@ class DeviceStats:
                 key = reason or "unknown"
                 self.rejected[key] = self.rejected.get(key, 0) + 1
 
-    def record_stale(self, n: int = 1) -> None:
+    def record_stale(self, n: int = 1, *, refused: bool = False) -> None:
+        """``refused``: the pool got the share and refused it as stale; otherwise it was
+        never sent (its job went away first)."""
         with self._lock:
             self.stale += n
+            if refused:
+                self.rejected_stale += n
 
     def record_duplicate(self, n: int = 1) -> None:
         with self._lock:
@@ -273,6 +278,8 @@ class DeviceStats:
                 "rejected": sum(rejected.values()),
                 "rejected_reasons": rejected,
                 "stale": self.stale,
+                "stale_dropped": self.stale - self.rejected_stale,
+                "rejected_stale": self.rejected_stale,
                 "duplicates_suppressed": self.duplicates_suppressed,
                 "hw_errors": self.hw_errors,
                 "best_share_diff": self.best_share_diff,
@@ -663,10 +670,11 @@ class Telemetry:
         self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, bool(accepted), reason))
 
     def record_stale(self, device: str, job_id: str = "", nonce: int = 0,
-                     difficulty: float = 0.0) -> None:
-        """A share found for a job that is no longer valid (not submitted)."""
-        self.device(device).record_stale()
-        self.total.record_stale()
+                     difficulty: float = 0.0, *, refused: bool = False) -> None:
+        """A share found for a job that is no longer valid: not submitted, or (``refused``)
+        submitted and refused by the pool as stale."""
+        self.device(device).record_stale(refused=refused)
+        self.total.record_stale(refused=refused)
         self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, False, "stale"))
 
     def record_stale_count(self, device: str, n: int) -> None:
@@ -715,6 +723,8 @@ class Telemetry:
             "rejected": total["rejected"],
             "rejected_reasons": total["rejected_reasons"],
             "stale": total["stale"],
+            "stale_dropped": total["stale_dropped"],
+            "rejected_stale": total["rejected_stale"],
             "duplicates_suppressed": total["duplicates_suppressed"],
             "hw_errors": total["hw_errors"],
             "best_share_diff": total["best_share_diff"],

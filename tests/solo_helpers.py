@@ -23,6 +23,16 @@ def load_template(name: str = "core_regtest_template.json") -> dict:
     return json.loads((DATA / name).read_text())
 
 
+def btcd_node() -> "FakeNode":
+    """A node that answers as btcd on regtest with an empty mempool and segwit active
+    (tests/data/solo/btcd_regtest_empty.json: no rules, no witness commitment in the
+    template; segwit under bip9_softforks in getblockchaininfo)."""
+    rec = load_template("btcd_regtest_empty.json")
+    node = FakeNode(rec["getblocktemplate"])
+    node.chaininfo = rec["getblockchaininfo"]
+    return node
+
+
 def dsha(b: bytes) -> bytes:
     return hashlib.sha256(hashlib.sha256(b).digest()).digest()
 
@@ -52,7 +62,10 @@ class FakeNode:
 
     ``errors[method] = (code, message)`` makes a method answer a JSON-RPC error.
     ``submit_answer`` is what submitblock returns (None = accepted); an accepted block
-    moves the tip when ``advance_on_block``.
+    moves the tip when ``advance_on_block``.  ``chaininfo``: the whole getblockchaininfo
+    answer (default: just the chain name); ``answers[method]``: the result of any other
+    method.  ``drop_submits``: that many submitblock calls are recorded, then their
+    connection is closed without an answer (a reply lost on the way back).
     """
 
     def __init__(self, template: dict | None = None, *, chain: str = "regtest",
@@ -66,6 +79,9 @@ class FakeNode:
         self.submit_answer: Any = None
         self.refuse_rules = False       # an old node: getblocktemplate({"rules": …}) is an error
         self.advance_on_block = True
+        self.chaininfo: dict | None = None
+        self.answers: dict[str, Any] = {}
+        self.drop_submits = 0
         self.submitted: list[str] = []
         self.calls: list[tuple[str, list]] = []
         self.longpolls = 0
@@ -138,7 +154,10 @@ class FakeNode:
             code, msg = self.errors[method]
             raise _RpcErr(code, msg)
         if method == "getblockchaininfo":
-            return {"chain": self.chain}
+            return copy.deepcopy(self.chaininfo) if self.chaininfo is not None \
+                else {"chain": self.chain}
+        if method in self.answers:
+            return copy.deepcopy(self.answers[method])
         if method == "getbestblockhash":
             return self.template["previousblockhash"]
         if method == "getblocktemplate":
@@ -157,6 +176,9 @@ class FakeNode:
         if method == "submitblock":
             block_hex = params[0]
             self.submitted.append(block_hex)
+            if self.drop_submits > 0:
+                self.drop_submits -= 1
+                raise _Cut()
             answer = self.submit_answer
             if answer is None and self.advance_on_block:
                 header = bytes.fromhex(block_hex[:160])

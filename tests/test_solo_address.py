@@ -122,6 +122,16 @@ def test_a_segwit_address_on_a_chain_without_segwit_is_refused():
         address_script("tb1qcrh3yqn4nlleplcez2yndq2ry8h9ncg3qh7n54", "stn")
 
 
+def test_btcds_chain_names_are_the_same_networks():
+    """btcd's getblockchaininfo names its chains mainnet and testnet3 (Core: main, test)."""
+    assert network_for_chain("mainnet") is NETWORKS["main"]
+    assert network_for_chain("testnet3") is NETWORKS["test"]
+    assert address_script("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "mainnet")
+    assert address_script("mzK2FFDEhxqHcmrJw1ysqFkVyhUULo45hZ", "testnet3")
+    with pytest.raises(AddressError, match="mainnet address, but the node's chain is test"):
+        address_script("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "testnet3")
+
+
 def test_unknown_chain_and_garbage():
     with pytest.raises(AddressError, match="unknown chain"):
         network_for_chain("bogus")

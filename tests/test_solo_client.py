@@ -390,7 +390,10 @@ def test_a_found_block_is_submitted_checked_and_counted(node):
     run(main())
 
 
-@pytest.mark.parametrize("answer", ["high-hash", "bad-cb-height", "duplicate", "inconclusive"])
+@pytest.mark.parametrize("answer", [
+    "high-hash", "bad-cb-height", "duplicate-invalid", "rejected",
+    "rejected: block contains transaction with witness data, yet no witness commitment present",
+])
 def test_the_nodes_refusal_is_reported_as_it_is_and_work_resumes(node, answer):
     node.submit_answer = answer
 
@@ -401,9 +404,12 @@ def test_the_nodes_refusal_is_reported_as_it_is_and_work_resumes(node, answer):
         try:
             verdict = await client.submit(_share(jobs[0]))
             assert verdict.accepted is False and verdict.reason == answer and verdict.sent
-            assert (client.blocks_found, client.blocks_accepted, client.blocks_rejected) == (1, 0, 1)
+            assert not verdict.stale
+            assert (client.blocks_found, client.blocks_accepted, client.blocks_rejected,
+                    client.blocks_stale) == (1, 0, 1, 0)
             result = [e for e in events if e.kind == "block_result"][0]
             assert answer in result.message and result.level == "ERROR"
+            assert "REJECTED" in result.message and result.data["outcome"] == "rejected"
             # the devices were paused for the block: fresh (clean) work on the same tip
             assert await _wait(lambda: len(jobs) >= 2)
             assert jobs[-1].clean_jobs and jobs[-1].prevhash == jobs[0].prevhash
@@ -411,6 +417,102 @@ def test_the_nodes_refusal_is_reported_as_it_is_and_work_resumes(node, answer):
             await client.close()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    run(main())
+
+
+@pytest.mark.parametrize("answer", ["inconclusive", "duplicate-inconclusive",
+                                    "rejected: already have block (orphan) 0f00"])
+def test_a_block_the_node_keeps_off_its_best_chain_is_stale_not_rejected(node, answer):
+    """Bitcoin Core answers "inconclusive" to a valid block that lost the race for its
+    height: counted stale (orphaned), logged as a warning, never as REJECTED."""
+    node.submit_answer = answer
+
+    async def main():
+        client, jobs, events = _collect(node)
+        await client.start()
+        task = asyncio.create_task(client.run())
+        try:
+            verdict = await client.submit(_share(jobs[0]))
+            assert verdict.accepted is False and verdict.sent and verdict.stale
+            assert answer in verdict.reason
+            assert (client.blocks_found, client.blocks_accepted, client.blocks_rejected,
+                    client.blocks_stale) == (1, 0, 0, 1)
+            result = [e for e in events if e.kind == "block_result"][0]
+            assert result.level == "WARNING" and "STALE" in result.message
+            assert "REJECTED" not in result.message and result.data["outcome"] == "stale"
+            # the height is taken: a second block on that tip is not sent
+            again = await client.submit(_share(jobs[0], start=1 << 16))
+            assert again.accepted is False and not again.sent and again.stale
+            assert len(node.submitted) == 1 and client.blocks_found == 1
+            assert client.summary["blocks_stale"] == 1
+        finally:
+            await client.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    run(main())
+
+
+@pytest.mark.parametrize("answer", ["duplicate", "rejected: already have block 0f00"])
+def test_a_block_the_node_already_has_is_counted_accepted_once(node, answer):
+    """"duplicate" (Core, SV) / "already have block" (btcd): the node holds this very
+    block as valid -- an earlier try of ours got through."""
+    node.submit_answer = answer
+    node.advance_on_block = False
+
+    async def main():
+        client, jobs, events = _collect(node)
+        await client.start()
+        try:
+            verdict = await client.submit(_share(jobs[0]))
+        finally:
+            await client.close()
+        assert verdict.accepted is True and verdict.reason == answer
+        assert (client.blocks_found, client.blocks_accepted, client.blocks_rejected,
+                client.blocks_stale) == (1, 1, 0, 0)
+        result = [e for e in events if e.kind == "block_result"][0]
+        assert result.level == "WARNING" and "already had it" in result.message
+
+    run(main())
+
+
+def test_a_lost_reply_is_retried_and_the_nodes_duplicate_counts_once(node):
+    """The node got the block but its reply was lost: sgm sends it again, the node
+    answers "duplicate", and the block is accepted, once."""
+    node.drop_submits = 1
+    node.submit_answer = "duplicate"
+    node.advance_on_block = False
+
+    async def main():
+        client, jobs, events = _collect(node)
+        await client.start()
+        try:
+            verdict = await client.submit(_share(jobs[0]))
+        finally:
+            await client.close()
+        assert len(node.submitted) == 2 and node.submitted[0] == node.submitted[1]
+        assert verdict.accepted is True and verdict.reason == "duplicate"
+        assert (client.blocks_found, client.blocks_accepted, client.blocks_rejected,
+                client.blocks_stale, client.blocks_unanswered) == (1, 1, 0, 0, 0)
+
+    run(main())
+
+
+@pytest.mark.parametrize("answer", [True, 0, {"result": "ok"}])
+def test_an_answer_that_is_neither_null_nor_a_reason_is_unanswered(node, answer):
+    node.submit_answer = answer
+
+    async def main():
+        client, jobs, events = _collect(node)
+        await client.start()
+        try:
+            verdict = await client.submit(_share(jobs[0]))
+        finally:
+            await client.close()
+        assert verdict.accepted is None and "unexpected submitblock answer" in verdict.reason
+        assert (client.blocks_found, client.blocks_accepted, client.blocks_rejected,
+                client.blocks_stale, client.blocks_unanswered) == (1, 0, 0, 0, 1)
 
     run(main())
 
@@ -487,9 +589,35 @@ def test_cli_solo_refused_connection_and_wrong_credentials_exit_1_clearly(node):
             "--coinbase-addr", REGTEST_ADDR, "-t", "1", "--time-limit", "5")
     assert r.returncode == 1 and "refused the RPC credentials" in r.stderr
     assert "Traceback" not in r.stderr
-    r = sgm("--solo", "-o", node.url, "--coinbase-addr", MAINNET_ADDR, "-t", "1",
+
+
+@pytest.mark.parametrize("address", [MAINNET_ADDR, "1FsSia9rv4NeEwvJ2GvXrX7LyxYspbN2mo",
+                                     "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"])
+def test_cli_solo_an_address_of_another_network_exits_2_before_mining(node, address):
+    """A wrong-network address is a configuration error like a malformed one: exit 2,
+    found at start (the node's chain is asked first), nothing hashed or submitted."""
+    r = sgm("--solo", "-o", node.url, "--coinbase-addr", address, "-t", "1",
             "--time-limit", "5")
-    assert r.returncode == 1 and "mainnet address, but the node's chain is regtest" in r.stderr
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "sgm: error: --coinbase-addr:" in r.stderr and "the node's chain is regtest" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert "device " not in r.stdout and node.submitted == []
+    assert "getblocktemplate" not in node.methods()
+
+
+def test_cli_solo_a_segwit_address_on_a_chain_without_segwit_exits_2(node):
+    # a Bitcoin SV-like node: no segwit in its soft forks nor in its templates
+    node.template = load_template()
+    node.template["transactions"] = [t for t in node.template["transactions"] if t["txid"] == t["hash"]]
+    node.template.pop("default_witness_commitment")
+    node.template.pop("rules")
+    node.chaininfo = {"chain": "regtest", "softforks": [
+        {"id": "bip34", "version": 2, "reject": {"status": True}}]}
+    r = sgm("--solo", "-o", node.url, "--coinbase-addr", REGTEST_ADDR, "-t", "1",
+            "--time-limit", "5")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "segwit address" in r.stderr and "base58" in r.stderr
+    assert node.submitted == []
 
 
 def test_cli_solo_mines_the_fake_node_and_writes_blocks_to_the_summary(node, tmp_path):
@@ -504,6 +632,35 @@ def test_cli_solo_mines_the_fake_node_and_writes_blocks_to_the_summary(node, tmp
     assert summary["blocks_found"] >= 1 and summary["blocks_accepted"] >= 1
     assert node.submitted
     assert "blocks: found" in r.stdout
+
+
+def test_cli_solo_a_stale_block_is_counted_apart_in_the_summary(node, tmp_path):
+    """The node keeps the block off its best chain ("inconclusive"): the summary counts
+    it in blocks_stale, not blocks_rejected, and the log says STALE, not REJECTED."""
+    node.submit_answer = "inconclusive"
+    out = tmp_path / "summary.json"
+    r = sgm("--solo", "-o", node.url, "--coinbase-addr", REGTEST_P2PKH, "-t", "1",
+            "--time-limit", "4", "--summary-json", str(out))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(out.read_text())
+    assert len(node.submitted) == 1      # the height is taken: no second block on that tip
+    assert (summary["blocks_found"], summary["blocks_accepted"], summary["blocks_rejected"],
+            summary["blocks_stale"], summary["blocks_unanswered"]) == (1, 0, 0, 1, 0)
+    assert "STALE" in r.stdout + r.stderr and "REJECTED" not in r.stdout + r.stderr
+    assert " ERROR " not in r.stderr
+
+
+def test_cli_solo_rejected_blocks_are_counted_in_the_summary(node, tmp_path):
+    node.submit_answer = "bad-txnmrklroot"
+    out = tmp_path / "summary.json"
+    r = sgm("--solo", "-o", node.url, "--coinbase-addr", REGTEST_P2PKH, "-t", "1",
+            "--time-limit", "4", "-q", "--summary-json", str(out))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(out.read_text())
+    assert node.submitted and summary["blocks_accepted"] == summary["blocks_stale"] == 0
+    # a block whose submitblock call the stop cut short is found but has no verdict
+    assert 1 <= summary["blocks_rejected"] <= summary["blocks_found"] <= len(node.submitted) + 1
+    assert summary["blocks_found"] - summary["blocks_rejected"] <= 1
 
 
 @pytest.mark.parametrize("args,pattern", [

@@ -318,3 +318,71 @@ def test_the_nodes_verdicts_agree_with_sgms_block_checks(nodes):
         assert await rpc.call("getbestblockhash") == share.hash_hex
 
     run(main())
+
+
+# ------------------------------------- the node's answers to duplicate and stale blocks
+def test_the_real_nodes_soft_forks_show_no_segwit(nodes):
+    """Bitcoin SV lists only super-majority forks: read as "no segwit", not "unknown"."""
+    node, _ = nodes
+    from sgm.solo.deployments import deployment_active
+
+    info = node.rpc("getblockchaininfo")
+    assert isinstance(info.get("softforks"), list)
+    assert deployment_active(info, "segwit") is False
+
+
+def test_a_block_for_a_height_already_taken_is_stale_and_a_resent_one_duplicate(nodes):
+    """Two sgm instances (two extranonce1) get the same template; the first block wins the
+    height, the second is valid but off the best chain: the node answers "inconclusive"
+    and sgm counts it stale (orphaned), not rejected.  Sending the winning block again
+    gets "duplicate": the node has it, so it reads as accepted."""
+    node, _ = nodes
+    from sgm.solo.client import judge_submitblock
+
+    async def main():
+        jobs_a: list = []
+        jobs_b: list = []
+        events_b: list = []
+        a = SoloClient(SoloConfig(url=node.url, address=ADDR), on_job=jobs_a.append,
+                       extranonce1=b"\x00\x00\x00\x01")
+        b = SoloClient(SoloConfig(url=node.url, address=OTHER_ADDR), on_job=jobs_b.append,
+                       on_event=events_b.append, extranonce1=b"\x00\x00\x00\x02")
+        await a.start()
+        await b.start()           # neither runs its refresh loop: b keeps the old tip
+        try:
+            assert jobs_a[0].prevhash == jobs_b[0].prevhash
+            height = a.current.template.height
+            share_a, share_b = _first_share(jobs_a[0]), _first_share(jobs_b[0])
+            block_a = a.current.block_hex(share_a)
+            won = await a.submit(share_a)
+            assert won.accepted is True and won.reason is None
+            assert await a.rpc.call("getbestblockhash") == share_a.hash_hex
+
+            lost = await b.submit(share_b)
+            assert lost.accepted is False and lost.sent and lost.stale, lost
+            assert "inconclusive" in lost.reason
+            assert (b.blocks_found, b.blocks_accepted, b.blocks_rejected, b.blocks_stale) \
+                == (1, 0, 0, 1)
+            result = [e for e in events_b if e.kind == "block_result"][0]
+            assert result.level == "WARNING" and "STALE" in result.message
+            # the node kept it, off its best chain: a valid block at the same height
+            tips = {t["hash"]: t for t in await b.rpc.call("getchaintips")}
+            assert tips[share_b.hash_hex]["height"] == height
+            assert tips[share_b.hash_hex]["status"] != "invalid"
+            assert await a.rpc.call("getbestblockhash") == share_a.hash_hex
+
+            again = await a.rpc.call("submitblock", block_a)
+            assert again == "duplicate"
+            assert judge_submitblock(again).outcome == "accepted"
+            assert await a.rpc.call("getbestblockhash") == share_a.hash_hex
+        finally:
+            await a.close()
+            await b.close()
+
+    run(main())
+
+
+def _first_share(job):
+    prepared = prepare_work(job, 0)
+    res = _native.scan(prepared.midstate, prepared.tail, 0, 1 << 16, job.target)
+    return make_share(job, prepared, res.nonces[0])

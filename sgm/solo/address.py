@@ -54,9 +54,13 @@ NETWORKS: dict[str, Network] = {
 }
 
 
+#: Other names nodes give the same chains (btcd: mainnet, testnet3).
+CHAIN_ALIASES: dict[str, str] = {"mainnet": "main", "testnet3": "test"}
+
+
 def network_for_chain(chain: str) -> Network:
     """The :class:`Network` of a chain name as the node reports it."""
-    net = NETWORKS.get(chain)
+    net = NETWORKS.get(CHAIN_ALIASES.get(chain, chain))
     if net is None:
         raise AddressError(f"unknown chain {chain!r} (known: {', '.join(NETWORKS)})")
     return net
@@ -242,7 +246,7 @@ class Address:
     def check_network(self, chain: str) -> None:
         """Raise AddressError unless the address belongs to ``chain``."""
         net = network_for_chain(chain)
-        if chain in self.networks:
+        if net.name in self.networks:
             return
         owners = sorted({NETWORKS[n].description for n in self.networks})
         if self.is_segwit and net.bech32_hrp is None:

@@ -4,8 +4,11 @@ blocks → ``submitblock``.
 ``SoloClient`` plays the part the Stratum client plays for a pool: ``on_job(job)`` gets
 every new piece of work (a new tip is a clean job, a changed transaction set a non-clean
 one), and ``await submit(share)`` returns a :class:`~sgm.stratum.client.Verdict` -- the
-node's answer to the block built from that share (``None`` from ``submitblock`` =
-accepted; any string, e.g. ``high-hash`` or ``bad-cb-height``, is shown as it is).
+node's answer to the block built from that share, judged by :func:`judge_submitblock`:
+``None`` = accepted; ``inconclusive`` = a valid block that is not on the best chain
+(another block at that height came first): stale, not rejected; ``duplicate`` = the node
+already had it (a retried submission that got through); any other string, e.g.
+``high-hash`` or ``bad-cb-height``, is a rejection, shown as it is.
 
 New work arrives by long polling (``longpollid``) where the node offers it, otherwise by
 polling the tip every ``poll_interval`` seconds (and the whole template every
@@ -26,12 +29,13 @@ import os
 import ssl
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable
 
 from sgm.jobs import Share
 from sgm.solo.address import AddressError, decode_address, network_for_chain
 from sgm.solo.block import BlockError
+from sgm.solo.deployments import deployment_active
 from sgm.solo.rpc import (
     NodeEndpoint, RpcAuthError, RpcClient, RpcConnectionError, RpcError, RpcFailure,
     parse_node_url, read_cookie,
@@ -39,7 +43,8 @@ from sgm.solo.rpc import (
 from sgm.solo.template import DEFAULT_TAG, BlockTemplate, SoloWork, TemplateError, build_work, parse_template
 from sgm.stratum.client import Verdict
 
-__all__ = ["SoloConfig", "SoloClient", "SoloError", "SoloEvent", "GBT_RULES"]
+__all__ = ["SoloConfig", "SoloClient", "SoloError", "SoloConfigError", "SoloEvent", "GBT_RULES",
+           "BlockAnswer", "judge_submitblock"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,54 @@ START_CALL_TIMEOUT = 12.0
 
 class SoloError(RuntimeError):
     """Solo mining cannot start: the message says why (node, credentials, address…)."""
+
+
+class SoloConfigError(SoloError):
+    """The configuration does not fit the node (an address of another network, a segwit
+    address on a chain without segwit): a usage error, found at start (the CLI exits 2)."""
+
+
+@dataclass(frozen=True)
+class BlockAnswer:
+    """The node's answer to ``submitblock``, judged.
+
+    outcome: ``accepted`` (null, or ``duplicate``: the node already holds this very block
+    as valid -- it can only be ours, sent by an earlier try whose answer was lost),
+    ``stale`` (valid but not on the best chain: another block at that height came first),
+    ``rejected`` (invalid: the reason says why), ``unanswered`` (no usable answer: the
+    node may or may not have it)."""
+
+    outcome: str
+    reason: str | None = None
+
+
+#: submitblock answers (BIP 22 and Bitcoin Core / Bitcoin SV) of a block the node keeps
+#: but that is not on its best chain: an orphaned (stale) block, not an invalid one
+STALE_ANSWERS = frozenset({"inconclusive", "duplicate-inconclusive"})
+
+
+def judge_submitblock(result: Any) -> BlockAnswer:
+    """What a ``submitblock`` result means for a block sgm found (see :class:`BlockAnswer`).
+
+    Bitcoin Core / SV answer null, ``duplicate``, ``duplicate-invalid``,
+    ``duplicate-inconclusive``, ``inconclusive`` or a BIP 22 reject reason; btcd answers
+    null or ``rejected: <why>`` (``already have block …`` for a duplicate)."""
+    if result is None:
+        return BlockAnswer("accepted")
+    if not isinstance(result, str):
+        return BlockAnswer("unanswered", f"unexpected submitblock answer {result!r:.80}")
+    text = result.strip()
+    low = text.lower()
+    if low in STALE_ANSWERS:
+        return BlockAnswer("stale", text)
+    if low == "duplicate":
+        return BlockAnswer("accepted", text)
+    detail = low[len("rejected:"):].strip() if low.startswith("rejected:") else ""
+    if detail.startswith("already have block"):          # btcd's duplicate
+        if "orphan" in detail:                            # kept, its parent unknown
+            return BlockAnswer("stale", text)
+        return BlockAnswer("accepted", text)
+    return BlockAnswer("rejected", text or "rejected (empty reason)")
 
 
 @dataclass(frozen=True)
@@ -141,6 +194,10 @@ class SoloClient:
         self.blocks_found = 0
         self.blocks_accepted = 0
         self.blocks_rejected = 0
+        self.blocks_stale = 0          # valid, but another block at that height came first
+        self.blocks_unanswered = 0     # no usable answer from submitblock
+        #: the node's own word on segwit (getblockchaininfo): True/False, None = it gave none
+        self.node_segwit: bool | None = None
         self.templates = 0
         self.jobs_sent = 0
         self._works: OrderedDict[str, SoloWork] = OrderedDict()
@@ -169,11 +226,19 @@ class SoloClient:
             self.chain = info["chain"]
             try:
                 network_for_chain(self.chain)
-                self.address.check_network(self.chain)
             except AddressError as exc:
-                raise SoloError(f"--coinbase-addr: {exc}") from None
+                raise SoloError(f"node at {ep}: {exc}") from None
+            try:
+                self.address.check_network(self.chain)
+            except AddressError as exc:   # like a malformed address: the user's to fix
+                raise SoloConfigError(f"--coinbase-addr: {exc}") from None
             self.payout_script = self.address.script
+            self.node_segwit = deployment_active(info, "segwit")
             seq, tmpl = await self._fetch_template(startup=True)
+            if self.address.is_segwit and not tmpl.segwit and self.node_segwit is None:
+                # Bitcoin Core >= 23 moved the soft forks to getdeploymentinfo
+                self.node_segwit = await self._deployment_info("segwit")
+                tmpl = self._with_node_segwit(tmpl)
         except RpcError as exc:
             hint = NOT_READY_CODES.get(exc.code or 0)
             raise SoloError(f"node at {ep}: {exc}" + (f" ({hint})" if hint else "")) from None
@@ -182,9 +247,12 @@ class SoloClient:
         except TemplateError as exc:
             raise SoloError(f"node at {ep}: {exc}") from None
         if self.address.is_segwit and not tmpl.segwit:
-            raise SoloError(f"--coinbase-addr: {self.address.text} is a segwit address, but the "
-                            f"node's templates show no segwit (chain {self.chain}): use a base58 "
-                            "address")
+            said = {False: "reports segwit as not active",
+                    None: "says nothing about segwit"}[self.node_segwit]
+            raise SoloConfigError(
+                f"--coinbase-addr: {self.address.text} is a segwit address, but the node "
+                f"{said} (chain {self.chain}) and its templates show none: use a base58 "
+                "(P2PKH/P2SH) address")
         await self._offer(seq, tmpl)
         self._last_refresh = time.monotonic()
         await self._emit(SoloEvent(
@@ -220,7 +288,26 @@ class SoloClient:
             raise
         tmpl = await asyncio.to_thread(parse_template, raw)   # parses every transaction
         self.templates += 1
-        return seq, tmpl
+        return seq, self._with_node_segwit(tmpl)
+
+    def _with_node_segwit(self, tmpl: BlockTemplate) -> BlockTemplate:
+        """A template of a node that says segwit is active is a segwit template, even
+        when nothing in it shows that (btcd with no witness transaction: no rules, no
+        commitment).  Its blocks are checked under BIP 141, which needs no witness
+        commitment while no transaction has a witness."""
+        if self.node_segwit and not tmpl.segwit:
+            return replace(tmpl, segwit=True)
+        return tmpl
+
+    async def _deployment_info(self, name: str) -> bool | None:
+        """``getdeploymentinfo`` (Bitcoin Core >= 23) on soft fork ``name``; None when
+        the node does not have that call or says nothing about it."""
+        try:
+            info = await self.rpc.call("getdeploymentinfo", timeout=START_CALL_TIMEOUT)
+        except RpcError as exc:
+            log.debug("solo: getdeploymentinfo: %s", exc)
+            return None
+        return deployment_active(info, name)
 
     async def _offer(self, seq: int, tmpl: BlockTemplate, *, redo_prev: bytes | None = None) -> None:
         """Turn a template into a job when it is new work; older answers are ignored.
@@ -387,47 +474,65 @@ class SoloClient:
         await self._emit(SoloEvent("block_found", f"BLOCK FOUND at height {height}: "
                                    f"{block_hash}; submitting", pause=True,
                                    data={"hash": block_hash, "height": height}))
-        accepted, reason = await self._submitblock(block_hex)
-        if accepted:
+        answer = await self._submitblock(block_hex)
+        where = f"block {block_hash} at height {height}"
+        redo: bytes | None = prev       # fresh clean work on this tip if it is still the tip
+        if answer.outcome == "accepted":
             self.blocks_accepted += 1
-            text = f"block {block_hash} at height {height} accepted by the node"
-            level = "INFO"
+            verdict = Verdict(True, answer.reason)
+            if answer.reason is None:
+                text, level = f"{where} accepted by the node", "INFO"
+            else:
+                text = f"{where} accepted: the node already had it ({answer.reason})"
+                level = "WARNING"
+        elif answer.outcome == "stale":
+            # valid, but the node keeps another block at this height on its best chain:
+            # the height is taken (prev stays solved) and no redo on the old tip
+            self.blocks_stale += 1
+            redo = None
+            verdict = Verdict(False, f"stale block: {answer.reason}")
+            text = (f"{where} is STALE (orphaned): the node answered {answer.reason!r} -- "
+                    "valid, but another block at this height came first")
+            level = "WARNING"
         else:
             self._solved.discard(prev)
             self._bad_jobs.add(share.job_id)
-            if accepted is False:
+            if answer.outcome == "rejected":
                 self.blocks_rejected += 1
-            text = f"block {block_hash} at height {height} " + (
-                f"REJECTED by the node: {reason}" if accepted is False else f"unanswered: {reason}")
+                verdict = Verdict(False, answer.reason)
+                text = f"{where} REJECTED by the node: {answer.reason}"
+            else:
+                self.blocks_unanswered += 1
+                verdict = Verdict(None, answer.reason)
+                text = f"{where} unanswered: {answer.reason}"
             level = "ERROR"
         await self._emit(SoloEvent("block_result", text, level=level,
                                    data={"hash": block_hash, "height": height,
-                                         "accepted": accepted, "reason": reason}))
-        self._spawn(self._refresh_after_block(prev))
-        return Verdict(accepted, reason)
+                                         "outcome": answer.outcome,
+                                         "accepted": verdict.accepted, "reason": answer.reason}))
+        self._spawn(self._refresh_after_block(redo))
+        return verdict
 
-    async def _submitblock(self, block_hex: str) -> tuple[bool | None, str | None]:
+    async def _submitblock(self, block_hex: str) -> BlockAnswer:
         delay = 1.0
         for attempt in range(SUBMIT_RETRIES + 1):
             try:
                 result = await self.rpc.call("submitblock", block_hex)
             except RpcError as exc:
-                return False, exc.message
+                return BlockAnswer("rejected", exc.message)
             except RpcConnectionError as exc:
                 if attempt == SUBMIT_RETRIES or self._closing:
-                    return None, f"no answer: {exc}"
+                    return BlockAnswer("unanswered", f"no answer: {exc}")
                 log.warning("solo: submitblock failed (%s); retrying in %.0f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay *= 2
                 continue
             except RpcFailure as exc:
-                return None, f"no answer: {exc}"
-            if result is None:
-                return True, None
-            return False, str(result)
-        return None, "no answer"
+                return BlockAnswer("unanswered", f"no answer: {exc}")
+            return judge_submitblock(result)
+        return BlockAnswer("unanswered", "no answer")
 
-    async def _refresh_after_block(self, prev: bytes) -> None:
+    async def _refresh_after_block(self, prev: bytes | None) -> None:
         """Fresh work at once after a submission (the devices were paused)."""
         try:
             seq, tmpl = await self._fetch_template()
@@ -472,7 +577,8 @@ class SoloClient:
     @property
     def summary(self) -> dict[str, Any]:
         return {"blocks_found": self.blocks_found, "blocks_accepted": self.blocks_accepted,
-                "blocks_rejected": self.blocks_rejected, "templates": self.templates,
+                "blocks_rejected": self.blocks_rejected, "blocks_stale": self.blocks_stale,
+                "blocks_unanswered": self.blocks_unanswered, "templates": self.templates,
                 "chain": self.chain}
 
     def __repr__(self) -> str:

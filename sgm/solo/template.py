@@ -72,7 +72,8 @@ class BlockTemplate:
     longpollid: str | None
     rules: tuple[str, ...]
     coinbase_aux: bytes
-    segwit: bool              # the node's chain knows segwit (rules or a commitment)
+    segwit: bool              # the chain has segwit: rules or a commitment say so (the
+                              # solo client also sets it from the node's soft forks)
 
     @property
     def prev_hash_hex(self) -> str:

@@ -7,6 +7,10 @@
   ``default_witness_commitment`` as the full output script ``6a24aa21a9ed…``.
 * ``btcd_simnet_template.json`` -- btcd's layout: ``hash`` is the txid, no ``txid`` field,
   ``coinbaseaux.flags``, ``maxtime``, and the *bare* 32-byte ``default_witness_commitment``.
+* ``btcd_regtest_empty.json`` -- btcd on regtest with an empty mempool, segwit active:
+  its ``getblocktemplate`` answer (no ``rules``, no ``default_witness_commitment``: btcd
+  sends the commitment only when a template transaction has a witness) and its
+  ``getblockchaininfo`` answer (segwit under ``bip9_softforks``).
 
 Written independently of sgm (hashlib and struct only), so the tests compare sgm's work
 against values it did not compute.  Signatures and keys are well-formed (DER, 33-byte
@@ -208,11 +212,80 @@ def btcd_template() -> dict:
     }
 
 
+#: btcd sets a deployment's start and end from a zero Go time.Time on regtest ("always
+#: available, never expires"), which its getblockchaininfo prints as this Unix time
+GO_ZERO_TIME = -62135596800
+
+
+def btcd_regtest_empty() -> dict:
+    """btcd's two answers, in the field layout of its RPC result types (btcjson
+    GetBlockTemplateResult and GetBlockChainInfoResult, filled as btcd's rpcserver.go
+    handleGetBlockTemplate / handleGetBlockChainInfo do; values from its regtest chain
+    parameters): written from that documented shape, not captured from a running btcd."""
+    height = 1300
+    prev = dsha(b"btcd regtest block 1299")
+    tip_time = 1733300000
+    bip9 = {name: {"status": status, "bit": bit, "startTime": 0,
+                   "start_time": GO_ZERO_TIME, "timeout": GO_ZERO_TIME, "since": since,
+                   "min_activation_height": min_height}
+            for name, status, bit, since, min_height in (
+                ("dummy", "active", 28, 432, 0),
+                ("dummy-min-activation", "active", 22, 720, 600),
+                ("dummy-always-active", "active", 30, 0, 0),
+                ("csv", "active", 0, 432, 0),
+                ("segwit", "active", 1, 432, 0),
+                ("taproot", "active", 2, 432, 0))}
+    return {
+        "_note": ("btcd (github.com/btcsuite/btcd) on regtest, empty mempool, segwit active. "
+                  "Field layout of btcd's RPC results (btcjson GetBlockTemplateResult, "
+                  "GetBlockChainInfoResult) as its rpcserver.go fills them, values from its "
+                  "regtest chain parameters; written by tests/data/solo/make_templates.py "
+                  "from that documented shape, not captured from a running node. btcd's "
+                  "getblockchaininfo has no 'softforks' key: GetBlockChainInfoResult "
+                  "embeds two structs that both tag a field 'softforks', and Go's JSON "
+                  "encoder drops such clashing fields; the super-majority forks are thus "
+                  "not printed and the BIP 9 deployments are under 'bip9_softforks'."),
+        "getblocktemplate": {
+            "bits": "207fffff",
+            "curtime": tip_time + 600,
+            "height": height,
+            "previousblockhash": prev[::-1].hex(),
+            "sigoplimit": 80000,
+            "sizelimit": 4000000,
+            "weightlimit": 4000000,
+            "transactions": [],
+            "version": 536870912,
+            "coinbaseaux": {"flags": "0b2f503253482f627463642f"},   # push of "/P2SH/btcd/"
+            "coinbasevalue": 50_0000_0000 >> (height // 150),      # regtest halves every 150
+            "longpollid": f"{prev[::-1].hex()}-{tip_time + 590}",
+            "target": "7fffff0000000000000000000000000000000000000000000000000000000000",
+            "maxtime": tip_time + 600 + 7200,
+            "mintime": tip_time - 3000,
+            "mutable": ["time", "transactions/add", "prevblock", "coinbase/append"],
+            "noncerange": "00000000ffffffff",
+            "capabilities": ["proposal"],
+        },
+        "getblockchaininfo": {
+            "chain": "regtest",
+            "blocks": height - 1,
+            "headers": height - 1,
+            "bestblockhash": prev[::-1].hex(),
+            "difficulty": 4.656542373906925e-10,
+            "mediantime": tip_time - 3000,
+            "pruned": False,
+            "warnings": "",
+            "bip9_softforks": bip9,
+        },
+    }
+
+
 def main() -> None:
     for name, tmpl in (("core_regtest_template.json", core_template()),
                        ("btcd_simnet_template.json", btcd_template())):
         (HERE / name).write_text(json.dumps(tmpl, indent=2) + "\n")
         print(f"wrote {name}: height {tmpl['height']}, {len(tmpl['transactions'])} transactions")
+    (HERE / "btcd_regtest_empty.json").write_text(json.dumps(btcd_regtest_empty(), indent=2) + "\n")
+    print("wrote btcd_regtest_empty.json: getblocktemplate + getblockchaininfo")
 
 
 if __name__ == "__main__":
