@@ -336,9 +336,13 @@ class Printer:
     or the devices.
     """
 
-    def __init__(self, out: TextIO, quiet: bool, live: bool | None = None) -> None:
+    def __init__(self, out: TextIO, quiet: bool, live: bool | None = None,
+                 solo: bool = False) -> None:
         self.out = out
         self.quiet = quiet
+        #: solo mining: a block found prints one line (the node's verdict, from the solo
+        #: client); its share and the job that follows it print none
+        self.solo = solo
         self.t0 = time.monotonic()
         self.jobs = 0
         self._lock = threading.Lock()
@@ -380,9 +384,10 @@ class Printer:
     def on_event(self, ev: Event) -> None:
         if isinstance(ev, JobEvent):
             self.jobs += 1
-            self.line(f"job {ev.job_id}{' (clean)' if ev.clean else ''}")
+            if not self.solo:
+                self.line(f"job {ev.job_id}{' (clean)' if ev.clean else ''}")
         elif isinstance(ev, ShareEvent):
-            if ev.accepted is None:
+            if ev.accepted is None or self.solo:
                 return  # found; the pool's answer follows
             if ev.accepted:
                 verdict = "accepted"
@@ -468,7 +473,7 @@ def cmd_mine(argv: Sequence[str]) -> int:
     from sgm.miner import Miner
 
     out = sys.stdout
-    printer = Printer(out, extras["quiet"])
+    printer = Printer(out, extras["quiet"], solo=cfg.solo is not None)
     for warning in extras["warnings"]:
         print(f"sgm: warning: {warning}", file=sys.stderr)
     miner = Miner(cfg)

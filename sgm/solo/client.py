@@ -471,8 +471,10 @@ class SoloClient:
         self.blocks_found += 1
         height = work.template.height
         block_hash = share.hash_hex
+        # the node's verdict that follows is the one line a block prints (a regtest node
+        # takes hundreds a second: one line each, not three)
         await self._emit(SoloEvent("block_found", f"BLOCK FOUND at height {height}: "
-                                   f"{block_hash}; submitting", pause=True,
+                                   f"{block_hash}; submitting", level="DEBUG", pause=True,
                                    data={"hash": block_hash, "height": height}))
         answer = await self._submitblock(block_hex)
         where = f"block {block_hash} at height {height}"
