@@ -122,6 +122,7 @@ class Miner:
         self.config = config
         self.telemetry = telemetry or Telemetry()
         self.scheduler = Scheduler(self.telemetry, submit=self._submit_from_device,
+                                   submit_batch=self._submit_batch,
                                    batch_time=config.batch_time)
         self.devices: list[Device] = []
         self.local_pool: LocalPool | None = None
@@ -434,6 +435,64 @@ class Miner:
         with self._pending_lock:
             self._pending.add(fut)
         fut.add_done_callback(self._forget)
+
+    def _submit_batch(self, shares: list[tuple[Share, str]]) -> None:
+        """Called on the collector thread with the verified shares of one drain: one
+        hand-over to the loop for as many as there are free submit slots (a flood costs a
+        wake-up per drain, not one per share).  Blocks, like _submit_from_device, while
+        MAX_SUBMITS_IN_FLIGHT shares await the pool's answer."""
+        loop = self._loop
+        client: StratumClient | SoloClient | None = self.solo or self.client
+        if loop is None or client is None or loop.is_closed():
+            for share, device in shares:
+                self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
+            return
+        ready: list[tuple[Share, str]] = []
+        for share, device in shares:
+            if not self._submit_slots.acquire(blocking=False):
+                if ready:        # send what has slots before waiting for more
+                    self._send_batch(loop, client, ready)
+                    ready = []
+                while not self._submit_slots.acquire(timeout=0.1):
+                    if not self._running:
+                        break
+                else:
+                    ready.append((share, device))
+                    continue
+                self.telemetry.record_stale_count(device, 1)    # stopping: never sent
+                continue
+            ready.append((share, device))
+        if ready:
+            self._send_batch(loop, client, ready)
+
+    def _send_batch(self, loop: asyncio.AbstractEventLoop, client: StratumClient | SoloClient,
+                    ready: list[tuple[Share, str]]) -> None:
+        """Submit shares that each hold a submit slot (released as each is answered)."""
+        async def submit_one(share: Share, device: str) -> None:
+            try:
+                self._count_verdict(device, share, await client.submit(share))
+            finally:
+                self._submit_slots.release()
+
+        async def submit_all() -> None:
+            await asyncio.gather(*(submit_one(s, d) for s, d in ready))
+
+        coro = submit_all()
+        try:
+            fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop closed meanwhile (stopping): never sent, counted stale
+            coro.close()
+            for share, device in ready:
+                self._submit_slots.release()
+                self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
+            return
+        with self._pending_lock:
+            self._pending.add(fut)
+        fut.add_done_callback(self._forget_batch)
+
+    def _forget_batch(self, fut: Future[Any]) -> None:
+        with self._pending_lock:
+            self._pending.discard(fut)
 
     def _count_verdict(self, device: str, share: Share, verdict: Verdict) -> None:
         """Count a share as the pool judged it: accepted, rejected, stale or unanswered."""

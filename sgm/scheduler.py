@@ -51,6 +51,7 @@ _DEDUP_LIMIT = 20_000
 MAX_VALID_GENERATIONS = 16
 
 SubmitFn = Callable[[Share, str], None]
+SubmitBatchFn = Callable[[list[tuple[Share, str]]], None]
 #: Midstates prepared ahead of the queue's cursor (each covers 2**32 nonces).
 PREPARE_AHEAD = 2
 #: Candidates the collector takes from the buffer at once.
@@ -113,11 +114,14 @@ class Scheduler:
     """Owns the current jobs, the native queue and the result path."""
 
     def __init__(self, telemetry: Telemetry, submit: SubmitFn | None = None,
-                 batch_time: float = DEFAULT_BATCH_TIME, cache_size: int = 4096) -> None:
+                 batch_time: float = DEFAULT_BATCH_TIME, cache_size: int = 4096,
+                 submit_batch: SubmitBatchFn | None = None) -> None:
         if not 0.001 <= batch_time <= 60:
             raise ValueError(f"batch_time must be in [0.001, 60] seconds, got {batch_time}")
         self.telemetry = telemetry
         self.submit = submit
+        #: the collector hands over each drain's shares at once when this is given
+        self.submit_batch = submit_batch
         self.batch_time = batch_time
         self.queue = WorkQueue()
         self.cache = MidstateCache(cache_size)
@@ -504,6 +508,7 @@ class Scheduler:
         stale: dict[int, int] = {}
         checked: dict[int, int] = {}
         ended = -1
+        out: list[tuple[Share, str]] | None = [] if self.submit_batch is not None else None
         for index, gen, mid, nonce, flags in items:
             if gen <= ended or self._closed:
                 stale[index] = stale.get(index, 0) + 1
@@ -516,7 +521,8 @@ class Scheduler:
             job = active.job
             work = self.cache.get(job, mid)
             # the easiest target this generation ever had: what any device scanned against
-            outcome = self._check(self._device_name(index), gen, job, work, nonce, job.target)
+            outcome = self._check(self._device_name(index), gen, job, work, nonce, job.target,
+                                  out)
             checked[index] = checked.get(index, 0) + 1
             if outcome == _HW_ERROR:
                 hw[index] = hw.get(index, 0) + 1
@@ -524,6 +530,8 @@ class Scheduler:
                 if self.end_job(gen):
                     log.info("job %s: a block was found; its work is over", job.job_id)
                 ended = max(ended, gen)
+        if out and self.submit_batch is not None:
+            self.submit_batch(out)
         for index, n in stale.items():
             self.telemetry.record_stale_count(self._device_name(index), n)
         for index in checked:
@@ -532,8 +540,9 @@ class Scheduler:
                 dev.on_results(hw.get(index, 0))
 
     def _check(self, device: str, gen: int, job: Job, work: PreparedWork, nonce: int,
-               scanned_target: int) -> int:
-        """Re-check one nonce with hashlib and submit it if it is a wanted share."""
+               scanned_target: int, out: list[tuple[Share, str]] | None = None) -> int:
+        """Re-check one nonce with hashlib and submit it if it is a wanted share (into
+        ``out`` when given: the caller submits them together)."""
         digest = sha256d(work.header(nonce))
         if not meets_target(digest, scanned_target):
             self.telemetry.record_hw_error(
@@ -569,7 +578,9 @@ class Scheduler:
                       hash=digest, difficulty=hash_difficulty(digest),
                       extranonce1=job.extranonce1.hex())
         self.telemetry.record_share_found(device, job.job_id, nonce, share.difficulty)
-        if self.submit is not None:
+        if out is not None:
+            out.append((share, device))
+        elif self.submit is not None:
             self.submit(share, device)
         return _BLOCK if block else _SHARE
 
