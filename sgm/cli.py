@@ -218,9 +218,21 @@ def cmd_devices(argv: Sequence[str]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- version
+def version_text() -> str:
+    """`sgm --version`: the release, the Python and the CPU kernels this build has."""
+    from sgm import __version__
+
+    return (f"sgm {__version__} (Python {sys.version.split()[0]}; CPU kernels: "
+            f"{', '.join(_native.available_implementations())})")
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(version_text())
+        return 0
     try:
         if os.environ.get("SGM_IMPL"):
             _implementation(os.environ["SGM_IMPL"], "environment variable SGM_IMPL")
