@@ -32,6 +32,7 @@ class ShareLog:
         self._miner: Any = None
         self.sub: Subscription | None = None
         self.lines = 0
+        self._last_pool = ""
         if new:
             self._csv.writerow(COLUMNS)
             self._file.flush()
@@ -55,9 +56,13 @@ class ShareLog:
             return ""
         for row in self._miner.pool_status():
             if row["active"]:
-                return _no_credentials(str(row["url"]))
+                self._last_pool = _no_credentials(str(row["url"]))
+                return self._last_pool
         solo = self._miner.config.solo
-        return _no_credentials(solo.endpoint()) if solo is not None else ""
+        if solo is not None:
+            return _no_credentials(solo.endpoint())
+        # a share gone stale as the session ended: the pool it was found for
+        return self._last_pool
 
     def on_event(self, ev: Event) -> None:
         if not isinstance(ev, ShareEvent) or ev.accepted is None:
