@@ -13,7 +13,7 @@ from typing import Sequence
 from sgm import _native
 from sgm.cli_args import UsageError, nonce_count, positive_float, positive_int, u32
 
-SUBCOMMANDS = ("bench", "scan", "devices")
+SUBCOMMANDS = ("bench", "scan", "devices", "pool")
 
 
 def _implementation(name: str | None, source: str) -> str:
@@ -218,6 +218,13 @@ def cmd_devices(argv: Sequence[str]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- pool
+def cmd_pool(argv: Sequence[str]) -> int:
+    from sgm.pool.cli import cmd_pool as run
+
+    return run(argv)
+
+
 # --------------------------------------------------------------------------- version
 def version_text() -> str:
     """`sgm --version`: the release, the Python and the CPU kernels this build has."""
@@ -237,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SGM_IMPL"):
             _implementation(os.environ["SGM_IMPL"], "environment variable SGM_IMPL")
         if argv and argv[0] in SUBCOMMANDS:
-            handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices}[argv[0]]
+            handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices,
+                       "pool": cmd_pool}[argv[0]]
             return handler(argv[1:])
         from sgm.miner_cli import cmd_mine
 
