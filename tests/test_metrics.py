@@ -2,6 +2,7 @@
 parser; at stop the counters equal the summary.  Also the version string sgm reports."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -120,3 +121,35 @@ def test_metrics_port_in_use_is_a_clear_error(tmp_path):
                            cwd=tmp_path, capture_output=True, text=True, timeout=WAIT,
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 1 and "--metrics-listen" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_expected_time_to_a_block():
+    from sgm.ops.odds import expected_block_seconds, format_duration
+
+    assert expected_block_seconds(1.0, 2.0 ** 32) == 1.0
+    assert expected_block_seconds(1e12, 1e9) == pytest.approx(1e12 * 2 ** 32 / 1e9)
+    for unknown in ((None, 1e6), (1.0, 0.0), (0.0, 1e6), (float("nan"), 1e6)):
+        assert expected_block_seconds(*unknown) is None
+    assert format_duration(42) == "42 s"
+    assert format_duration(3 * 3600) == "3 h"
+    assert format_duration(2 * 365.25 * 86400) == "2 years"
+    assert format_duration(None) == "?"
+
+
+def test_status_line_and_summary_tell_the_expected_time_to_a_block(tmp_path):
+    from sgm.hashing import nbits_to_target, target_to_difficulty
+    from sgm.pool.template import DEFAULT_NBITS
+
+    summary = tmp_path / "s.json"
+    r = subprocess.run([sys.executable, "-m", "sgm", "-t", "1", "--devices", "cpu",
+                        "--difficulty", "16", "--time-limit", "6", "--summary-json", str(summary)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=WAIT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    s = json.loads(summary.read_text())
+    netdiff = target_to_difficulty(nbits_to_target(DEFAULT_NBITS))   # the embedded pool's nbits
+    assert s["network_difficulty"] == pytest.approx(netdiff)
+    assert s["expected_block_s"] == pytest.approx(netdiff * 2 ** 32 / s["hashrate"])
+    status = [line for line in r.stdout.splitlines() if "status:" in line]
+    assert status and all(re.search(r"\| block ~[\d.e+]+ (years|days|h|min|s)$", line)
+                          for line in status), status
