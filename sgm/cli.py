@@ -13,7 +13,7 @@ from typing import Sequence
 from sgm import _native
 from sgm.cli_args import UsageError, nonce_count, positive_float, positive_int, u32
 
-SUBCOMMANDS = ("bench", "scan", "devices", "pool")
+SUBCOMMANDS = ("bench", "scan", "devices", "pool", "farm")
 
 
 def _implementation(name: str | None, source: str) -> str:
@@ -225,6 +225,12 @@ def cmd_pool(argv: Sequence[str]) -> int:
     return run(argv)
 
 
+def cmd_farm(argv: Sequence[str]) -> int:
+    from sgm.ops.farm import cmd_farm as run
+
+    return run(argv)
+
+
 # --------------------------------------------------------------------------- version
 def version_text() -> str:
     """`sgm --version`: the release, the Python and the CPU kernels this build has."""
@@ -245,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _implementation(os.environ["SGM_IMPL"], "environment variable SGM_IMPL")
         if argv and argv[0] in SUBCOMMANDS:
             handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices,
-                       "pool": cmd_pool}[argv[0]]
+                       "pool": cmd_pool, "farm": cmd_farm}[argv[0]]
             return handler(argv[1:])
         from sgm.miner_cli import cmd_mine
 

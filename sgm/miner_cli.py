@@ -49,6 +49,8 @@ CONFIG_KEYS = {
     "gui",
     # operations: monitoring API, metrics, log files
     "api-listen", "api-port", "api-allow", "metrics-listen", "log-file", "sharelog",
+    # the farm view's rigs (sgm farm -c, the desktop app's Rigs tab); mining ignores them
+    "rigs",
 }
 
 
@@ -56,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sgm",
         description="SHA-256d miner. With no pool (-o) it mines its embedded local Stratum pool "
-        "on 127.0.0.1. Subcommands: sgm bench | sgm scan | sgm devices (see sgm bench --help).",
+        "on 127.0.0.1. Subcommands: sgm bench | sgm scan | sgm devices | sgm pool | sgm farm (see sgm bench --help).",
     )
     g = p.add_argument_group("pool")
     g.add_argument("-o", "--url", action="append", default=[], metavar="URL",
