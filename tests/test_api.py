@@ -496,3 +496,38 @@ def test_bad_api_options_are_usage_errors(argv, message, tmp_path):
     r = subprocess.run([sys.executable, "-m", "sgm", *argv], cwd=tmp_path, capture_output=True,
                        text=True, timeout=WAIT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_restart_runs_sgm_again_and_quit_then_stops_it(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgm", "-t", "1", "--devices", "cpu", "--difficulty", "14",
+         "--jobs", "100", "--duration", "60", "--api-listen", "--api-port", "0",
+         "--api-allow", "W:127.0.0.1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def next_port() -> int:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            m = re.search(r"cgminer API on 127\.0\.0\.1:(\d+)", line)
+            if m:
+                return int(m.group(1))
+        pytest.fail("sgm did not print its API address")
+
+    try:
+        first = next_port()
+        wait_for(lambda: ask_json(first, "summary")["SUMMARY"][0]["Accepted"] >= 1,
+                 "an accepted share")
+        assert ask_json(first, "restart")["STATUS"][0]["Msg"] == "RESTART"
+        second = next_port()            # the same process (exec), run again: a fresh API
+        assert proc.poll() is None
+        assert ask_json(second, "version")["STATUS"][0]["STATUS"] == "S"
+        assert ask_json(second, "quit")["STATUS"][0]["Msg"] == "BYE"
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "stopping: API restart" in out and "stopping: API quit" in out
+    assert out.count("=== sgm final statistics ===") == 2
