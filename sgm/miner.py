@@ -368,9 +368,11 @@ class Miner:
             return None
         from sgm.hashing import nbits_to_target, target_to_difficulty
         try:
-            return target_to_difficulty(nbits_to_target(job.nbits))
-        except ValueError:
+            difficulty = target_to_difficulty(nbits_to_target(job.nbits))
+        except (ValueError, ZeroDivisionError):
             return None
+        # a zero target (nbits of a broken template) has no finite difficulty: unknown
+        return difficulty if 0 < difficulty < float("inf") else None
 
     def pool_status(self) -> list[dict[str, Any]]:
         """One row per pool in priority order, for a status display (any thread may call).
