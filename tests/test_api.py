@@ -112,7 +112,8 @@ class Rig:
         cfg.setdefault("local_jobs", None)
         cfg.setdefault("local_difficulty_bits", 14)
         cfg.setdefault("local_job_interval", 120.0)
-        self.miner = Miner(MinerConfig(threads=threads, device_kinds=("cpu",), **cfg))
+        cfg.setdefault("device_kinds", ("cpu",))
+        self.miner = Miner(MinerConfig(threads=threads, **cfg))
         self.shares: list[ShareEvent] = []
         self._sub = self.miner.subscribe(self._record, maxsize=100_000)
         self.quits = 0
@@ -531,3 +532,39 @@ def test_restart_runs_sgm_again_and_quit_then_stops_it(tmp_path):
     assert proc.returncode == 0, err
     assert "stopping: API restart" in out and "stopping: API quit" in out
     assert out.count("=== sgm final statistics ===") == 2
+
+
+def test_gpudisable_switches_an_opencl_device_off():
+    """The OpenCL device (PoCL's CPU device where there is no GPU: scripts/setup.sh installs
+    it) is gpu 0; gpudisable stops its hashing, gpuenable resumes it."""
+    from sgm.devices import detect_opencl
+
+    found, reason = detect_opencl()
+    if not found:
+        pytest.fail(f"no OpenCL device (scripts/setup.sh installs PoCL): {reason}")
+    r = Rig(allow="W:127.0.0.1", threads=1, device_kinds=("cpu", "opencl"))
+    try:
+        devs = ask_json(r.port, "devs")["DEVS"]
+        gpu = next(d for d in devs if d["Name"] == "OCL")
+        assert gpu["ID"] == 0 and gpu["Kind"] == "opencl"
+        details = ask_json(r.port, "devdetails")["DEVDETAILS"]
+        assert details[gpu["ASC"]]["Driver"] == "opencl"
+        ok = ask_json(r.port, "gpudisable", "0")
+        assert ok["STATUS"][0]["STATUS"] == "S", ok
+
+        def total_mh() -> float:
+            return ask_json(r.port, "devs")["DEVS"][gpu["ASC"]]["Total MH"]
+
+        def still() -> bool:
+            before = total_mh()
+            time.sleep(0.3)
+            return total_mh() == before
+        assert ask_json(r.port, "devs")["DEVS"][gpu["ASC"]]["Enabled"] == "N"
+        wait_for(still, "the OpenCL device to stop hashing")
+        assert r.miner.device(gpu["Device"]).enabled is False
+        assert ask_json(r.port, "devs")["DEVS"][0]["Enabled"] == "Y"   # the CPU goes on
+        before = total_mh()
+        assert ask_json(r.port, "gpuenable", "0")["STATUS"][0]["STATUS"] == "S"
+        wait_for(lambda: total_mh() > before, "the OpenCL device to hash again")
+    finally:
+        r.close()
