@@ -254,3 +254,28 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
                             f"127.0.0.1:{port}", "--time-limit", "1"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=WAIT, env=ENV)
     assert r.returncode == 1 and "--listen" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_vardiff_eases_a_difficulty_no_share_meets():
+    """Started far too hard (40 bits: no share from one CPU thread in hours), the
+    connection's difficulty halves (or more) at job ticks until shares come."""
+    from sgm.miner import Miner, MinerConfig, PoolConfig
+    from sgm.pool import PoolThread
+
+    pt = PoolThread(difficulty_bits=40, jobs=None, job_interval=0.5, vardiff=600.0,
+                    vardiff_window=1.0, stale_grace=0.5).start()
+    start = pt.pool.difficulty
+    miner = Miner(MinerConfig(threads=1, device_kinds=("cpu",),
+                              pools=[PoolConfig(pt.url, "slow", "x")]))
+    try:
+        miner.start()
+        deadline = time.monotonic() + WAIT
+        while not (pt.connections() and pt.connections()[0].accepted >= 1):
+            assert time.monotonic() < deadline, f"vardiff never eased: {pt.connections()}"
+            time.sleep(0.1)
+        conn = pt.connections()[0]
+    finally:
+        miner.stop()
+        pt.stop()
+    assert conn.difficulty < start / 1000 and conn.retargets >= 4
+    assert miner.summary()["accepted"] >= 1
