@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sgm-gui",
         description="sgm's desktop app. With no pool (-o, or pools in the config file) it "
         "mines its embedded local Stratum pool on 127.0.0.1.")
+    from sgm import __version__
+    p.add_argument("--version", action="version", version=f"sgm-gui {__version__}")
     g = p.add_argument_group("pool")
     g.add_argument("-o", "--url", action="append", default=[], metavar="URL",
                    help="pool URL stratum+tcp://HOST:PORT; repeat for failover pools in "

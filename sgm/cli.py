@@ -13,7 +13,7 @@ from typing import Sequence
 from sgm import _native
 from sgm.cli_args import UsageError, nonce_count, positive_float, positive_int, u32
 
-SUBCOMMANDS = ("bench", "scan", "devices")
+SUBCOMMANDS = ("bench", "scan", "devices", "pool", "farm")
 
 
 def _implementation(name: str | None, source: str) -> str:
@@ -232,14 +232,40 @@ def cmd_devices(argv: Sequence[str]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- pool
+def cmd_pool(argv: Sequence[str]) -> int:
+    from sgm.pool.cli import cmd_pool as run
+
+    return run(argv)
+
+
+def cmd_farm(argv: Sequence[str]) -> int:
+    from sgm.ops.farm import cmd_farm as run
+
+    return run(argv)
+
+
+# --------------------------------------------------------------------------- version
+def version_text() -> str:
+    """`sgm --version`: the release, the Python and the CPU kernels this build has."""
+    from sgm import __version__
+
+    return (f"sgm {__version__} (Python {sys.version.split()[0]}; CPU kernels: "
+            f"{', '.join(_native.available_implementations())})")
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(version_text())
+        return 0
     try:
         if os.environ.get("SGM_IMPL"):
             _implementation(os.environ["SGM_IMPL"], "environment variable SGM_IMPL")
         if argv and argv[0] in SUBCOMMANDS:
-            handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices}[argv[0]]
+            handler = {"bench": cmd_bench, "scan": cmd_scan, "devices": cmd_devices,
+                       "pool": cmd_pool, "farm": cmd_farm}[argv[0]]
             return handler(argv[1:])
         from sgm.miner_cli import cmd_mine
 

@@ -142,6 +142,11 @@ class Miner:
         self._running = False
         #: shares the pool received but never answered (counted neither way)
         self.unanswered = 0
+        #: one per config.pools entry: switched off by the user (cgminer's disablepool)
+        self.pool_disabled: list[bool] = [False] * len(config.pools)
+        #: the client's endpoint of each config.pools entry (the client's own list holds
+        #: only the enabled ones, in priority order)
+        self._endpoints: list[Any] = []
 
     # ------------------------------------------------------------------ devices
     def _make_devices(self) -> list[Device]:
@@ -251,16 +256,121 @@ class Miner:
     def add_pool(self, url: str, user: str = "", password: str = "x") -> None:
         """Append a failover pool (lowest priority)."""
         endpoint = parse_pool_url(url, user, password)
-        self.config.pools.append(PoolConfig(url, user, password))
-        if self.client is not None:
-            self.client.pools.append(endpoint)
+
+        def add() -> None:
+            self.config.pools.append(PoolConfig(url, user, password))
+            self.pool_disabled.append(False)
+            if self.client is not None and self._endpoints:
+                self._endpoints.append(endpoint)
+                self.client.pools.append(endpoint)
+        self._on_loop(add)
+
+    # ------------------------------------------------------------------ pool control
+    # The monitoring API's switchpool / enablepool / disablepool / removepool /
+    # poolpriority.  Each raises ValueError with the reason for a request it refuses; the
+    # change runs on the network loop (the client's pool list is the loop's).
+    def _check_pool_index(self, index: int) -> None:
+        if self.config.solo is not None or not self.config.pools:
+            raise ValueError("the pool list is fixed: "
+                             + ("solo mining" if self.config.solo else "the embedded local pool"))
+        if not 0 <= index < len(self.config.pools):
+            raise ValueError(f"invalid pool id {index}: range is 0 - {len(self.config.pools) - 1}")
+
+    def switch_pool(self, index: int) -> None:
+        """Mine pool ``index`` now (it becomes the first in priority, as the pools before
+        it keep their order behind it); a disabled pool is enabled."""
+        self._check_pool_index(index)
+        order = [index] + [i for i in range(len(self.config.pools)) if i != index]
+        self.pool_disabled[index] = False
+        self.set_pool_priority(order)
+
+    def set_pool_enabled(self, index: int, enabled: bool) -> None:
+        """Switch pool ``index`` on or off (the last enabled pool cannot be switched off)."""
+        self._check_pool_index(index)
+        if not enabled and sum(not d for d in self.pool_disabled) <= 1 \
+                and not self.pool_disabled[index]:
+            raise ValueError(f"cannot disable the last enabled pool {index}")
+        self.pool_disabled[index] = not enabled
+        self._on_loop(self._apply_pools)
+
+    def remove_pool(self, index: int) -> PoolConfig:
+        """Remove pool ``index`` (not the last one, nor the one mined now)."""
+        self._check_pool_index(index)
+        if len(self.config.pools) == 1:
+            raise ValueError(f"cannot remove the last pool {index}")
+        if any(row["active"] for row in self.pool_status()[index:index + 1]):
+            raise ValueError(f"cannot remove the active pool {index}")
+        result: list[PoolConfig] = []
+
+        def remove() -> None:
+            result.append(self.config.pools.pop(index))
+            self.pool_disabled.pop(index)
+            if self._endpoints:
+                self._endpoints.pop(index)
+            self._apply_pools()
+        self._on_loop(remove)
+        return result[0]
+
+    def set_pool_priority(self, order: list[int]) -> None:
+        """Reorder the pools: ``order`` lists pool ids, highest priority first; ids not
+        named keep their order after those named."""
+        n = len(self.config.pools)
+        for i in order:
+            self._check_pool_index(i)
+        if len(set(order)) != len(order):
+            raise ValueError("a pool id is given twice")
+        full = list(order) + [i for i in range(n) if i not in order]
+
+        def reorder() -> None:
+            self.config.pools[:] = [self.config.pools[i] for i in full]
+            self.pool_disabled[:] = [self.pool_disabled[i] for i in full]
+            if self._endpoints:
+                self._endpoints[:] = [self._endpoints[i] for i in full]
+            self._apply_pools()
+        self._on_loop(reorder)
+
+    def _apply_pools(self) -> None:
+        """(Loop thread.)  Give the client the enabled pools in priority order and move to
+        the first of them when it is not the pool mined now."""
+        client = self.client
+        if client is None or not self._endpoints:
+            return
+        enabled = [e for e, off in zip(self._endpoints, self.pool_disabled) if not off]
+        client.pools[:] = enabled
+        if client.current_pool is not enabled[0] or not client.connected:
+            client.switch_to(0)
+
+    def _on_loop(self, fn: Callable[[], Any], timeout: float = 10.0) -> None:
+        """Run ``fn`` on the network loop and wait for it (directly when not mining)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self._running \
+                or threading.current_thread() is self._net_thread:
+            fn()
+            return
+
+        async def call() -> None:
+            fn()
+        asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
+
+    def network_difficulty(self) -> float | None:
+        """The block difficulty of the work mined now (from its nbits), None without work."""
+        job = self.scheduler.current_job
+        if job is None:
+            return None
+        from sgm.hashing import nbits_to_target, target_to_difficulty
+        try:
+            difficulty = target_to_difficulty(nbits_to_target(job.nbits))
+        except (ValueError, ZeroDivisionError):
+            return None
+        # a zero target (nbits of a broken template) has no finite difficulty: unknown
+        return difficulty if 0 < difficulty < float("inf") else None
 
     def pool_status(self) -> list[dict[str, Any]]:
         """One row per pool in priority order, for a status display (any thread may call).
 
         ``{"url", "user", "state", "active", "difficulty", "last_submit_ms"}``: state is
         "connected", "connecting" (a session is being opened, or the client waits to retry
-        it) or "disconnected"; the embedded pool is one row with state "local".  Only the
+        it), "disconnected" or "disabled" (switched off by the user); the embedded pool is one row with state "local".  Only the
         pool the client works with (``active``) has a difficulty and a submit round trip
         (ms, write to the pool's answer; None until one share was answered).  The values
         are read without locking from the network thread's client: each is one attribute
@@ -280,7 +390,7 @@ class Miner:
                      "difficulty": difficulty if connected else None,
                      "last_submit_ms": latency if connected else None}]
         rows: list[dict[str, Any]] = []
-        endpoints = list(client.pools) if client is not None else []
+        endpoints = list(self._endpoints)
         current = client.current_pool if client is not None and client.connected else None
         attempting = client.attempting if client is not None else None
         for i, pool in enumerate(self.config.pools):
@@ -294,6 +404,8 @@ class Miner:
             else:
                 state = "disconnected"
             active = state == "connected"
+            if i < len(self.pool_disabled) and self.pool_disabled[i]:
+                state = "disabled"
             rows.append({"url": pool.url, "user": pool.user, "state": state, "active": active,
                          "difficulty": difficulty if active else None,
                          "last_submit_ms": latency if active else None})
@@ -339,6 +451,8 @@ class Miner:
                                     suggest_difficulty=cfg.suggest_difficulty,
                                     ssl_verify=cfg.ssl_verify,
                                     ssl_context=tls_context(cfg.ssl_cafile, cfg.ssl_verify))
+        if cfg.pools:
+            self._endpoints = list(self.client.pools)
         client_task = asyncio.create_task(self.client.run())
         self._net_ready.set()
         try:

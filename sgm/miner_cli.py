@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
-from sgm.cli_args import UsageError, pool_flags, positive_float, positive_int
+from sgm.cli_args import UsageError, int_in, pool_flags, positive_float, positive_int
 from sgm.devices import DEFAULT_DEVICES, DeviceSelectionError, check_device_selection
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from sgm.solo.client import SoloConfig
 
 log = logging.getLogger("sgm")
+
+API_PORT = 4028   # cgminer's
 
 STATUS_INTERVAL = 5.0        # plain status lines (pipes, files)
 LIVE_STATUS_INTERVAL = 1.0   # the live status line on a terminal
@@ -45,6 +47,10 @@ CONFIG_KEYS = {
     "solo", "coinbase-addr", "rpc-cookie", "suggest-diff", "cert", "no-verify",
     # the desktop app's own settings (window, tray, devices switched off); sgm ignores them
     "gui",
+    # operations: monitoring API, metrics, log files
+    "api-listen", "api-port", "api-allow", "metrics-listen", "log-file", "sharelog",
+    # the farm view's rigs (sgm farm -c, the desktop app's Rigs tab); mining ignores them
+    "rigs",
 }
 
 
@@ -52,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sgm",
         description="SHA-256d miner. With no pool (-o) it mines its embedded local Stratum pool "
-        "on 127.0.0.1. Subcommands: sgm bench | sgm scan | sgm devices (see sgm bench --help).",
+        "on 127.0.0.1. Subcommands: sgm bench | sgm scan | sgm devices | sgm pool | sgm farm (see sgm bench --help).",
     )
     g = p.add_argument_group("pool")
     g.add_argument("-o", "--url", action="append", default=[], metavar="URL",
@@ -113,7 +119,32 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", default=None,
                    help="print only the final statistics")
     c.add_argument("--verbose", action="store_true", default=None, help="log more")
+    c.add_argument("--version", action="version", version=_version(),
+                   help="print the version and exit")
+    o = p.add_argument_group("operations")
+    o.add_argument("--api-listen", action="store_true", default=None,
+                   help="serve the cgminer-compatible API (off by default)")
+    o.add_argument("--api-port", type=int_in(0, 65535, "in 0 .. 65535"), default=None,
+                   metavar="N", help=f"API port (default {API_PORT})")
+    o.add_argument("--api-allow", default=None, metavar="LIST",
+                   help="who may use the API, cgminer syntax: [W:]IP[/PREFIX],... (W: may "
+                   "also run privileged commands; default 127.0.0.1 read-only). The API "
+                   "binds 127.0.0.1 unless LIST names other networks")
+    o.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (PORT alone: "
+                   "127.0.0.1)")
+    o.add_argument("--log-file", default=None, metavar="PATH",
+                   help="also log to this file (rotating, with times and levels)")
+    o.add_argument("--sharelog", default=None, metavar="PATH",
+                   help="append each share's verdict to this CSV file (time, device, pool, "
+                   "job, nonce, difficulty, result, reason)")
     return p
+
+
+def _version() -> str:
+    from sgm.cli import version_text
+
+    return version_text()
 
 
 def _load_config(path: str) -> dict[str, Any]:
@@ -232,7 +263,42 @@ def build_config(args: argparse.Namespace):
         "verbose": bool(pick(args.verbose, "verbose", bool, False)),
         "warnings": warnings,
     }
+    extras.update(_ops_options(args, file_cfg, where))
     return cfg, extras
+
+
+def _ops_options(args: argparse.Namespace, file_cfg: dict[str, Any], where: str) -> dict[str, Any]:
+    """--api-*, --metrics-listen, --log-file, --sharelog (flags over config keys), checked."""
+    from sgm.ops.cgminer_api import parse_allow
+    from sgm.ops.metrics import parse_listen
+
+    def pick(flag_value: Any, key: str, kind: type | tuple[type, ...]) -> Any:
+        return flag_value if flag_value is not None else _typed(file_cfg, key, kind, where)
+
+    api = bool(pick(args.api_listen, "api-listen", bool))
+    port = pick(args.api_port, "api-port", int)
+    if port is None:
+        port = API_PORT
+    elif not 0 <= port <= 65535:
+        raise UsageError(f"{where}: api-port must be 0..65535, got {port}")
+    allow = pick(args.api_allow, "api-allow", str)
+    try:
+        parse_allow(allow)
+    except ValueError as exc:
+        raise UsageError(f"--api-allow: {exc}") from None
+    if (allow is not None or args.api_port is not None) and not api:
+        raise UsageError("--api-port/--api-allow need --api-listen (the API is off by default)")
+    metrics = pick(args.metrics_listen, "metrics-listen", str)
+    metrics_addr = None
+    if metrics is not None:
+        try:
+            metrics_addr = parse_listen(metrics)
+        except ValueError as exc:
+            raise UsageError(f"--metrics-listen {exc}") from None
+    return {"api": api, "api_port": port, "api_allow": allow, "metrics": metrics_addr,
+            "log_file": pick(args.log_file, "log-file", str),
+            "sharelog": pick(args.sharelog, "sharelog", str),
+            "config_path": args.config}
 
 
 def _tls_options(args: argparse.Namespace, file_cfg: dict[str, Any],
@@ -463,13 +529,22 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
+def _add_odds(miner: Any, summary: dict[str, Any]) -> None:
+    """The summary's network difficulty of the last work and the expected time to a block
+    at the run's average hash rate (None where unknown)."""
+    from sgm.ops.odds import expected_block_seconds
+
+    netdiff = miner.network_difficulty()
+    summary["network_difficulty"] = netdiff
+    summary["expected_block_s"] = expected_block_seconds(netdiff, summary["hashrate"])
+
+
 def cmd_mine(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(list(argv))
     cfg, extras = build_config(args)
     _setup_logging(extras["verbose"], extras["quiet"])
 
-    from sgm import _native
     from sgm.miner import Miner
 
     out = sys.stdout
@@ -477,6 +552,132 @@ def cmd_mine(argv: Sequence[str]) -> int:
     for warning in extras["warnings"]:
         print(f"sgm: warning: {warning}", file=sys.stderr)
     miner = Miner(cfg)
+    stop = threading.Event()
+    reason = {"why": "stopped"}
+    try:
+        ops = _start_ops(miner, cfg, extras, stop, reason)
+    except _OpsError as exc:
+        print(f"sgm: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _mine(miner, cfg, extras, printer, stop, reason, out)
+    finally:
+        ops.close()
+        if reason.get("restart"):
+            _restart_process()
+
+
+class _OpsError(Exception):
+    """An operations service (API, metrics, log files) could not start."""
+
+
+class _Ops:
+    """The operations services of one run, closed in reverse order."""
+
+    def __init__(self) -> None:
+        self.closers: list[Any] = []
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - closing the others matters more
+                log.exception("closing %r failed", closer)
+        self.closers.clear()
+
+
+def _secrets(cfg: Any) -> list[str]:
+    """The passwords sgm knows, masked in the log file."""
+    out = [p.password for p in cfg.pools]
+    if cfg.solo is not None and cfg.solo.password:
+        out.append(cfg.solo.password)
+    return out
+
+
+def _start_ops(miner: Any, cfg: Any, extras: dict[str, Any], stop: threading.Event,
+               reason: dict[str, Any]) -> _Ops:
+    ops = _Ops()
+    try:
+        if extras["log_file"]:
+            from sgm.ops.logs import EventLog, open_log_file
+
+            try:
+                handler = open_log_file(extras["log_file"], _secrets(cfg), extras["verbose"])
+            except OSError as exc:
+                raise _OpsError(f"cannot open --log-file {extras['log_file']}: "
+                                f"{exc.strerror or exc}") from None
+            events = EventLog(handler).attach(miner)
+
+            def close_log() -> None:
+                events.close()
+                logging.getLogger().removeHandler(handler)
+                handler.close()
+            ops.closers.append(close_log)
+        if extras["sharelog"]:
+            from sgm.ops.sharelog import ShareLog
+
+            try:
+                sharelog = ShareLog(extras["sharelog"]).attach(miner)
+            except OSError as exc:
+                raise _OpsError(f"cannot open --sharelog {extras['sharelog']}: "
+                                f"{exc.strerror or exc}") from None
+            ops.closers.append(sharelog.close)
+        if extras["metrics"] is not None:
+            from sgm.ops.metrics import MetricsServer
+
+            host, port = extras["metrics"]
+            try:
+                metrics = MetricsServer(miner, host, port).start()
+            except OSError as exc:
+                raise _OpsError(f"--metrics-listen {host}:{port}: {exc.strerror or exc}") from None
+            ops.closers.append(metrics.stop)
+            print(f"sgm: metrics on http://{host}:{metrics.port}/metrics", file=sys.stderr)
+        if extras["api"]:
+            from sgm.ops.cgminer_api import CgminerApi
+
+            def on_quit() -> None:
+                reason["why"] = "API quit"
+                stop.set()
+
+            def on_restart() -> None:
+                reason["why"], reason["restart"] = "API restart", True
+                stop.set()
+
+            api = CgminerApi(miner, port=extras["api_port"], allow=extras["api_allow"],
+                             on_quit=on_quit, on_restart=on_restart,
+                             config_path=extras["config_path"])
+            try:
+                api.start()
+            except OSError as exc:
+                raise _OpsError(f"--api-port {extras['api_port']}: cannot listen on "
+                                f"{api.host}: {exc.strerror or exc}") from None
+            ops.closers.append(api.stop)
+            print(f"sgm: cgminer API on {api.host}:{api.port}", file=sys.stderr)
+    except BaseException:
+        ops.close()
+        raise
+    return ops
+
+
+def _restart_process() -> None:
+    """The API's `restart`: run sgm again with the same arguments, in this process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "sgm", *sys.argv[1:]])
+
+
+def _status_odds(miner: Any, hashrate: float) -> str:
+    """" | block ~3.2e+05 years" where the network difficulty is known, else ""."""
+    from sgm.ops.odds import expected_block_seconds, format_duration
+
+    eta = expected_block_seconds(miner.network_difficulty(), hashrate)
+    return f" | block ~{format_duration(eta)}" if eta is not None else ""
+
+
+def _mine(miner: Any, cfg: Any, extras: dict[str, Any], printer: Printer,
+          stop: threading.Event, reason: dict[str, Any], out: TextIO) -> int:
+    from sgm import _native
+
     if cfg.solo is not None:
         printer.line(f"solo: node {cfg.solo.endpoint()}, reward to {cfg.solo.address}")
     elif cfg.pools:
@@ -488,9 +689,6 @@ def cmd_mine(argv: Sequence[str]) -> int:
                  f"{cfg.threads or 'auto'}, kernel {cfg.impl or _native.default_implementation()}, "
                  f"batch time {cfg.batch_time * 1e3:.0f} ms"
                  + (f", time limit {extras['time_limit']:g} s" if extras["time_limit"] else ""))
-
-    stop = threading.Event()
-    reason = {"why": "stopped"}
 
     def on_signal(signum: int, _frame: Any) -> None:
         reason["why"] = signal.Signals(signum).name
@@ -544,7 +742,8 @@ def cmd_mine(argv: Sequence[str]) -> int:
                 printer.status(
                     f"{_fmt_rate(rates['5s'])} (5s) {_fmt_rate(rates['1m'])} (1m) | "
                     f"accepted {snap['accepted']} rejected {snap['rejected']} stale {snap['stale']} "
-                    f"hw {snap['hw_errors']} | hashes {_fmt_count(snap['hashes'])}")
+                    f"hw {snap['hw_errors']} | hashes {_fmt_count(snap['hashes'])}"
+                    + _status_odds(miner, rates['1m'] or rates['5s']))
         printer.end_status()
         printer.line(f"stopping: {reason['why']}")
     finally:
@@ -555,6 +754,7 @@ def cmd_mine(argv: Sequence[str]) -> int:
         for s, handler in old.items():
             signal.signal(s, handler)
     summary = miner.summary()
+    _add_odds(miner, summary)
     _print_final(out, summary, solo=cfg.solo is not None)
     if extras["summary_json"]:
         try:

@@ -29,7 +29,7 @@ from sgm.stratum.messages import (
     MAX_LINE_BYTES, Request, StratumError, decode_line, encode_request, encode_response, make_error,
 )
 
-__all__ = ["LocalPool", "LOOPBACK_HOSTS", "DEFAULT_VERSION_MASK"]
+__all__ = ["LocalPool", "LOOPBACK_HOSTS", "DEFAULT_VERSION_MASK", "ConnectionInfo"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,29 @@ _MAX_WORKERS_PER_CONN = 64
 _MAX_WORKER_NAME = 256
 _KEEP_JOBS = 8                    # non-clean jobs that stay valid
 _KEEP_STALE_IDS = 64
+#: vardiff: seconds of shares a retarget looks at, at least (a flood retargets sooner)
+VARDIFF_WINDOW = 10.0
+#: vardiff: a retarget needs the rate this far off the aim (a factor), and moves the
+#: difficulty at most this far at once
+VARDIFF_TOLERANCE = 1.5
+VARDIFF_MAX_STEP = 64.0
+#: vardiff: difficulties it keeps within (1 leading zero bit .. far past any real share)
+VARDIFF_MIN = 2.0 ** -31
+VARDIFF_MAX = 2.0 ** 40
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """One client connection as the pool sees it (for a display or a summary)."""
+
+    cid: int
+    peer: str
+    workers: tuple[str, ...]
+    accepted: int
+    rejected: int
+    difficulty: float
+    connected_s: float          # seconds since it connected
+    retargets: int
 
 
 @dataclass
@@ -65,6 +88,13 @@ class _Conn:
     strikes: int = 0
     got_work: bool = False
     closed: bool = False
+    accepted: int = 0
+    rejected: int = 0
+    since: float = field(default_factory=time.monotonic)
+    # vardiff: shares accepted since the window began, and when it began
+    vd_count: int = 0
+    vd_start: float = field(default_factory=time.monotonic)
+    retargets: int = 0
 
     @property
     def authorized(self) -> bool:
@@ -91,7 +121,8 @@ class LocalPool:
                  version_mask: int = DEFAULT_VERSION_MASK, clean_jobs: bool = True,
                  host: str = "127.0.0.1", port: int = 0, start_height: int = 900_000,
                  stale_grace: float = 0.0, version: int = DEFAULT_VERSION,
-                 version_reading: VersionReading = "bip310") -> None:
+                 version_reading: VersionReading = "bip310",
+                 vardiff: float | None = None, vardiff_window: float = VARDIFF_WINDOW) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"the local pool only binds 127.0.0.1, not {host!r}")
         if difficulty is None:
@@ -129,6 +160,17 @@ class LocalPool:
         self._en1_salt = int.from_bytes(os.urandom(2), "big") << 16
         self.finished = asyncio.Event()
         self.on_finished: list[Callable[[], Any]] = []   # run (in the loop) when finished is set
+        if vardiff is not None and not 0 < vardiff < float("inf"):
+            raise ValueError(f"vardiff must be a positive number of shares per minute, got {vardiff}")
+        if not vardiff_window > 0:
+            raise ValueError("vardiff_window must be > 0")
+        #: vardiff: the share rate (per minute, per connection) the pool aims at; None: the
+        #: difficulty stays as set
+        self.vardiff = vardiff
+        self.vardiff_window = float(vardiff_window)
+        #: run (in the loop) with a ConnectionInfo when a client connects / is gone
+        self.on_connect: list[Callable[[ConnectionInfo], Any]] = []
+        self.on_disconnect: list[Callable[[ConnectionInfo], Any]] = []
 
     # --------------------------------------------------------------- properties
     @property
@@ -152,6 +194,23 @@ class LocalPool:
     def job_version(self) -> int:
         """The header version of the jobs issued from now on."""
         return self._maker.version
+
+    def connections(self) -> list[ConnectionInfo]:
+        """The connected clients now (call on the pool's loop, or accept a torn read)."""
+        return [self._info(c) for c in list(self._conns.values())]
+
+    def _info(self, conn: _Conn) -> ConnectionInfo:
+        return ConnectionInfo(conn.cid, conn.peer, tuple(sorted(conn.workers)), conn.accepted,
+                              conn.rejected, conn.difficulty, time.monotonic() - conn.since,
+                              conn.retargets)
+
+    def _notify(self, callbacks: list[Callable[[ConnectionInfo], Any]], conn: _Conn) -> None:
+        info = self._info(conn)
+        for cb in list(callbacks):
+            try:
+                cb(info)
+            except Exception:  # noqa: BLE001 - a display must not break the pool
+                log.exception("local pool: connection callback failed")
 
     @property
     def timer_running(self) -> bool:
@@ -283,6 +342,9 @@ class LocalPool:
                     self._finish()
                     return
                 self._issue_job(clean=self.clean_jobs)
+                if self.vardiff is not None:   # a client finding too few shares is eased too
+                    for conn in list(self._conns.values()):
+                        self._vardiff_check(conn, time.monotonic())
         except asyncio.CancelledError:
             pass
 
@@ -352,6 +414,7 @@ class LocalPool:
         self._conns[cid] = conn
         self._ledger.connected()
         log.debug("local pool: client %d connected from %s", cid, peer)
+        self._notify(self.on_connect, conn)
         try:
             while not conn.closed:
                 try:
@@ -384,6 +447,7 @@ class LocalPool:
             self._conns.pop(cid, None)
             self._ledger.disconnected()
             self._close(conn)
+            self._notify(self.on_disconnect, conn)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             if task is not None:
@@ -476,6 +540,7 @@ class LocalPool:
         try:
             return self._check_submit(conn, p, worker)
         except Reject as rej:
+            conn.rejected += 1
             self._ledger.reject(rej.reason, worker if worker in conn.workers else None)
             log.info("local pool: share from %s rejected: %s", conn.peer, rej.message)
             raise
@@ -496,6 +561,52 @@ class LocalPool:
                            version_reading=self.version_reading)
         share = check_share(job, p, rules, self._seen.setdefault(job.job_id, set()), now=time.time())
         self._ledger.accept(share, after_replace=replaced)
+        conn.accepted += 1
+        if self.vardiff is not None:
+            conn.vd_count += 1
+            self._vardiff_check(conn, time.monotonic())
         log.info("local pool: share accepted from %s (job %s, version %08x, diff %.4g)",
                  share.worker, share.job_id, share.version, share.difficulty)
         return True
+
+    # --------------------------------------------------------------- vardiff
+    def _vardiff_check(self, conn: _Conn, now: float) -> None:
+        """Move this client's difficulty toward ``vardiff`` shares a minute.
+
+        The rate is measured over at least ``vardiff_window`` seconds; a flood (four times
+        the window's share of the aim, after a second) is retargeted at once, so a fast
+        miner started at too low a difficulty is brought back within seconds.  The step is
+        the measured rate over the aim, at most VARDIFF_MAX_STEP either way; with no share
+        in a whole window the difficulty falls by half the shares expected (at least 2x)."""
+        aim = self.vardiff
+        if aim is None or conn.closed or not conn.got_work:
+            return
+        elapsed = now - conn.vd_start
+        flood = elapsed >= 1.0 and conn.vd_count >= max(8.0, 4 * aim * self.vardiff_window / 60.0)
+        if elapsed < self.vardiff_window and not flood:
+            return
+        rate = conn.vd_count / elapsed * 60.0
+        # no share at all: the expected count says how sure that is (Poisson: none of 10
+        # expected happens 1 time in 22,000), so ease by half of it, at least halving
+        ratio = rate / aim if conn.vd_count else 1 / max(2.0, aim * elapsed / 60.0 / 2)
+        conn.vd_count, conn.vd_start = 0, now
+        if 1 / VARDIFF_TOLERANCE <= ratio <= VARDIFF_TOLERANCE and not flood:
+            return
+        ratio = min(VARDIFF_MAX_STEP, max(1 / VARDIFF_MAX_STEP, ratio))
+        new = min(VARDIFF_MAX, max(VARDIFF_MIN, conn.difficulty * ratio))
+        if new == conn.difficulty:
+            return
+        self._retarget(conn, new)
+        log.info("local pool: vardiff: client %s at %.3g shares/min -> difficulty %.6g",
+                 conn.peer, rate, new)
+
+    def _retarget(self, conn: _Conn, difficulty: float) -> None:
+        """Set one client's difficulty (shares of jobs issued before are judged by the
+        easier of the two targets, as :meth:`set_difficulty` does for all)."""
+        target = difficulty_to_target(difficulty)
+        issued = frozenset(self._jobs)
+        conn.retargeted_jobs = (issued, max(conn.target, conn.retargeted_jobs[1])
+                                if conn.retargeted_jobs[0] == issued else conn.target)
+        conn.difficulty, conn.target = float(difficulty), target
+        conn.retargets += 1
+        self._send(conn, encode_request(None, "mining.set_difficulty", [conn.difficulty]))

@@ -10,7 +10,7 @@ import threading
 from typing import Any, Coroutine, TypeVar
 
 from sgm.pool.records import PoolStats
-from sgm.pool.server import LocalPool
+from sgm.pool.server import ConnectionInfo, LocalPool
 from sgm.pool.template import PoolJob
 
 __all__ = ["PoolThread", "start_in_thread"]
@@ -95,6 +95,14 @@ class PoolThread:
 
         async def get() -> PoolJob | None:
             return pool.current_job
+        return self._call(get())
+
+    def connections(self) -> list[ConnectionInfo]:
+        """The connected clients now (read on the pool's loop)."""
+        pool = self._pool()
+
+        async def get() -> list[ConnectionInfo]:
+            return pool.connections()
         return self._call(get())
 
     def set_difficulty(self, difficulty: float) -> None:

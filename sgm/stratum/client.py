@@ -201,6 +201,8 @@ class StratumClient:
         self._closing = False
         self._wake: asyncio.Event | None = None
         self._have_job: asyncio.Event | None = None
+        #: a pool index run() opens next (switch_to), ending the session in progress
+        self._switch_to: int | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -232,6 +234,10 @@ class StratumClient:
         idx, failures, delay = 0, 0, self.backoff_initial
         override: tuple[str, int] | None = None
         while not self._closing:
+            if self._switch_to is not None:   # switch_to(): this pool next, at once
+                idx, failures, delay, override = self._switch_to, 0, self.backoff_initial, None
+                self._switch_to = None
+                wake.clear()
             pool = self.pools[idx]
             outcome = await self._session(idx, override or (pool.host, pool.port))
             override = None
@@ -310,6 +316,21 @@ class StratumClient:
         """Keep the round trip of a share the pool answered (shown as its latency)."""
         if verdict.accepted is not None:
             self.last_submit_ms = (asyncio.get_running_loop().time() - sent_at) * 1e3
+
+    def switch_to(self, index: int) -> None:
+        """End the session in progress (if any) and open one with ``pools[index]`` next.
+
+        Call it on the client's loop, after changing :attr:`pools` (reordered, shortened
+        or grown: a user switching pools, as cgminer's switchpool does); without it, run()
+        would keep an index into the old list."""
+        if not 0 <= index < len(self.pools):
+            raise IndexError(f"pool index {index} out of range 0..{len(self.pools) - 1}")
+        self._switch_to = index
+        writer = self._writer
+        if writer is not None:
+            writer.close()      # the session's read sees the end and returns
+        wake, _ = self._events()
+        wake.set()              # a back-off sleep between attempts ends too
 
     async def close(self) -> None:
         """Stop run() and close the connection."""
