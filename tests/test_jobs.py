@@ -14,9 +14,9 @@ from sgm._native import _queue
 from sgm.hashing import (
     DIFF1, difficulty_to_target, display_hash, hash_difficulty, nbits_to_target, sha256d,
 )
+from sgm.bitcoin import merkle_root_from_branch
 from sgm.jobs import (
-    MAX_MIDSTATES, Job, JobError, MidstateCache, build_header, make_share, merkle_root_from_branch,
-    word_swap,
+    MAX_MIDSTATES, Job, JobError, MidstateCache, build_header, make_share, word_swap,
 )
 
 

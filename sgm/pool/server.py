@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from sgm.bitcoin import DEFAULT_VERSION_MASK
 from sgm.checks import check_int, is_hex, is_int
 from sgm.hashing import bits_to_difficulty, difficulty_to_target
 from sgm.pool.records import Ledger, PoolStats
@@ -29,13 +30,11 @@ from sgm.stratum.messages import (
     MAX_LINE_BYTES, Request, StratumError, decode_line, encode_request, encode_response, make_error,
 )
 
-__all__ = ["LocalPool", "LOOPBACK_HOSTS", "DEFAULT_VERSION_MASK"]
+__all__ = ["LocalPool", "LOOPBACK_HOSTS"]
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1",)
-#: BIP 320's general-purpose version bits: the mask the pool offers unless told otherwise.
-DEFAULT_VERSION_MASK = 0x1FFFE000
 _MAX_STRIKES = 10                 # malformed lines before a client is dropped
 _MAX_WRITE_BUFFER = 1 << 20       # a client that does not read is dropped
 _MAX_CONNECTIONS = 256

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sgm.bitcoin import DEFAULT_VERSION_MASK
 from sgm.checks import HEX_RE, is_int, is_number
 from sgm.hashing import MAX_TARGET, difficulty_to_target, target_to_difficulty
 from sgm.jobs import MAX_EXTRANONCE2_SIZE, Job, JobError, Share
@@ -31,8 +32,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: BIP 310's customary general-purpose mask (bits 13..28).
-DEFAULT_VERSION_MASK = 0x1FFFE000
 _MAX_EXTRANONCE1 = 64
 #: Requests awaiting an answer, at most: a pool that never answers cannot grow the session.
 MAX_PENDING_REQUESTS = 1024
