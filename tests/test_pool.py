@@ -27,6 +27,7 @@ from sgm.pool.records import KEEP_ACCEPTED_SHARES, MAX_TRACKED_WORKERS, OTHER_WO
 from sgm.pool.shares import VERSION_READINGS, read_version
 from sgm.pool.template import stratum_prevhash
 from sgm.stratum.messages import MAX_LINE_BYTES
+from tests.conftest import wait_until
 
 DEADLINE = 30.0          # generous: the machine running the tests may be loaded
 MASK = 0x1FFFE000        # BIP 320's general-purpose bits, the pool's default mask
@@ -142,15 +143,6 @@ def search(notify: list, en1: str, en2: str, target: int, *, version: int | None
         if not any(hits(header_of(notify, en1, en2, nonce, v), target) for v in misses):
             return nonce
     raise AssertionError("no suitable nonce found")
-
-
-def wait_until(pred, deadline: float = DEADLINE) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import pytest
 
 from sgm.miner import Miner, MinerConfig, PoolConfig
 from sgm.pool import PoolThread
-from tests.solo_helpers import sgm, wait_for
+from tests.conftest import wait_until
+from tests.solo_helpers import sgm
 
 
 def _parse(*argv: str):
@@ -217,7 +218,7 @@ def test_no_suggest_diff_sends_none(pool):
                               threads=1))
     miner.start()
     try:
-        assert wait_for(lambda: any(m.get("method") == "mining.authorize" for m in proxy.lines()), 20)
+        assert wait_until(lambda: any(m.get("method") == "mining.authorize" for m in proxy.lines()), 20)
     finally:
         miner.stop()
         proxy.stop()
@@ -245,7 +246,7 @@ def test_cert_trusts_a_private_ca(pool, tls_cert):
     proxy = _tls_proxy(pool, cert, key)
     miner = _mine_tls(proxy.port, ssl_cafile=str(cert))
     try:
-        assert wait_for(lambda: miner.summary()["accepted"] >= 1, 30), "no share through TLS"
+        assert wait_until(lambda: miner.summary()["accepted"] >= 1, 30), "no share through TLS"
     finally:
         miner.stop()
         proxy.stop()
@@ -257,12 +258,12 @@ def test_no_verify_connects_without_a_ca_and_the_default_refuses(pool, tls_cert)
     try:
         miner = _mine_tls(proxy.port, ssl_verify=False)
         try:
-            assert wait_for(lambda: miner.summary()["accepted"] >= 1, 30)
+            assert wait_until(lambda: miner.summary()["accepted"] >= 1, 30)
         finally:
             miner.stop()
         checked = _mine_tls(proxy.port)        # the self-signed certificate is not trusted
         try:
-            assert not wait_for(lambda: checked.summary()["accepted"] >= 1, 2)
+            assert not wait_until(lambda: checked.summary()["accepted"] >= 1, 2)
             assert checked.client is not None and not checked.client.connected
         finally:
             checked.stop()
