@@ -19,8 +19,17 @@ import struct
 from collections.abc import Sequence
 
 from sgm.hashing import (
-    DIFF1, MAX_TARGET, difficulty_to_target, display_hash, hash_difficulty, hash_to_int,
-    meets_target, nbits_to_target, sha256d, target_to_difficulty, target_to_nbits,
+    DIFF1,
+    MAX_TARGET,
+    difficulty_to_target,
+    display_hash,
+    hash_difficulty,
+    hash_to_int,
+    meets_target,
+    nbits_to_target,
+    sha256d,
+    target_to_difficulty,
+    target_to_nbits,
 )
 
 __all__ = [

@@ -22,8 +22,9 @@ import logging
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 from sgm import _native
 from sgm._native import MAX_MIDSTATES
@@ -158,7 +159,7 @@ class Job:
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_notify(cls, params: Sequence[Any], *, extranonce1: str | bytes, extranonce2_size: int,
-                    target: int, version_mask: int = 0) -> "Job":
+                    target: int, version_mask: int = 0) -> Job:
         """Build a Job from ``mining.notify`` params.
 
         params: [job_id, prevhash, coinb1, coinb2, merkle_branch, version, nbits, ntime,
@@ -199,7 +200,7 @@ class Job:
                           ntime=ntm, clean_jobs=clean_flag, extranonce1=en1,
                           extranonce2_size=extranonce2_size, target=target, version_mask=version_mask)
 
-    def with_target(self, target: int) -> "Job":
+    def with_target(self, target: int) -> Job:
         """The same job with another share target (e.g. after mining.set_difficulty)."""
         return replace(self, target=target)
 

@@ -20,9 +20,23 @@ import pytest
 import sgm.hashing
 from sgm import bitcoin
 from sgm.bitcoin import (
-    DEFAULT_VERSION_MASK, bip34_height_script, commitment_script, decode_script_num,
-    merkle_branch, merkle_root, merkle_root_from_branch, parse_bip34_height, push_data,
-    push_int, read_varint, script_num, strip_witness, txid, varint, witness_commitment, wtxid,
+    DEFAULT_VERSION_MASK,
+    bip34_height_script,
+    commitment_script,
+    decode_script_num,
+    merkle_branch,
+    merkle_root,
+    merkle_root_from_branch,
+    parse_bip34_height,
+    push_data,
+    push_int,
+    read_varint,
+    script_num,
+    strip_witness,
+    txid,
+    varint,
+    witness_commitment,
+    wtxid,
 )
 from tests.conftest import load_vectors
 
@@ -260,7 +274,7 @@ def test_txids_wtxids_and_the_witness_commitment_match_the_templates(name):
     txs = [bytes.fromhex(t["data"]) for t in tmpl["transactions"]]
     segwit = [raw for raw in txs if raw[4:6] == b"\x00\x01"]
     assert segwit and len(segwit) < len(txs)                   # both kinds are covered
-    for t, raw in zip(tmpl["transactions"], txs):
+    for t, raw in zip(tmpl["transactions"], txs, strict=True):
         if "txid" in t:                                        # Bitcoin Core: txid and hash
             assert txid(raw)[::-1].hex() == t["txid"]
             assert wtxid(raw)[::-1].hex() == t["hash"]

@@ -4,6 +4,7 @@ clear log line, and the `sgm` command line keeps its contract."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -16,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_until
 
-from sgm.hashing import meets_target, sha256d
+from sgm.hashing import meets_target
 from sgm.miner import Miner, MinerConfig, PoolConfig
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"elapsed_s", "hashes", "hashrate", "accepted", "rejected", "stale", "hw_errors",
@@ -396,7 +397,7 @@ class WorkRecorder:
 def overlaps(ranges: list[tuple]) -> list[tuple]:
     """Pairs of ranges of the same (job, extranonce2, version) that share a nonce."""
     out, ordered = [], sorted(ranges)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if a[:3] == b[:3] and b[3] < a[4]:
             out.append((a, b))
     return out

@@ -22,10 +22,8 @@ from pathlib import Path
 import pytest
 
 from sgm import _native
-from sgm.devices import DEFAULT_DEVICES, check_device_selection
-from sgm.devices import opencl as ocl
+from sgm.devices import DEFAULT_DEVICES, check_device_selection, opencl as ocl
 from sgm.hashing import bits_to_target, nbits_to_target
-
 from tests.conftest import load_vectors, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

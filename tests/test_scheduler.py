@@ -8,7 +8,6 @@ import time
 from dataclasses import replace
 
 import pytest
-from tests.conftest import wait_until
 
 from sgm import _native
 from sgm.devices.base import BatchResult, Device
@@ -16,8 +15,9 @@ from sgm.devices.cpu import CpuDevice
 from sgm.hashing import bits_to_target, meets_target, sha256d
 from sgm.jobs import Job
 from sgm.scheduler import MAX_VALID_GENERATIONS, BatchSizer, Scheduler
-from sgm.work import Batch
 from sgm.telemetry import Telemetry
+from sgm.work import Batch
+from tests.conftest import wait_until
 
 NOTIFY = [
     "1", "9973803c689d114202d8fa6e7a812464ec5968614898bef00000000800000000",

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from sgm import _native
+from sgm.bitcoin import bip34_height_script, merkle_root, parse_bip34_height
 from sgm.jobs import Job, make_share, prepare_work, word_swap
 from sgm.solo.address import address_script
-from sgm.bitcoin import bip34_height_script, merkle_root, parse_bip34_height
 from sgm.solo.block import Block, BlockError, Tx, check_block, find_witness_commitment
 from sgm.solo.template import TemplateError, build_work, parse_template
 

@@ -16,9 +16,7 @@ from sgm.jobs import make_share, prepare_work
 from sgm.miner import Miner, MinerConfig
 from sgm.solo.block import Block, check_block
 from sgm.solo.client import SoloClient, SoloConfig, SoloError
-from sgm.solo.rpc import (
-    RpcAuthError, RpcClient, RpcConnectionError, RpcError, RpcProtocolError, parse_node_url,
-)
+from sgm.solo.rpc import RpcAuthError, RpcClient, RpcConnectionError, RpcError, RpcProtocolError, parse_node_url
 from tests.conftest import wait_until, wait_until_async
 from tests.solo_helpers import FakeNode, load_template, sgm
 
@@ -516,6 +514,7 @@ def test_cli_solo_mines_the_fake_node_and_writes_blocks_to_the_summary(node, tmp
 ])
 def test_cli_solo_usage_errors_exit_2(args, pattern, capsys):
     import re
+
     from sgm.cli import main
 
     assert main(args) == 2

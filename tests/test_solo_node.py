@@ -59,7 +59,7 @@ class Node:
     """One regtest bitcoind with its own data directory; password or cookie RPC auth."""
 
     def __init__(self, binary: Path, datadir: Path, *, cookie: bool = False,
-                 connect: "Node | None" = None) -> None:
+                 connect: Node | None = None) -> None:
         self.datadir = datadir
         self.rpcport, self.port = free_port(), free_port()
         self.cookie = cookie

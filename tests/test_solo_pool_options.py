@@ -37,7 +37,7 @@ class RecordingProxy:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
-    def start(self) -> "RecordingProxy":
+    def start(self) -> RecordingProxy:
         self._thread.start()
         assert self._ready.wait(10)
         return self
@@ -144,6 +144,7 @@ def test_the_same_keys_in_the_config_file(tmp_path, tls_cert):
 ])
 def test_bad_values_exit_2_with_a_message(argv, pattern, capsys, tmp_path, tls_cert):
     import re
+
     from sgm.cli import main
 
     not_pem = tmp_path / "junk.pem"
@@ -173,6 +174,7 @@ def test_bad_values_exit_2_with_a_message(argv, pattern, capsys, tmp_path, tls_c
 ])
 def test_bad_config_values_exit_2(tmp_path, capsys, content, pattern):
     import re
+
     from sgm.cli import main
 
     path = tmp_path / "sgm.json"

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_until
 
 from sgm.telemetry import (
     DecayingRate,
@@ -34,7 +33,7 @@ from sgm.telemetry import (
     Telemetry,
     event_to_dict,
 )
-
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Generous deadline (s) for anything that should take a moment.

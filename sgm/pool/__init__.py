@@ -12,8 +12,8 @@ One module per concern:
 """
 from __future__ import annotations
 
-from sgm.pool.records import AcceptedShare, PoolStats, WorkerStats
 from sgm.bitcoin import DEFAULT_VERSION_MASK
+from sgm.pool.records import AcceptedShare, PoolStats, WorkerStats
 from sgm.pool.server import LOOPBACK_HOSTS, LocalPool
 from sgm.pool.shares import VERSION_READINGS, VersionReading
 from sgm.pool.template import DEFAULT_VERSION, PoolJob, build_coinbase_parts

@@ -15,19 +15,24 @@ import os
 import struct
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sgm.bitcoin import DEFAULT_VERSION_MASK
 from sgm.checks import check_int, is_hex, is_int
 from sgm.hashing import bits_to_difficulty, difficulty_to_target
 from sgm.pool.records import Ledger, PoolStats
-from sgm.pool.shares import (
-    Reject, ShareRules, VersionReading, check_share, check_submit_shape, check_version_reading,
-)
+from sgm.pool.shares import Reject, ShareRules, VersionReading, check_share, check_submit_shape, check_version_reading
 from sgm.pool.template import DEFAULT_VERSION, EXTRANONCE1_SIZE, JobMaker, PoolJob
 from sgm.stratum.messages import (
-    MAX_LINE_BYTES, Request, StratumError, decode_line, encode_request, encode_response, make_error,
+    MAX_LINE_BYTES,
+    Request,
+    StratumError,
+    decode_line,
+    encode_request,
+    encode_response,
+    make_error,
 )
 
 __all__ = ["LocalPool", "LOOPBACK_HOSTS"]
@@ -190,7 +195,7 @@ class LocalPool:
             self._server = None
         log.info("local pool stopped")
 
-    async def __aenter__(self) -> "LocalPool":
+    async def __aenter__(self) -> LocalPool:
         await self.start()
         return self
 

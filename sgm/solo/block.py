@@ -12,8 +12,15 @@ import struct
 from dataclasses import dataclass, field
 
 from sgm.bitcoin import (
-    COMMITMENT_PREFIX, bip34_height_script, meets_target, merkle_root, nbits_to_target,
-    read_varint, sha256d, varint, witness_commitment,
+    COMMITMENT_PREFIX,
+    bip34_height_script,
+    meets_target,
+    merkle_root,
+    nbits_to_target,
+    read_varint,
+    sha256d,
+    varint,
+    witness_commitment,
 )
 
 __all__ = [
@@ -127,7 +134,7 @@ class Tx:
                 and self.inputs[0].prev_index == 0xFFFFFFFF)
 
     @classmethod
-    def parse(cls, data: bytes) -> "Tx":
+    def parse(cls, data: bytes) -> Tx:
         """Parse exactly one serialized transaction (with or without witness)."""
         r = _Reader(bytes(data), "transaction")
         tx = cls._read(r)
@@ -136,7 +143,7 @@ class Tx:
         return tx
 
     @classmethod
-    def _read(cls, r: _Reader) -> "Tx":
+    def _read(cls, r: _Reader) -> Tx:
         version = r.u32()
         segwit = False
         if r.left >= 2 and r.data[r.pos] == 0 and r.data[r.pos + 1] == 1:
@@ -219,7 +226,7 @@ class Block:
         return int(struct.unpack_from("<I", self.header, 76)[0])
 
     @classmethod
-    def parse(cls, data: bytes) -> "Block":
+    def parse(cls, data: bytes) -> Block:
         r = _Reader(bytes(data), "block")
         header = r.take(80)
         n = r.count(r.left // 60 + 1)

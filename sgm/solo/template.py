@@ -21,12 +21,20 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from sgm.bitcoin import (
-    COMMITMENT_PREFIX, MAX_TARGET, WITNESS_RESERVED_VALUE, bip34_height_script, merkle_branch,
-    nbits_to_target, push_data, sha256d, witness_commitment,
+    COMMITMENT_PREFIX,
+    MAX_TARGET,
+    WITNESS_RESERVED_VALUE,
+    bip34_height_script,
+    merkle_branch,
+    nbits_to_target,
+    push_data,
+    sha256d,
+    witness_commitment,
 )
 from sgm.checks import is_hex, is_int
 from sgm.jobs import Job, Share, word_swap
@@ -83,7 +91,7 @@ class BlockTemplate:
     def txids(self) -> tuple[bytes, ...]:
         return tuple(t.txid for t in self.transactions)
 
-    def same_work(self, other: "BlockTemplate") -> bool:
+    def same_work(self, other: BlockTemplate) -> bool:
         """True when ``other`` would give the same block contents (tip, transactions,
         reward, version, bits)."""
         return (self.prev_hash == other.prev_hash and self.txids == other.txids

@@ -20,7 +20,13 @@ from sgm.checks import HEX_RE, is_int, is_number
 from sgm.hashing import MAX_TARGET, difficulty_to_target, target_to_difficulty
 from sgm.jobs import MAX_EXTRANONCE2_SIZE, Job, JobError, Share
 from sgm.stratum.messages import (
-    Request, Response, StratumError, decode_line, encode_request, encode_response, parse_error,
+    Request,
+    Response,
+    StratumError,
+    decode_line,
+    encode_request,
+    encode_response,
+    parse_error,
 )
 
 __all__ = [
@@ -379,7 +385,8 @@ class StratumProtocol:
         wait = 0.0
         if len(p) > 2 and (is_number(p[2]) or (isinstance(p[2], str) and p[2].isdigit())):
             wait = min(max(float(p[2]), 0.0), 3600.0)
-        log.info("stratum: pool asks to reconnect to %s:%s in %.0fs", host or "(same host)", port or "(same port)", wait)
+        log.info("stratum: pool asks to reconnect to %s:%s in %.0fs", host or "(same host)",
+                 port or "(same port)", wait)
         return [Reconnect(host, port, wait)]
 
     def _on_show_message(self, req: Request) -> list[Any]:

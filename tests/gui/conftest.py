@@ -7,13 +7,13 @@ miner outlives its test, because a leftover one would slow every later test on a
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
 try:   # never a silent skip: without Qt these tests fail and say what to install
-    import PySide6  # noqa: F401   (first: pyqtgraph binds to the Qt already imported)
     import pyqtgraph  # noqa: F401
+    import PySide6  # noqa: F401   (first: pyqtgraph binds to the Qt already imported)
 except ImportError as exc:
     raise ImportError(f"the desktop app's tests need PySide6 and pyqtgraph: run "
                       f"scripts/setup.sh or pip install -e '.[test,gui]' ({exc})") from exc
