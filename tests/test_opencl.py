@@ -110,6 +110,7 @@ def test_kernel_matches_hashlib_on_random_headers_and_easy_targets(scanner, seed
     assert job.nonces, "the target was meant to be met a few times"
 
 
+@pytest.mark.slow   # 5-10 s a case on PoCL, nearly all of it building the program
 @pytest.mark.parametrize("vector_width, worksize, builtins",
                          [(1, 256, True),      # what a GPU gets
                           (4, 32, True), (2, 16, False)])
