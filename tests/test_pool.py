@@ -20,12 +20,14 @@ import time
 import pytest
 
 import sgm.jobs
+from sgm.bitcoin import parse_bip34_height
 from sgm.hashing import difficulty_to_target
 from sgm.jobs import Job
 from sgm.pool import DEFAULT_VERSION, LocalPool, PoolThread, build_coinbase_parts, start_in_thread
 from sgm.pool.records import KEEP_ACCEPTED_SHARES, MAX_TRACKED_WORKERS, OTHER_WORKERS, AcceptedShare, Ledger
 from sgm.pool.shares import VERSION_READINGS, read_version
 from sgm.pool.template import stratum_prevhash
+from sgm.solo.block import Tx
 from sgm.stratum.messages import MAX_LINE_BYTES
 from tests.conftest import wait_until
 
@@ -171,6 +173,19 @@ def test_the_coinbase_starts_with_the_bip34_height_as_core_checks_it(height, pre
     script_sig_start = coinb1[4 + 1 + 36 + 1:]
     assert script_sig_start.hex().startswith(prefix)
     assert coinb1.endswith(bytes.fromhex(prefix) + bytes([8]))   # then the extranonce push
+
+
+@pytest.mark.parametrize("height", [1, 16])
+def test_a_pool_at_a_low_height_sends_a_coinbase_a_node_accepts(height):
+    """Over the wire: a job at height 1..16 carries the height as Bitcoin Core's BIP 34
+    check wants it, the single opcode OP_N (the pool used to push "01 0N")."""
+    with PoolThread(difficulty_bits=8, jobs=None, job_interval=3600, start_height=height) as p:
+        c = Raw(p.port)
+        en1, size, notify, _ = c.login()
+        c.close()
+    coinbase = Tx.parse(bytes.fromhex(notify[2] + en1 + "00" * size + notify[3]))
+    assert coinbase.inputs[0].script_sig[0] == 0x50 + height
+    assert parse_bip34_height(coinbase.inputs[0].script_sig) == height
 
 
 def test_the_coinbase_size_limits_are_enforced():
