@@ -14,7 +14,7 @@ import argparse
 import json
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import _common  # noqa: F401  (path setup)
 from _common import percentile

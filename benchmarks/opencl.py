@@ -29,8 +29,7 @@ import _common  # noqa: F401
 
 from sgm import _native
 from sgm.bench import measure_opencl, measure_scan, scanner_impl
-from sgm.devices import cpu_count, cpu_model
-from sgm.devices import opencl as ocl
+from sgm.devices import cpu_count, cpu_model, opencl as ocl
 
 
 def _cpu_seconds() -> float:
@@ -61,7 +60,8 @@ def rates_here(seconds: float, repeats: int, native: list[str]) -> list[dict]:
         for _ in range(repeats):
             box = {}
 
-            def run_ocl() -> float:
+            # the defaults bind this iteration's scanner and box (the call happens at once)
+            def run_ocl(sc: ocl.OpenCLScanner = sc, box: dict = box) -> float:
                 box["rate"], box["share"] = measure_opencl(sc, seconds)
                 return box["rate"]
 
@@ -71,7 +71,7 @@ def rates_here(seconds: float, repeats: int, native: list[str]) -> list[dict]:
             shares.append(box["share"])
             if info.device_type == "CPU":
                 for impl in native:
-                    rate, eff = _measured(lambda: measure_scan(impl, threads, seconds))
+                    rate, eff = _measured(lambda impl=impl, threads=threads: measure_scan(impl, threads, seconds))
                     samples.setdefault(impl, []).append(rate)
                     per_cpu.setdefault(impl, []).append(eff)
         med = {k: statistics.median(v) for k, v in samples.items()}

@@ -53,7 +53,7 @@ def main() -> None:
         rate, srate = stack_rate(a.threads, a.seconds, a.share_rate, raws[-1])
         stacks.append(rate)
         shares.append(srate)
-    ratios = [s / r for s, r in zip(stacks, raws)]
+    ratios = [s / r for s, r in zip(stacks, raws, strict=True)]
     out = {"impl": impl, "threads": a.threads, "raw_hashes_per_s": median(raws),
            "stack_hashes_per_s": median(stacks), "ratio": median(ratios),
            "ratios": ratios, "shares_per_s": median(shares)}

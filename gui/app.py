@@ -18,8 +18,9 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sgm.cli_args import UsageError, pool_flags, positive_float, positive_int
 

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (
-    QColor, QFont, QGuiApplication, QIcon, QImage, QLinearGradient, QPainter, QPainterPath, QPen,
+    QColor,
+    QFont,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QLinearGradient,
+    QPainter,
+    QPainterPath,
+    QPen,
     QPixmap,
 )
 

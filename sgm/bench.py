@@ -11,10 +11,18 @@ import hashlib
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from sgm import _native
 from sgm._native import NONCE_SPACE
+
+if TYPE_CHECKING:   # the OpenCL device module needs pyopencl: imported only when used
+    from sgm.devices.opencl import OpenCLScanner
+
+#: Called with one line of progress text per measured run.
+Progress = Callable[[str], None]
 
 REFERENCE_WHAT = "hashlib sha256, large buffer"
 _REF_BUFFER = bytes(range(256)) * (1 << 16)  # 16 MiB
@@ -75,7 +83,7 @@ def measure_scan(impl: str, threads: int, seconds: float, chunk: int = 1 << 20) 
     return sum(counts) / (time.perf_counter() - t0)
 
 
-def measure_opencl(scanner, seconds: float) -> tuple[float, float]:
+def measure_opencl(scanner: OpenCLScanner, seconds: float) -> tuple[float, float]:
     """(nonces/s, host thread CPU share) of an OpenCLScanner over about `seconds` of
     pipelined launches (one exact range scan sized from the kernel's measured rate)."""
     midstate = _native.sha256_midstate(_HEADER[:64])
@@ -87,7 +95,8 @@ def measure_opencl(scanner, seconds: float) -> tuple[float, float]:
     return job.done / wall, (time.thread_time() - cpu0) / wall
 
 
-def run_opencl_bench(seconds: float = 1.0, repeats: int = 3, progress=None) -> dict:
+def run_opencl_bench(seconds: float = 1.0, repeats: int = 3,
+                     progress: Progress | None = None) -> dict[str, Any]:
     """Measure every OpenCL device `repeats` times: the contract's JSON object, each run
     with the device's name, geometry, launch size and kernel time besides."""
     from sgm.devices.opencl import OpenCLScanner, discover
@@ -96,7 +105,7 @@ def run_opencl_bench(seconds: float = 1.0, repeats: int = 3, progress=None) -> d
     if not found:
         raise RuntimeError(f"no OpenCL device: {reason}")
     ref_samples = [measure_reference()]
-    runs: list[dict] = []
+    runs: list[dict[str, Any]] = []
     for info, dev in found:
         scanner = OpenCLScanner(dev)
         scanner.calibrate(min(0.2, seconds))
@@ -132,7 +141,7 @@ def run_opencl_bench(seconds: float = 1.0, repeats: int = 3, progress=None) -> d
     }
 
 
-def scanner_impl(scanner) -> str:
+def scanner_impl(scanner: OpenCLScanner) -> str:
     """How an OpenCL run names its kernel: file, vector width and work-group size."""
     return f"sha256d.cl/v{scanner.vector_width}/wg{scanner.worksize}"
 
@@ -142,8 +151,8 @@ def run_bench(
     thread_counts: list[int],
     seconds: float = 1.0,
     repeats: int = 3,
-    progress=None,
-) -> dict:
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Measure every (impl, threads) `repeats` times; return the contract's JSON object."""
     ref_samples = [measure_reference()]
     runs: list[BenchRun] = []
@@ -168,7 +177,7 @@ def run_bench(
     }
 
 
-def format_bench(result: dict) -> str:
+def format_bench(result: dict[str, Any]) -> str:
     ref = result["reference"]["bytes_per_s"]
     lines = [
         f"reference: {REFERENCE_WHAT}: {ref / 1e9:.3f} GB/s "

@@ -44,4 +44,5 @@ def check_int(value: Any, name: str, lo: int | None = None, hi: int | None = Non
         lo_s = "" if lo is None else str(lo)
         hi_s = "" if hi is None else str(hi)
         raise error(f"{name}: {value} is outside {lo_s}..{hi_s}")
-    return value
+    checked: int = value     # is_int() said so; the annotation tells the type checker
+    return checked

@@ -8,7 +8,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from sgm import _native
 from sgm.cli_args import UsageError, nonce_count, positive_float, positive_int, u32

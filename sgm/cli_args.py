@@ -4,7 +4,7 @@ the other to get them."""
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 from sgm._native import NONCE_SPACE
 

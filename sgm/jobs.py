@@ -22,17 +22,19 @@ import logging
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 from sgm import _native
 from sgm._native import MAX_MIDSTATES
+from sgm.bitcoin import merkle_root_from_branch
 from sgm.checks import HEX_RE, check_int
 from sgm.hashing import MAX_TARGET, display_hash, hash_difficulty, meets_target, nbits_to_target, sha256d
 
 __all__ = [
     "JobError", "Job", "PreparedWork", "MidstateCache", "Share", "make_share",
-    "word_swap", "merkle_root_from_branch", "build_header", "MAX_VERSION_VARIANT_BITS",
+    "word_swap", "build_header", "MAX_VERSION_VARIANT_BITS",
     "MAX_MIDSTATES", "MAX_EXTRANONCE2_SIZE", "rolling_readable",
 ]
 
@@ -54,14 +56,6 @@ def word_swap(data: bytes) -> bytes:
     if len(data) % 4:
         raise ValueError("word_swap needs a multiple of 4 bytes")
     return b"".join(data[i:i + 4][::-1] for i in range(0, len(data), 4))
-
-
-def merkle_root_from_branch(leaf: bytes, branch: Sequence[bytes]) -> bytes:
-    """Fold the coinbase txid (internal order) up a Stratum merkle branch."""
-    h = leaf
-    for sibling in branch:
-        h = sha256d(h + sibling)
-    return h
 
 
 def build_header(version: int, prev_header_bytes: bytes, merkle_root: bytes, ntime: int,
@@ -165,7 +159,7 @@ class Job:
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_notify(cls, params: Sequence[Any], *, extranonce1: str | bytes, extranonce2_size: int,
-                    target: int, version_mask: int = 0) -> "Job":
+                    target: int, version_mask: int = 0) -> Job:
         """Build a Job from ``mining.notify`` params.
 
         params: [job_id, prevhash, coinb1, coinb2, merkle_branch, version, nbits, ntime,
@@ -206,7 +200,7 @@ class Job:
                           ntime=ntm, clean_jobs=clean_flag, extranonce1=en1,
                           extranonce2_size=extranonce2_size, target=target, version_mask=version_mask)
 
-    def with_target(self, target: int) -> "Job":
+    def with_target(self, target: int) -> Job:
         """The same job with another share target (e.g. after mining.set_difficulty)."""
         return replace(self, target=target)
 

@@ -8,9 +8,12 @@ example the read-only ../shared/vectors the copies were taken from).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,41 @@ def vectors_dir() -> Path:
 
 def load_vectors(name: str) -> dict[str, Any]:
     return json.loads((vectors_dir() / name).read_text(encoding="utf-8"))
+
+
+#: How long a test waits for something that should happen soon.  Generous because the
+#: machines that run the suite are shared and often loaded; the wait ends as soon as the
+#: condition holds, so a passing test never sits out the deadline.
+WAIT_TIMEOUT = 30.0
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT,
+               interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds have passed.
+
+    Returns whether it held, judged once more after the deadline (so a condition that
+    became true while the last sleep ran still counts).  Use it as ``assert
+    wait_until(...)``: a deadline is a bound on failure, never a measurement.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+async def wait_until_async(predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT,
+                           interval: float = 0.02) -> bool:
+    """:func:`wait_until` for a coroutine: sleeps with ``asyncio.sleep`` so the event
+    loop (and the code under test on it) keeps running while the test waits."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(predicate())
 
 
 def sha256d(data: bytes) -> bytes:

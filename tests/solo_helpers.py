@@ -11,9 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "solo"
@@ -35,15 +36,6 @@ def btcd_node() -> "FakeNode":
 
 def dsha(b: bytes) -> bytes:
     return hashlib.sha256(hashlib.sha256(b).digest()).digest()
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 30.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
 
 
 def sgm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -101,7 +93,7 @@ class FakeNode:
     def url(self) -> str:
         return f"http://{self.user}:{self.password}@127.0.0.1:{self.port}"
 
-    def start(self) -> "FakeNode":
+    def start(self) -> FakeNode:
         self._thread.start()
         return self
 
@@ -111,7 +103,7 @@ class FakeNode:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeNode":
+    def __enter__(self) -> FakeNode:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -1,21 +1,26 @@
 """sgm.hashing: targets, difficulties and hash comparisons, checked against real headers."""
 import hashlib
-import json
 import math
-import os
 import struct
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
 from sgm.hashing import (
-    DIFF1, MAX_TARGET, bits_to_difficulty, bits_to_target, difficulty_to_target, display_hash,
-    hash_difficulty, hash_to_int, meets_target, nbits_to_target, sha256d, target_to_difficulty,
+    DIFF1,
+    MAX_TARGET,
+    bits_to_difficulty,
+    bits_to_target,
+    difficulty_to_target,
+    display_hash,
+    hash_difficulty,
+    hash_to_int,
+    meets_target,
+    nbits_to_target,
+    sha256d,
+    target_to_difficulty,
     target_to_nbits,
 )
-
-
 from tests.conftest import load_vectors as load, vectors_dir  # noqa: E402,F401
 
 

@@ -1,27 +1,16 @@
 """sgm.jobs: real Stratum jobs must rebuild the exact headers and hashes of accepted shares."""
-import json
-import os
 import struct
 import threading
-from pathlib import Path
-
 from dataclasses import replace
 
 import pytest
 
 from sgm import _native
 from sgm._native import _queue
-from sgm.hashing import (
-    DIFF1, difficulty_to_target, display_hash, hash_difficulty, nbits_to_target, sha256d,
-)
-from sgm.jobs import (
-    MAX_MIDSTATES, Job, JobError, MidstateCache, build_header, make_share, merkle_root_from_branch,
-    word_swap,
-)
-
-
+from sgm.bitcoin import merkle_root_from_branch
+from sgm.hashing import DIFF1, difficulty_to_target, display_hash, hash_difficulty, nbits_to_target, sha256d
+from sgm.jobs import MAX_MIDSTATES, Job, JobError, MidstateCache, build_header, make_share, word_swap
 from tests.conftest import load_vectors as load, vectors_dir  # noqa: E402,F401
-
 
 SHARES = load("stratum_shares.json")["shares"]
 JOB_SHARES = [s for s in SHARES if s["notify"]["coinb1"] is not None]
@@ -121,7 +110,8 @@ def test_prepared_work_and_native_scan_find_the_recorded_nonce(s):
     assert share.hash_hex == s["expected_hash"]
     assert share.difficulty == s["expected_hash_difficulty"]
     if sub["worker"] is not None and sub["job_id"] is not None:
-        assert share.submit_params(sub["worker"])[1:5] == [sub["job_id"], sub["extranonce2"], sub["ntime"], sub["nonce"]]
+        assert share.submit_params(sub["worker"])[1:5] == [
+            sub["job_id"], sub["extranonce2"], sub["ntime"], sub["nonce"]]
 
 
 @pytest.mark.parametrize("v", [v for v in AUX if v["kind"] == "merkle_root"], ids=lambda v: v["id"])
@@ -259,7 +249,8 @@ GOOD = ["j1", PREV, "01000000", "ffffffff", ["22" * 32], "20000000", "1d00ffff",
     (1, "11" * 31, "prevhash"), (1, "zz" * 32, "prevhash"), (1, None, "prevhash"),
     (2, "", "coinb1"), (2, "0g", "coinb1"), (2, "abc", "coinb1"),
     (3, "", "coinb2"), (3, 5, "coinb2"),
-    (4, "22" * 32, "merkle_branch"), (4, ["22" * 31], r"merkle_branch\[0\]"), (4, ["22" * 32, "x"], r"merkle_branch\[1\]"),
+    (4, "22" * 32, "merkle_branch"), (4, ["22" * 31], r"merkle_branch\[0\]"),
+    (4, ["22" * 32, "x"], r"merkle_branch\[1\]"),
     (5, "2000000", "version"), (5, "2000000g", "version"),
     (6, "1d00ffff0", "nbits"), (6, 0x1D00FFFF, "nbits"),
     (7, "", "ntime"),

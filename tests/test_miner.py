@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from sgm.hashing import meets_target, sha256d
+from sgm.hashing import meets_target
 from sgm.miner import Miner, MinerConfig, PoolConfig
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"elapsed_s", "hashes", "hashrate", "accepted", "rejected", "stale", "hw_errors",
@@ -40,15 +41,6 @@ def assert_books_agree(pool_stats, summary) -> None:
     assert summary["stale"] + unanswered >= refused_stale
 
 
-def wait_for(pred, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.mark.slow
 def test_mining_the_embedded_pool_every_share_is_accepted_by_the_pools_own_checks():
     # two jobs, then as long as five shares take (a second here; far longer beside busy
@@ -58,7 +50,7 @@ def test_mining_the_embedded_pool_every_share_is_accepted_by_the_pools_own_check
     miner.start()
     try:
         tel = miner.telemetry
-        assert wait_for(lambda: miner.local_pool.stats.accepted >= 5
+        assert wait_until(lambda: miner.local_pool.stats.accepted >= 5
                         and miner.local_pool.stats.jobs_issued >= 2
                         and all(tel.device(n).accepted >= 1 for n in ("cpu0", "cpu1")),
                         timeout=120)
@@ -84,18 +76,18 @@ def test_a_device_stopped_while_mining_stops_within_a_second_and_resumes():
     miner.start()
     tel = miner.telemetry
     try:
-        assert wait_for(lambda: all(tel.device(n).hashes > 0 for n in ("cpu0", "cpu1")))
+        assert wait_until(lambda: all(tel.device(n).hashes > 0 for n in ("cpu0", "cpu1")))
         miner.set_device_enabled("cpu0", False)
-        assert wait_for(lambda: not miner.device("cpu0").hashing, timeout=1.0)
+        assert wait_until(lambda: not miner.device("cpu0").hashing, timeout=1.0)
         frozen = tel.device("cpu0").hashes
         other = tel.device("cpu1").hashes
         # the other keeps going (its hashes count at the end of each batch: ~0.1 s on an
         # idle machine, seconds when busy processes starve the nice-19 workers)
-        assert wait_for(lambda: tel.device("cpu1").hashes > other, timeout=60)
+        assert wait_until(lambda: tel.device("cpu1").hashes > other, timeout=60)
         assert tel.device("cpu0").hashes == frozen          # stopped all along
         assert tel.device("cpu0").to_dict()["enabled"] is False
         miner.set_device_enabled("cpu0", True)
-        assert wait_for(lambda: tel.device("cpu0").hashes > frozen, timeout=60)
+        assert wait_until(lambda: tel.device("cpu0").hashes > frozen, timeout=60)
     finally:
         miner.stop()
     with pytest.raises(KeyError, match="nope"):
@@ -151,7 +143,7 @@ def test_a_pool_sending_target_zero_or_an_empty_job_is_refused_with_a_clear_log(
                                                            "w", "x")]))
     miner.start()
     try:
-        assert wait_for(lambda: "refused job" in caplog.text, timeout=5)
+        assert wait_until(lambda: "refused job" in caplog.text, timeout=5)
         time.sleep(0.3)
         assert miner.scheduler.current_job is None
         assert miner.telemetry.snapshot()["hashes"] == 0
@@ -326,12 +318,12 @@ def test_when_the_pool_drops_the_connection_devices_pause_and_mining_resumes():
     miner.start()
     tel = miner.telemetry
     try:
-        assert wait_for(lambda: tel.total.accepted >= 3)
+        assert wait_until(lambda: tel.total.accepted >= 3)
         assert pool.disconnect_all() == 1
-        assert wait_for(lambda: miner.scheduler.current_job is None, timeout=5)
+        assert wait_until(lambda: miner.scheduler.current_job is None, timeout=5)
         before = tel.total.accepted
         # the client reconnects on its own, gets a fresh (clean) job and shares flow again
-        assert wait_for(lambda: tel.total.accepted > before + 2, timeout=20)
+        assert wait_until(lambda: tel.total.accepted > before + 2, timeout=20)
         assert pool.stats.connections_total >= 2
     finally:
         miner.stop()
@@ -407,21 +399,21 @@ def test_a_higher_difficulty_mid_job_applies_at_once_without_hashing_anything_tw
     rec = WorkRecorder(miner.scheduler)
     miner.start()
     try:
-        assert wait_for(lambda: miner.telemetry.total.accepted >= 3)
+        assert wait_until(lambda: miner.telemetry.total.accepted >= 3)
         job_id = miner.scheduler.current_job.job_id
         harder = 2 ** (18 - 32)                       # 18 leading zero bits
         pool.set_difficulty(harder)
-        assert wait_for(lambda: miner.scheduler.current_target == difficulty_to_target(harder),
+        assert wait_until(lambda: miner.scheduler.current_target == difficulty_to_target(harder),
                         timeout=15)
         assert miner.scheduler.current_job.job_id == job_id   # same job, retargeted
         accepted = pool.stats.accepted
-        assert wait_for(lambda: pool.stats.accepted >= accepted + 3, timeout=60)
+        assert wait_until(lambda: pool.stats.accepted >= accepted + 3, timeout=60)
         assert len(rec.generations) == 1             # the queue never started the job again
         pool.set_difficulty(2 ** (12 - 32))                # easier: waits for the next job
-        assert wait_for(lambda: miner.client.difficulty == 2 ** (12 - 32), timeout=15)
+        assert wait_until(lambda: miner.client.difficulty == 2 ** (12 - 32), timeout=15)
         assert miner.scheduler.current_target == difficulty_to_target(harder)
         pool.new_job(clean=True)
-        assert wait_for(lambda: miner.scheduler.current_target
+        assert wait_until(lambda: miner.scheduler.current_target
                         == difficulty_to_target(2 ** (12 - 32)), timeout=15)
     finally:
         miner.stop()
@@ -478,7 +470,7 @@ def test_mining_leaves_the_process_switch_interval_alone():
     miner = Miner(MinerConfig(threads=1, local_jobs=None))
     miner.start()
     try:
-        assert wait_for(lambda: miner.telemetry.total.hashes > 0)
+        assert wait_until(lambda: miner.telemetry.total.hashes > 0)
         assert sys.getswitchinterval() == before
     finally:
         miner.stop()
@@ -554,10 +546,10 @@ def test_every_share_is_valid_however_the_pool_reads_rolled_version_bits(reading
     miner = Miner(MinerConfig(threads=1, pools=[PoolConfig(pool.url, "w", "x")]))
     miner.start()
     try:
-        assert wait_for(lambda: pool.stats.accepted >= 10, timeout=60)
+        assert wait_until(lambda: pool.stats.accepted >= 10, timeout=60)
         pool.new_job(clean=True, version=0x20000000)
         accepted = pool.stats.accepted
-        assert wait_for(lambda: pool.stats.accepted >= accepted + 10, timeout=60)
+        assert wait_until(lambda: pool.stats.accepted >= accepted + 10, timeout=60)
     finally:
         miner.stop()
         pool.stop()
@@ -578,13 +570,13 @@ def test_a_mask_narrowed_mid_job_binds_every_later_share():
     rec = WorkRecorder(miner.scheduler)
     miner.start()
     try:
-        assert wait_for(lambda: pool.stats.accepted >= 5, timeout=60)
+        assert wait_until(lambda: pool.stats.accepted >= 5, timeout=60)
         narrow = 0x00F00000
         assert pool.set_version_mask(narrow) == 1
-        assert wait_for(lambda: any(j.version_mask == narrow for j in list(rec.jobs.values())),
+        assert wait_until(lambda: any(j.version_mask == narrow for j in list(rec.jobs.values())),
                         timeout=15)
         accepted = pool.stats.accepted
-        assert wait_for(lambda: pool.stats.accepted >= accepted + 10, timeout=60)
+        assert wait_until(lambda: pool.stats.accepted >= accepted + 10, timeout=60)
     finally:
         miner.stop()
         pool.stop()
@@ -615,7 +607,7 @@ def test_pool_status_shows_each_pool_its_state_difficulty_and_submit_latency():
     assert [r["state"] for r in miner.pool_status()] == ["disconnected", "disconnected"]
     miner.start()
     try:
-        assert wait_for(lambda: miner.telemetry.total.accepted >= 1, timeout=60)
+        assert wait_until(lambda: miner.telemetry.total.accepted >= 1, timeout=60)
         rows = miner.pool_status()
     finally:
         miner.stop()
@@ -632,7 +624,7 @@ def test_pool_status_shows_each_pool_its_state_difficulty_and_submit_latency():
     local = Miner(MinerConfig(threads=1, local_jobs=None, local_difficulty_bits=16))
     local.start()
     try:
-        assert wait_for(lambda: local.telemetry.total.accepted >= 1, timeout=60)
+        assert wait_until(lambda: local.telemetry.total.accepted >= 1, timeout=60)
         (row,) = local.pool_status()
     finally:
         local.stop()
@@ -645,13 +637,13 @@ def test_devices_named_at_start_start_switched_off_and_never_hash_until_switched
     miner = Miner(MinerConfig(threads=2, local_jobs=None, local_difficulty_bits=20))
     miner.start(disabled=["cpu1", "no-such-device"])
     try:
-        assert wait_for(lambda: miner.telemetry.device("cpu0").hashes > 0, timeout=60)
+        assert wait_until(lambda: miner.telemetry.device("cpu0").hashes > 0, timeout=60)
         time.sleep(0.5)
         s = miner.summary()
         by_name = {d["name"]: d for d in s["devices"]}
         assert by_name["cpu1"]["hashes"] == 0 and by_name["cpu1"]["enabled"] is False
         assert by_name["cpu0"]["enabled"] is True
         miner.set_device_enabled("cpu1", True)
-        assert wait_for(lambda: miner.telemetry.device("cpu1").hashes > 0, timeout=60)
+        assert wait_until(lambda: miner.telemetry.device("cpu1").hashes > 0, timeout=60)
     finally:
         miner.stop()

@@ -6,7 +6,7 @@ import random
 import struct
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -22,11 +22,9 @@ from pathlib import Path
 import pytest
 
 from sgm import _native
-from sgm.devices import DEFAULT_DEVICES, check_device_selection
-from sgm.devices import opencl as ocl
+from sgm.devices import DEFAULT_DEVICES, check_device_selection, opencl as ocl
 from sgm.hashing import bits_to_target, nbits_to_target
-
-from tests.conftest import load_vectors
+from tests.conftest import load_vectors, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 GENESIS = bytes.fromhex(
@@ -112,6 +110,7 @@ def test_kernel_matches_hashlib_on_random_headers_and_easy_targets(scanner, seed
     assert job.nonces, "the target was meant to be met a few times"
 
 
+@pytest.mark.slow   # 5-10 s a case on PoCL, nearly all of it building the program
 @pytest.mark.parametrize("vector_width, worksize, builtins",
                          [(1, 256, True),      # what a GPU gets
                           (4, 32, True), (2, 16, False)])
@@ -354,15 +353,6 @@ def make_job(bits: int):
                            target=bits_to_target(bits))
 
 
-def run_until(pred, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_device_under_the_scheduler_finds_verified_shares_and_loses_no_nonce(cl_device, cache):
     """Shares pass hashlib; after a disable every nonce handed out is either scanned or
     back in the queue (batches pulled ahead of time included)."""
@@ -379,14 +369,14 @@ def test_device_under_the_scheduler_finds_verified_shares_and_loses_no_nonce(cl_
     d = ocl.OpenCLDevice(info.name, dev, cache=cache, kernel_time=0.005)
     d.start(sched)
     try:
-        assert run_until(lambda: tel.device(d.name).batches >= 6 and len(shares) >= 10)
+        assert wait_until(lambda: tel.device(d.name).batches >= 6 and len(shares) >= 10)
         d.set_enabled(False)
-        assert run_until(lambda: not d.hashing and not d._jobs)
+        assert wait_until(lambda: not d.hashing and not d._jobs)
         time.sleep(0.3)
         st = sched.queue.stats()
         assert st["handed_out"] - st["given_back"] == tel.device(d.name).hashes
         d.set_enabled(True)
-        assert run_until(lambda: tel.device(d.name).hashes > st["handed_out"] - st["given_back"])
+        assert wait_until(lambda: tel.device(d.name).hashes > st["handed_out"] - st["given_back"])
     finally:
         d.stop()
     assert tel.snapshot()["hw_errors"] == 0
@@ -407,10 +397,10 @@ def test_a_clean_job_discards_the_batch_pulled_ahead(cl_device, cache):
     d = ocl.OpenCLDevice(info.name, dev, cache=cache, kernel_time=0.005)
     d.start(sched)
     try:
-        assert run_until(lambda: tel.device(d.name).batches >= 3)
+        assert wait_until(lambda: tel.device(d.name).batches >= 3)
         gen = sched.set_job(make_job(bits=30))
         # the device's next batch is of the new job, not the stale one pulled ahead
-        assert run_until(lambda: d.last_batch_start[0] == gen, timeout=10)
+        assert wait_until(lambda: d.last_batch_start[0] == gen, timeout=10)
     finally:
         d.stop()
 
@@ -436,7 +426,7 @@ def test_a_candidate_failing_the_cpu_recheck_is_a_hardware_error(cl_device, cach
     d.scanner.collect = lying_collect
     d.start(sched)
     try:
-        assert run_until(lambda: tel.snapshot()["hw_errors"] >= 3)
+        assert wait_until(lambda: tel.snapshot()["hw_errors"] >= 3)
         assert d.sizer is not None and d.sizer.hw_penalty < 1
     finally:
         d.stop()
@@ -474,7 +464,7 @@ def test_an_opencl_error_mid_run_stops_that_device_alone(cl_device, caplog):
         gpu = miner.device(info.name)
         cpu = miner.device("cpu0")
         tel = miner.telemetry
-        assert run_until(lambda: tel.device(gpu.name).batches >= 2)
+        assert wait_until(lambda: tel.device(gpu.name).batches >= 2)
         back_before = miner.scheduler.queue.stats()["given_back"]
 
         def lost(*_a, **_k):
@@ -482,10 +472,10 @@ def test_an_opencl_error_mid_run_stops_that_device_alone(cl_device, caplog):
                                     "(injected)")
 
         gpu.scanner._enqueue = lost
-        assert run_until(lambda: gpu.failure is not None and not gpu.enabled, timeout=10)
+        assert wait_until(lambda: gpu.failure is not None and not gpu.enabled, timeout=10)
         hashed = tel.device(gpu.name).hashes
         cpu_before = tel.device(cpu.name).hashes
-        assert run_until(lambda: tel.device(cpu.name).hashes > cpu_before + 1_000_000)
+        assert wait_until(lambda: tel.device(cpu.name).hashes > cpu_before + 1_000_000)
         assert miner.running and cpu.enabled
         assert tel.device(gpu.name).hashes == hashed          # it stays stopped
         assert miner.scheduler.queue.stats()["given_back"] > back_before

@@ -20,15 +20,16 @@ import time
 import pytest
 
 import sgm.jobs
+from sgm.bitcoin import parse_bip34_height
 from sgm.hashing import difficulty_to_target
 from sgm.jobs import Job
-from sgm.pool import (
-    DEFAULT_VERSION, LocalPool, PoolThread, build_coinbase_parts, merkle_branch, start_in_thread,
-)
+from sgm.pool import DEFAULT_VERSION, LocalPool, PoolThread, build_coinbase_parts, start_in_thread
 from sgm.pool.records import KEEP_ACCEPTED_SHARES, MAX_TRACKED_WORKERS, OTHER_WORKERS, AcceptedShare, Ledger
 from sgm.pool.shares import VERSION_READINGS, read_version
-from sgm.pool.template import script_num, stratum_prevhash, varint
+from sgm.pool.template import stratum_prevhash
+from sgm.solo.block import Tx
 from sgm.stratum.messages import MAX_LINE_BYTES
+from tests.conftest import wait_until
 
 DEADLINE = 30.0          # generous: the machine running the tests may be loaded
 MASK = 0x1FFFE000        # BIP 320's general-purpose bits, the pool's default mask
@@ -146,15 +147,6 @@ def search(notify: list, en1: str, en2: str, target: int, *, version: int | None
     raise AssertionError("no suitable nonce found")
 
 
-def wait_until(pred, deadline: float = DEADLINE) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
-
-
 @pytest.fixture
 def pool():
     with PoolThread(difficulty_bits=8, jobs=None, job_interval=3600) as p:
@@ -170,22 +162,30 @@ def regtest_pool(request):
 
 
 # =========================================================================== template
-def test_bip34_height_is_a_minimal_script_number_pushed_first():
-    coinb1, _ = build_coinbase_parts(0x80, 8)
-    # 0x80 needs a sign byte: push of 2 bytes 80 00
-    assert coinb1.endswith(bytes([2, 0x80, 0x00, 8]))
-    coinb1, _ = build_coinbase_parts(900_000, 8)
-    assert coinb1.endswith(bytes([3]) + (900_000).to_bytes(3, "little") + bytes([8]))
-    assert [script_num(n) for n in (0, 1, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000)] == [
-        b"", b"\x01", b"\x7f", b"\x80\x00", b"\xff\x00", b"\x00\x01", b"\xff\x7f", b"\x00\x80\x00"]
+@pytest.mark.parametrize("height, prefix", [
+    (1, "51"), (16, "60"),                 # OP_1, OP_16: Bitcoin Core refuses 01 01 / 01 10
+    (17, "0111"), (0x80, "028000"),        # 0x80 needs a sign byte
+    (900_000, "03a0bb0d"),
+])
+def test_the_coinbase_starts_with_the_bip34_height_as_core_checks_it(height, prefix):
+    coinb1, _ = build_coinbase_parts(height, 8)
+    # version 2, one input, the null prevout, then the scriptSig length and the height
+    script_sig_start = coinb1[4 + 1 + 36 + 1:]
+    assert script_sig_start.hex().startswith(prefix)
+    assert coinb1.endswith(bytes.fromhex(prefix) + bytes([8]))   # then the extranonce push
 
 
-def test_varints_switch_width_at_the_compactsize_boundaries():
-    assert varint(0xFC) == b"\xfc"
-    assert varint(0xFD) == b"\xfd\xfd\x00"
-    assert varint(0xFFFF) == b"\xfd\xff\xff"
-    assert varint(0x10000) == b"\xfe\x00\x00\x01\x00"
-    assert varint(0x1_0000_0000) == b"\xff" + (1 << 32).to_bytes(8, "little")
+@pytest.mark.parametrize("height", [1, 16])
+def test_a_pool_at_a_low_height_sends_a_coinbase_a_node_accepts(height):
+    """Over the wire: a job at height 1..16 carries the height as Bitcoin Core's BIP 34
+    check wants it, the single opcode OP_N (the pool used to push "01 0N")."""
+    with PoolThread(difficulty_bits=8, jobs=None, job_interval=3600, start_height=height) as p:
+        c = Raw(p.port)
+        en1, size, notify, _ = c.login()
+        c.close()
+    coinbase = Tx.parse(bytes.fromhex(notify[2] + en1 + "00" * size + notify[3]))
+    assert coinbase.inputs[0].script_sig[0] == 0x50 + height
+    assert parse_bip34_height(coinbase.inputs[0].script_sig) == height
 
 
 def test_the_coinbase_size_limits_are_enforced():
@@ -193,21 +193,6 @@ def test_the_coinbase_size_limits_are_enforced():
         build_coinbase_parts(1, 0)
     with pytest.raises(ValueError):
         build_coinbase_parts(1, 76)
-
-
-@pytest.mark.parametrize("n_tx", [0, 1, 2, 3, 4, 7, 8])
-def test_merkle_branch_helper_matches_a_full_tree(n_tx):
-    txids = [dsha(bytes([i])) for i in range(n_tx)]
-    leaf = dsha(b"coinbase")
-    h = leaf
-    for b in merkle_branch(txids):
-        h = dsha(h + b)
-    level = [leaf] + txids
-    while len(level) > 1:
-        if len(level) % 2:
-            level.append(level[-1])
-        level = [dsha(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
-    assert h == level[0]
 
 
 def parse_coinbase(tx: bytes) -> dict:

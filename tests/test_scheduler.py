@@ -15,8 +15,9 @@ from sgm.devices.cpu import CpuDevice
 from sgm.hashing import bits_to_target, meets_target, sha256d
 from sgm.jobs import Job
 from sgm.scheduler import MAX_VALID_GENERATIONS, BatchSizer, Scheduler
-from sgm.work import Batch
 from sgm.telemetry import Telemetry
+from sgm.work import Batch
+from tests.conftest import wait_until
 
 NOTIFY = [
     "1", "9973803c689d114202d8fa6e7a812464ec5968614898bef00000000800000000",
@@ -45,15 +46,6 @@ class Collector:
             self.shares.append((share, device))
 
 
-def run_until(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_cpu_devices_find_shares_that_hashlib_confirms():
     tel = Telemetry()
     got = Collector()
@@ -64,7 +56,7 @@ def test_cpu_devices_find_shares_that_hashlib_confirms():
     for d in devs:
         d.start(sched)
     try:
-        assert run_until(lambda: len(got.shares) >= 20
+        assert wait_until(lambda: len(got.shares) >= 20
                          and all(tel.device(d.name).batches >= 5 for d in devs))
         snap = tel.snapshot()  # while both are still hashing
     finally:
@@ -106,7 +98,7 @@ def test_a_result_that_fails_the_cpu_recheck_is_a_hardware_error_and_never_submi
     dev = LyingDevice("liar0", "test")
     dev.start(sched)
     try:
-        assert run_until(lambda: tel.device("liar0").hw_errors >= 3)
+        assert wait_until(lambda: tel.device("liar0").hw_errors >= 3)
         first = dev.sizer.size()
     finally:
         dev.stop()
@@ -159,10 +151,10 @@ def test_a_clean_job_aborts_running_scans_and_reaches_every_device():
     for d in devs:
         d.start(sched)
     try:
-        assert run_until(lambda: all(d.hashing for d in devs))
+        assert wait_until(lambda: all(d.hashing for d in devs))
         assert sched.queue.stale_dropped == 0
         gen = sched.set_job(make_job("2", bits=40))
-        assert run_until(lambda: all(d.last_batch_start[0] == gen for d in devs), timeout=30)
+        assert wait_until(lambda: all(d.last_batch_start[0] == gen for d in devs), timeout=30)
         assert sched.queue.stale_dropped == 2   # each aborted scan handed back its rest
     finally:
         for d in devs:
@@ -187,7 +179,7 @@ def test_cpu_batches_are_sized_from_the_device_s_own_measured_speed():
     dev.score = 1e3          # a start-up estimate far too low: the smallest batches
     dev.start(sched)
     try:
-        assert run_until(lambda: tel.device("cpu0").batch_size >= 8 * 4096, timeout=30)
+        assert wait_until(lambda: tel.device("cpu0").batch_size >= 8 * 4096, timeout=30)
     finally:
         dev.stop()
     # the estimate followed what the device really did: far above the 1 kH/s it started
@@ -219,9 +211,9 @@ def test_a_failing_device_is_stopped_its_work_handed_back_and_others_continue(ca
     bad.start(sched)
     good.start(sched)
     try:
-        assert run_until(lambda: not bad.enabled)
+        assert wait_until(lambda: not bad.enabled)
         before = tel.device("cpu0").hashes
-        assert run_until(lambda: tel.device("cpu0").hashes > before)
+        assert wait_until(lambda: tel.device("cpu0").hashes > before)
         assert sched.queue.given_back > 0  # the failed batch went back to the queue
     finally:
         bad.stop()

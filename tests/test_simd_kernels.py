@@ -74,7 +74,7 @@ def test_simd_kernels_via_simde(tmp_path):
                          capture_output=True, text=True, timeout=600)
     out = run.stdout
     assert run.returncode == 0 and "SUMMARY: PASS" in out, f"SIMDe kernel check failed:\n{out[-6000:]}"
-    for name, lanes in (("avx512", 16), ("avx2", 8)):
+    for name in ("avx512", "avx2"):
         m = re.search(rf"^PASS {name}: (\d+)/(\d+) cases", out, re.M)
         assert m, f"no PASS line for {name}:\n{out[-3000:]}"
         agreed, total = int(m.group(1)), int(m.group(2))

@@ -8,9 +8,19 @@ from pathlib import Path
 import pytest
 
 from sgm.solo.address import (
-    NETWORKS, AddressError, Encoding, address_script, b58check_decode, b58check_encode,
-    b58decode, b58encode, bech32_decode, decode_address, decode_segwit_address,
-    encode_segwit_address, network_for_chain,
+    NETWORKS,
+    AddressError,
+    Encoding,
+    address_script,
+    b58check_decode,
+    b58check_encode,
+    b58decode,
+    b58encode,
+    bech32_decode,
+    decode_address,
+    decode_segwit_address,
+    encode_segwit_address,
+    network_for_chain,
 )
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "solo" / "address_vectors.json").read_text())

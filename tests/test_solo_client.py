@@ -16,10 +16,9 @@ from sgm.jobs import make_share, prepare_work
 from sgm.miner import Miner, MinerConfig
 from sgm.solo.block import Block, check_block
 from sgm.solo.client import SoloClient, SoloConfig, SoloError
-from sgm.solo.rpc import (
-    RpcAuthError, RpcClient, RpcConnectionError, RpcError, RpcProtocolError, parse_node_url,
-)
-from tests.solo_helpers import FakeNode, load_template, sgm, wait_for
+from sgm.solo.rpc import RpcAuthError, RpcClient, RpcConnectionError, RpcError, RpcProtocolError, parse_node_url
+from tests.conftest import wait_until, wait_until_async
+from tests.solo_helpers import FakeNode, load_template, sgm
 
 REGTEST_ADDR = "bcrt1qdavt4j2sd7dlhqsavtnfxvzppw6k7qy97tmnu9"
 REGTEST_P2PKH = "mfhE6jAUwjUDNZhaX1PAsDTKfneQF2Nshc"
@@ -238,15 +237,6 @@ def _collect(node: FakeNode, **kw):
     return client, jobs, events
 
 
-async def _wait(pred, timeout=30.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 @pytest.mark.parametrize("longpoll", [True, False])
 def test_a_new_tip_becomes_a_clean_job_and_new_transactions_a_non_clean_one(node, longpoll):
     if not longpoll:
@@ -259,10 +249,10 @@ def test_a_new_tip_becomes_a_clean_job_and_new_transactions_a_non_clean_one(node
         try:
             assert len(jobs) == 1 and jobs[0].clean_jobs
             if longpoll:
-                assert await _wait(lambda: node.longpolls >= 1), "no long poll was made"
+                assert await wait_until_async(lambda: node.longpolls >= 1), "no long poll was made"
             loop = asyncio.get_running_loop()
             new_prev = await loop.run_in_executor(None, node.new_tip)
-            assert await _wait(lambda: len(jobs) >= 2), "the new tip never became a job"
+            assert await wait_until_async(lambda: len(jobs) >= 2), "the new tip never became a job"
             assert jobs[1].clean_jobs
             assert jobs[1].prevhash == bytes.fromhex(new_prev)[::-1]
             # same tip, one transaction fewer: a non-clean job (tip polling sees it at the
@@ -272,7 +262,7 @@ def test_a_new_tip_becomes_a_clean_job_and_new_transactions_a_non_clean_one(node
                 t["transactions"].pop()
                 t.pop("default_witness_commitment")    # sgm computes it then
             await loop.run_in_executor(None, node.update, fewer)
-            assert await _wait(lambda: len(jobs) >= 3), "the new transaction set never became a job"
+            assert await wait_until_async(lambda: len(jobs) >= 3), "the new transaction set never became a job"
             assert not jobs[2].clean_jobs and jobs[2].prevhash == jobs[1].prevhash
             assert len(jobs[2].merkle_branch) <= len(jobs[1].merkle_branch)
             assert ("getblocktemplate" in node.methods())
@@ -297,10 +287,10 @@ def test_the_node_going_away_pauses_once_and_coming_back_gives_a_clean_job(node,
         task = asyncio.create_task(client.run())
         try:
             if longpoll:
-                assert await _wait(lambda: node.longpolls >= 1)
+                assert await wait_until_async(lambda: node.longpolls >= 1)
             node.mode = "close"
             node.cut_longpolls()
-            assert await _wait(lambda: any(e.kind == "lost" for e in events))
+            assert await wait_until_async(lambda: any(e.kind == "lost" for e in events))
             lost = [e for e in events if e.kind == "lost"]
             assert lost[0].pause and lost[0].level == "WARNING"
             await asyncio.sleep(0.6)            # several retries with backoff...
@@ -315,8 +305,8 @@ def test_the_node_going_away_pauses_once_and_coming_back_gives_a_clean_job(node,
             node.template = load_template()         # the same tip as before the outage
             if not longpoll:
                 node.template.pop("longpollid")
-            assert await _wait(lambda: any(e.kind == "back" for e in events))
-            assert await _wait(lambda: len(jobs) == 2)
+            assert await wait_until_async(lambda: any(e.kind == "back" for e in events))
+            assert await wait_until_async(lambda: len(jobs) == 2)
             assert jobs[1].clean_jobs and jobs[1].prevhash == jobs[0].prevhash
         finally:
             await client.close()
@@ -332,16 +322,16 @@ def test_a_long_poll_that_is_cut_falls_back_to_a_plain_request(node):
         await client.start()
         task = asyncio.create_task(client.run())
         try:
-            assert await _wait(lambda: node.longpolls >= 1)
+            assert await wait_until_async(lambda: node.longpolls >= 1)
             plain = sum(1 for m, p in node.calls if m == "getblocktemplate" and "longpollid" not in p[0])
             node.cut_longpolls()                # the answer to the long poll never comes
             # a plain request follows at once (the node is there), then a new long poll
-            assert await _wait(lambda: sum(1 for m, p in node.calls if m == "getblocktemplate"
+            assert await wait_until_async(lambda: sum(1 for m, p in node.calls if m == "getblocktemplate"
                                            and "longpollid" not in p[0]) > plain)
-            assert await _wait(lambda: node.longpolls >= 2)
+            assert await wait_until_async(lambda: node.longpolls >= 2)
             assert not any(e.kind == "lost" for e in events)     # not an outage
             new_prev = await asyncio.get_running_loop().run_in_executor(None, node.new_tip)
-            assert await _wait(lambda: any(j.prevhash == bytes.fromhex(new_prev)[::-1] for j in jobs))
+            assert await wait_until_async(lambda: any(j.prevhash == bytes.fromhex(new_prev)[::-1] for j in jobs))
         finally:
             await client.close()
             task.cancel()
@@ -411,7 +401,7 @@ def test_the_nodes_refusal_is_reported_as_it_is_and_work_resumes(node, answer):
             assert answer in result.message and result.level == "ERROR"
             assert "REJECTED" in result.message and result.data["outcome"] == "rejected"
             # the devices were paused for the block: fresh (clean) work on the same tip
-            assert await _wait(lambda: len(jobs) >= 2)
+            assert await wait_until_async(lambda: len(jobs) >= 2)
             assert jobs[-1].clean_jobs and jobs[-1].prevhash == jobs[0].prevhash
         finally:
             await client.close()
@@ -551,7 +541,7 @@ def test_the_miner_mines_a_recorded_segwit_template_end_to_end(node):
     miner = Miner(MinerConfig(threads=1, solo=cfg(node)))
     miner.start()
     try:
-        assert wait_for(lambda: len(node.submitted) >= 2, 60), "no blocks reached the node"
+        assert wait_until(lambda: len(node.submitted) >= 2, 60), "no blocks reached the node"
     finally:
         miner.stop()
     summary = miner.summary()
@@ -681,6 +671,7 @@ def test_cli_solo_rejected_blocks_are_counted_in_the_summary(node, tmp_path):
 ])
 def test_cli_solo_usage_errors_exit_2(args, pattern, capsys):
     import re
+
     from sgm.cli import main
 
     assert main(args) == 2

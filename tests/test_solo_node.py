@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from sgm import _native
+from sgm.bitcoin import merkle_root
 from sgm.jobs import make_share, prepare_work
 from sgm.solo.address import address_script
-from sgm.solo.block import Block, BlockError, Tx, check_block, merkle_root
+from sgm.solo.block import Block, BlockError, Tx, check_block
 from sgm.solo.client import SoloClient, SoloConfig, SoloError
 from sgm.solo.rpc import RpcClient, parse_node_url
 from sgm.solo.template import build_work, parse_template
@@ -58,7 +59,7 @@ class Node:
     """One regtest bitcoind with its own data directory; password or cookie RPC auth."""
 
     def __init__(self, binary: Path, datadir: Path, *, cookie: bool = False,
-                 connect: "Node | None" = None) -> None:
+                 connect: Node | None = None) -> None:
         self.datadir = datadir
         self.rpcport, self.port = free_port(), free_port()
         self.cookie = cookie

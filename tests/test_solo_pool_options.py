@@ -13,7 +13,8 @@ import pytest
 
 from sgm.miner import Miner, MinerConfig, PoolConfig
 from sgm.pool import PoolThread
-from tests.solo_helpers import sgm, wait_for
+from tests.conftest import wait_until
+from tests.solo_helpers import sgm
 
 
 def _parse(*argv: str):
@@ -36,7 +37,7 @@ class RecordingProxy:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
-    def start(self) -> "RecordingProxy":
+    def start(self) -> RecordingProxy:
         self._thread.start()
         assert self._ready.wait(10)
         return self
@@ -143,6 +144,7 @@ def test_the_same_keys_in_the_config_file(tmp_path, tls_cert):
 ])
 def test_bad_values_exit_2_with_a_message(argv, pattern, capsys, tmp_path, tls_cert):
     import re
+
     from sgm.cli import main
 
     not_pem = tmp_path / "junk.pem"
@@ -172,6 +174,7 @@ def test_bad_values_exit_2_with_a_message(argv, pattern, capsys, tmp_path, tls_c
 ])
 def test_bad_config_values_exit_2(tmp_path, capsys, content, pattern):
     import re
+
     from sgm.cli import main
 
     path = tmp_path / "sgm.json"
@@ -217,7 +220,7 @@ def test_no_suggest_diff_sends_none(pool):
                               threads=1))
     miner.start()
     try:
-        assert wait_for(lambda: any(m.get("method") == "mining.authorize" for m in proxy.lines()), 20)
+        assert wait_until(lambda: any(m.get("method") == "mining.authorize" for m in proxy.lines()), 20)
     finally:
         miner.stop()
         proxy.stop()
@@ -245,7 +248,7 @@ def test_cert_trusts_a_private_ca(pool, tls_cert):
     proxy = _tls_proxy(pool, cert, key)
     miner = _mine_tls(proxy.port, ssl_cafile=str(cert))
     try:
-        assert wait_for(lambda: miner.summary()["accepted"] >= 1, 30), "no share through TLS"
+        assert wait_until(lambda: miner.summary()["accepted"] >= 1, 30), "no share through TLS"
     finally:
         miner.stop()
         proxy.stop()
@@ -257,12 +260,12 @@ def test_no_verify_connects_without_a_ca_and_the_default_refuses(pool, tls_cert)
     try:
         miner = _mine_tls(proxy.port, ssl_verify=False)
         try:
-            assert wait_for(lambda: miner.summary()["accepted"] >= 1, 30)
+            assert wait_until(lambda: miner.summary()["accepted"] >= 1, 30)
         finally:
             miner.stop()
         checked = _mine_tls(proxy.port)        # the self-signed certificate is not trusted
         try:
-            assert not wait_for(lambda: checked.summary()["accepted"] >= 1, 2)
+            assert not wait_until(lambda: checked.summary()["accepted"] >= 1, 2)
             assert checked.client is not None and not checked.client.connected
         finally:
             checked.stop()

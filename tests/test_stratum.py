@@ -2,13 +2,11 @@
 embedded LocalPool over real sockets."""
 import asyncio
 import json
-import os
 import shutil
 import socket
 import ssl
 import subprocess
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -18,18 +16,33 @@ from sgm.jobs import Job, MidstateCache, Share, make_share
 from sgm.pool import LocalPool
 from sgm.stratum.client import NO_ANSWER, StratumClient, Verdict, parse_pool_url
 from sgm.stratum.messages import (
-    MAX_LINE_BYTES, Request, Response, StratumError, decode_line, encode_request, encode_response,
+    MAX_LINE_BYTES,
+    Request,
+    Response,
+    StratumError,
+    decode_line,
+    encode_request,
+    encode_response,
     parse_error,
 )
 from sgm.stratum.protocol import (
-    MAX_PENDING_REQUESTS, Authorized, Connected, DifficultyChanged, Disconnected, ExtranonceChanged, NewJob, ProtocolError,
-    Reconnect, ServerMessage, StratumProtocol, Subscribed, SubmitResult, VersionMaskChanged,
+    MAX_PENDING_REQUESTS,
+    Authorized,
+    Connected,
+    DifficultyChanged,
+    Disconnected,
+    ExtranonceChanged,
+    NewJob,
+    ProtocolError,
+    Reconnect,
+    ServerMessage,
+    StratumProtocol,
+    SubmitResult,
+    Subscribed,
+    VersionMaskChanged,
     VersionRollingConfigured,
 )
-
-
 from tests.conftest import vectors_dir  # noqa: E402
-
 
 VECTORS = json.loads((vectors_dir() / "stratum_shares.json").read_text())
 PROTOCOL_MESSAGES = [m for group in VECTORS["protocol_messages"] for m in group["messages"]]

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -33,22 +33,13 @@ from sgm.telemetry import (
     Telemetry,
     event_to_dict,
 )
-
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Generous deadline (s) for anything that should take a moment.
 #: How long the blocked subscriber waits for the miner to move on (a busy machine is slow).
 MOVE_ON_DEADLINE = 120.0
 DEADLINE = 30.0
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = DEADLINE) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return bool(pred())
 
 
 class FakeClock:
@@ -606,7 +597,7 @@ def test_a_subscriber_blocked_for_5s_delays_neither_share_submission_nor_a_job_s
             seen = progress()
             return seen["pool"] >= 3 and seen["telemetry"] >= 3 and seen["job"] != first_job
 
-        moved_on = wait_for(progressed, timeout=MOVE_ON_DEADLINE)
+        moved_on = wait_until(progressed, timeout=MOVE_ON_DEADLINE)
         still_blocked = not woke.is_set()     # it waits for `release`: True by construction
         release.set()
         assert moved_on, f"while the subscriber was blocked the miner did not move on: {progress()}"

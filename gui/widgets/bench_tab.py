@@ -12,8 +12,8 @@ import logging
 import threading
 from typing import Any
 
-from PySide6 import QtCore, QtWidgets  # before pyqtgraph: binds it to PySide6
 import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets  # before pyqtgraph: binds it to PySide6
 
 from sgm_gui.widgets.charts import BACKGROUND, DEVICE_COLOURS, FOREGROUND
 

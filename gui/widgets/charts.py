@@ -21,8 +21,8 @@ import math
 import time
 
 import numpy as np
-from PySide6 import QtCore, QtGui, QtWidgets  # before pyqtgraph: binds it to PySide6
 import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets  # before pyqtgraph: binds it to PySide6
 
 log = logging.getLogger("sgm.gui.charts")
 

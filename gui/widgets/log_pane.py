@@ -13,7 +13,8 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from PySide6 import QtCore, QtGui, QtWidgets
 

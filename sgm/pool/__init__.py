@@ -12,14 +12,15 @@ One module per concern:
 """
 from __future__ import annotations
 
+from sgm.bitcoin import DEFAULT_VERSION_MASK
 from sgm.pool.records import AcceptedShare, PoolStats, WorkerStats
-from sgm.pool.server import DEFAULT_VERSION_MASK, LOOPBACK_HOSTS, LocalPool
+from sgm.pool.server import LOOPBACK_HOSTS, LocalPool
 from sgm.pool.shares import VERSION_READINGS, VersionReading
-from sgm.pool.template import DEFAULT_VERSION, PoolJob, build_coinbase_parts, merkle_branch
+from sgm.pool.template import DEFAULT_VERSION, PoolJob, build_coinbase_parts
 from sgm.pool.thread import PoolThread, start_in_thread
 
 __all__ = [
     "LocalPool", "PoolThread", "start_in_thread", "PoolStats", "WorkerStats", "AcceptedShare",
-    "PoolJob", "build_coinbase_parts", "merkle_branch", "LOOPBACK_HOSTS",
+    "PoolJob", "build_coinbase_parts", "LOOPBACK_HOSTS",
     "DEFAULT_VERSION", "DEFAULT_VERSION_MASK", "VERSION_READINGS", "VersionReading",
 ]

@@ -15,27 +15,31 @@ import os
 import struct
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
+from sgm.bitcoin import DEFAULT_VERSION_MASK
 from sgm.checks import check_int, is_hex, is_int
 from sgm.hashing import bits_to_difficulty, difficulty_to_target
 from sgm.pool.records import Ledger, PoolStats
-from sgm.pool.shares import (
-    Reject, ShareRules, VersionReading, check_share, check_submit_shape, check_version_reading,
-)
+from sgm.pool.shares import Reject, ShareRules, VersionReading, check_share, check_submit_shape, check_version_reading
 from sgm.pool.template import DEFAULT_VERSION, EXTRANONCE1_SIZE, JobMaker, PoolJob
 from sgm.stratum.messages import (
-    MAX_LINE_BYTES, Request, StratumError, decode_line, encode_request, encode_response, make_error,
+    MAX_LINE_BYTES,
+    Request,
+    StratumError,
+    decode_line,
+    encode_request,
+    encode_response,
+    make_error,
 )
 
-__all__ = ["LocalPool", "LOOPBACK_HOSTS", "DEFAULT_VERSION_MASK", "ConnectionInfo"]
+__all__ = ["LocalPool", "LOOPBACK_HOSTS", "ConnectionInfo"]
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1",)
-#: BIP 320's general-purpose version bits: the mask the pool offers unless told otherwise.
-DEFAULT_VERSION_MASK = 0x1FFFE000
 _MAX_STRIKES = 10                 # malformed lines before a client is dropped
 _MAX_WRITE_BUFFER = 1 << 20       # a client that does not read is dropped
 _MAX_CONNECTIONS = 256
@@ -250,7 +254,7 @@ class LocalPool:
             self._server = None
         log.info("local pool stopped")
 
-    async def __aenter__(self) -> "LocalPool":
+    async def __aenter__(self) -> LocalPool:
         await self.start()
         return self
 

@@ -26,14 +26,23 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 from sgm.checks import is_hex
 from sgm.hashing import hash_difficulty, meets_target, nbits_to_target
 from sgm.pool.records import (
-    DUPLICATE, INVALID_VERSION_BITS, JOB_NOT_FOUND, LOW_DIFFICULTY, MALFORMED, NOT_SUBSCRIBED,
-    OTHER, STALE, UNAUTHORIZED, AcceptedShare,
+    DUPLICATE,
+    INVALID_VERSION_BITS,
+    JOB_NOT_FOUND,
+    LOW_DIFFICULTY,
+    MALFORMED,
+    NOT_SUBSCRIBED,
+    OTHER,
+    STALE,
+    UNAUTHORIZED,
+    AcceptedShare,
 )
 from sgm.pool.template import PoolJob
 
@@ -106,23 +115,23 @@ class Reject(Exception):
 
     # named constructors for the customary codes
     @classmethod
-    def malformed(cls, message: str) -> "Reject":
+    def malformed(cls, message: str) -> Reject:
         return cls(20, message, MALFORMED)
 
     @classmethod
-    def not_subscribed(cls) -> "Reject":
+    def not_subscribed(cls) -> Reject:
         return cls(25, "Not subscribed", NOT_SUBSCRIBED)
 
     @classmethod
-    def unauthorized(cls) -> "Reject":
+    def unauthorized(cls) -> Reject:
         return cls(24, "Unauthorized worker", UNAUTHORIZED)
 
     @classmethod
-    def job_not_found(cls) -> "Reject":
+    def job_not_found(cls) -> Reject:
         return cls(21, "Job not found", JOB_NOT_FOUND)
 
     @classmethod
-    def stale(cls) -> "Reject":
+    def stale(cls) -> Reject:
         return cls(21, "Job not found (stale)", STALE)
 
 

@@ -12,17 +12,17 @@ decoding of it is tested against an independent implementation.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from sgm.bitcoin import bip34_height_script, merkle_branch, push_data, sha256d, varint
+
 __all__ = [
-    "EXTRANONCE1_SIZE", "DEFAULT_VERSION", "DEFAULT_NBITS", "double_sha256", "varint",
-    "script_num", "push_data", "build_coinbase_parts", "merkle_branch", "stratum_prevhash",
-    "PoolJob", "JobMaker",
+    "EXTRANONCE1_SIZE", "DEFAULT_VERSION", "DEFAULT_NBITS", "build_coinbase_parts",
+    "stratum_prevhash", "PoolJob", "JobMaker",
 ]
 
 #: Bytes of extranonce1 the pool assigns to each connection.
@@ -38,60 +38,19 @@ _COINBASE_TAG = b"/sgm local pool/"
 _SUBSIDY_SAT = 312_500_000
 
 
-def double_sha256(data: bytes) -> bytes:
-    """sha256(sha256(data)), raw digest (internal byte order)."""
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+_PAYOUT_SCRIPT = bytes.fromhex("0014") + sha256d(b"sgm local pool payout")[:20]
 
 
-_PAYOUT_SCRIPT = bytes.fromhex("0014") + double_sha256(b"sgm local pool payout")[:20]
-
-
-# ------------------------------------------------------------------- serialization
-def varint(n: int) -> bytes:
-    """Bitcoin's CompactSize encoding of a non-negative int."""
-    if n < 0:
-        raise ValueError("varint of a negative number")
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + struct.pack("<H", n)
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + struct.pack("<I", n)
-    return b"\xff" + struct.pack("<Q", n)
-
-
-def push_data(data: bytes) -> bytes:
-    """The script opcode(s) that push ``data`` (direct push or OP_PUSHDATA1)."""
-    if len(data) < 0x4C:
-        return bytes([len(data)]) + data
-    if len(data) <= 0xFF:
-        return b"\x4c" + bytes([len(data)]) + data
-    raise ValueError("push too long for a scriptSig")
-
-
-def script_num(n: int) -> bytes:
-    """Minimal CScriptNum serialization of a non-negative int (as BIP 34 requires)."""
-    if n < 0:
-        raise ValueError("script_num of a negative number")
-    if n == 0:
-        return b""
-    out = bytearray()
-    while n:
-        out.append(n & 0xFF)
-        n >>= 8
-    if out[-1] & 0x80:
-        out.append(0)
-    return bytes(out)
-
-
+# ------------------------------------------------------------------------ coinbase
 def build_coinbase_parts(height: int, extranonce_size: int, *, tag: bytes = _COINBASE_TAG,
                          script: bytes = _PAYOUT_SCRIPT, value: int = _SUBSIDY_SAT) -> tuple[bytes, bytes]:
     """(coinb1, coinb2) of a version-2 coinbase whose scriptSig is
-    ``push(height) push(extranonce1‖extranonce2) push(tag)``; ``extranonce_size`` is the
-    total extranonce1 + extranonce2 length."""
+    ``height push(extranonce1‖extranonce2) push(tag)``, the height encoded as BIP 34
+    requires (OP_1..OP_16 for 1..16); ``extranonce_size`` is the total extranonce1 +
+    extranonce2 length."""
     if not 1 <= extranonce_size <= 75:
         raise ValueError("extranonce size must be 1..75 bytes")
-    height_push = push_data(script_num(height))
+    height_push = bip34_height_script(height)
     tag_push = push_data(tag)
     script_len = len(height_push) + 1 + extranonce_size + len(tag_push)
     if not 2 <= script_len <= 100:
@@ -101,25 +60,6 @@ def build_coinbase_parts(height: int, extranonce_size: int, *, tag: bytes = _COI
     coinb2 = (tag_push + b"\xff\xff\xff\xff" + varint(1) + struct.pack("<Q", value)
               + varint(len(script)) + script + struct.pack("<I", 0))
     return coinb1, coinb2
-
-
-def merkle_branch(txids: list[bytes]) -> list[bytes]:
-    """Stratum merkle branch for the coinbase (index 0) of a block whose other
-    transactions have ``txids`` (internal byte order).
-
-    At each level the coinbase's path node is unknown (None) and its sibling is the next
-    entry; the rest of the level is hashed pairwise, the last entry paired with itself
-    when the count is odd.
-    """
-    branch: list[bytes] = []
-    rest = list(txids)          # the level without its first (coinbase-path) node
-    while rest:
-        branch.append(rest[0])
-        others = rest[1:]       # nodes 2.. of the level
-        if len(others) % 2:
-            others.append(others[-1])
-        rest = [double_sha256(others[i] + others[i + 1]) for i in range(0, len(others), 2)]
-    return branch
 
 
 def stratum_prevhash(prevhash: bytes) -> str:
@@ -182,6 +122,6 @@ class JobMaker:
         txids = tuple(os.urandom(32) for _ in range(SYNTHETIC_TXS))
         coinb1, coinb2 = build_coinbase_parts(self.height, self.extranonce_size)
         return PoolJob(job_id=job_id, height=self.height, prevhash=self.prevhash, coinb1=coinb1,
-                       coinb2=coinb2, txids=txids, branch=tuple(merkle_branch(list(txids))),
+                       coinb2=coinb2, txids=txids, branch=tuple(merkle_branch(txids)),
                        version=self.version, nbits=self.nbits, ntime=int(time.time()),
                        clean_jobs=clean)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from sgm.pool.records import PoolStats
 from sgm.pool.server import ConnectionInfo, LocalPool
@@ -31,7 +32,7 @@ class PoolThread:
         self._stopped: asyncio.Event | None = None
         self._error: BaseException | None = None
 
-    def start(self, timeout: float = 30.0) -> "PoolThread":
+    def start(self, timeout: float = 30.0) -> PoolThread:
         self._thread = threading.Thread(target=self._run, name="sgm-local-pool", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -137,7 +138,7 @@ class PoolThread:
             self.loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(timeout)
 
-    def __enter__(self) -> "PoolThread":
+    def __enter__(self) -> PoolThread:
         return self.start() if self._thread is None else self
 
     def __exit__(self, *exc: Any) -> None:

@@ -1,6 +1,7 @@
-"""Transactions and blocks: (de)serialization with and without witness data, merkle roots,
-the BIP 141 witness commitment, and a block checker that applies the rules a node applies
-to a freshly mined block (before ``submitblock`` and in the tests).
+"""Transactions and blocks: (de)serialization with and without witness data, and a block
+checker that applies the rules a node applies to a freshly mined block (before
+``submitblock`` and in the tests).  The primitives (CompactSize, merkle trees, BIP 34,
+the BIP 141 witness commitment) are :mod:`sgm.bitcoin`'s.
 
 Hashes are raw 32-byte digests in internal byte order; ``display`` hex (block explorers,
 RPC ``txid``/``hash`` fields) is the byte-reversed form.
@@ -9,42 +10,30 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Sequence
 
-from sgm.hashing import meets_target, nbits_to_target, sha256d
+from sgm.bitcoin import (
+    COMMITMENT_PREFIX,
+    bip34_height_script,
+    meets_target,
+    merkle_root,
+    nbits_to_target,
+    read_varint,
+    sha256d,
+    varint,
+    witness_commitment,
+)
 
 __all__ = [
-    "BlockError", "TxIn", "TxOut", "Tx", "Block", "read_varint", "varint", "merkle_root",
-    "merkle_branch", "witness_commitment", "commitment_script", "WITNESS_MAGIC",
-    "WITNESS_RESERVED_VALUE", "bip34_height_script", "parse_bip34_height", "check_block",
-    "find_witness_commitment",
+    "BlockError", "TxIn", "TxOut", "Tx", "Block", "check_block", "find_witness_commitment",
+    "COINBASE_SCRIPT_MIN", "COINBASE_SCRIPT_MAX",
 ]
 
-#: The commitment output script starts OP_RETURN, push 36, then these 4 bytes (BIP 141).
-WITNESS_MAGIC = bytes.fromhex("aa21a9ed")
-COMMITMENT_PREFIX = bytes.fromhex("6a24") + WITNESS_MAGIC
-#: The coinbase witness (BIP 141): one 32-byte item, the witness reserved value (zeros).
-WITNESS_RESERVED_VALUE = bytes(32)
 #: Coinbase scriptSig size limits (consensus: "bad-cb-length").
 COINBASE_SCRIPT_MIN, COINBASE_SCRIPT_MAX = 2, 100
 
 
 class BlockError(ValueError):
     """A transaction or block that cannot be parsed or breaks a consensus rule."""
-
-
-# ---------------------------------------------------------------------- primitives
-def varint(n: int) -> bytes:
-    """Bitcoin's CompactSize encoding."""
-    if n < 0:
-        raise ValueError("varint of a negative number")
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + struct.pack("<H", n)
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + struct.pack("<I", n)
-    return b"\xff" + struct.pack("<Q", n)
 
 
 class _Reader:
@@ -67,13 +56,10 @@ class _Reader:
         return int(struct.unpack("<q", self.take(8))[0])
 
     def varint(self) -> int:
-        first = self.take(1)[0]
-        if first < 0xFD:
-            return first
-        size = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
-        value = int.from_bytes(self.take(size), "little")
-        if value < {2: 0xFD, 4: 0x10000, 8: 0x100000000}[size]:
-            raise BlockError(f"{self.what}: non-canonical CompactSize at byte {self.pos - size - 1}")
+        try:
+            value, self.pos = read_varint(self.data, self.pos)
+        except ValueError as exc:
+            raise BlockError(f"{self.what}: {exc}") from None
         return value
 
     def count(self, limit: int) -> int:
@@ -85,13 +71,6 @@ class _Reader:
     @property
     def left(self) -> int:
         return len(self.data) - self.pos
-
-
-def read_varint(data: bytes, pos: int = 0) -> tuple[int, int]:
-    """(value, position after it) of the CompactSize at ``pos``."""
-    r = _Reader(data, "varint")
-    r.pos = pos
-    return r.varint(), r.pos
 
 
 # ---------------------------------------------------------------------- transactions
@@ -155,7 +134,7 @@ class Tx:
                 and self.inputs[0].prev_index == 0xFFFFFFFF)
 
     @classmethod
-    def parse(cls, data: bytes) -> "Tx":
+    def parse(cls, data: bytes) -> Tx:
         """Parse exactly one serialized transaction (with or without witness)."""
         r = _Reader(bytes(data), "transaction")
         tx = cls._read(r)
@@ -164,7 +143,7 @@ class Tx:
         return tx
 
     @classmethod
-    def _read(cls, r: _Reader) -> "Tx":
+    def _read(cls, r: _Reader) -> Tx:
         version = r.u32()
         segwit = False
         if r.left >= 2 and r.data[r.pos] == 0 and r.data[r.pos + 1] == 1:
@@ -196,52 +175,7 @@ class Tx:
         return cls(version, tuple(inputs), tuple(outputs), locktime, witnesses)
 
 
-# ----------------------------------------------------------------------------- merkle
-def merkle_root(hashes: Sequence[bytes]) -> bytes:
-    """Merkle root of txids (or wtxids) in internal order; the last one is paired with
-    itself on odd levels."""
-    if not hashes:
-        raise ValueError("merkle root of no hashes")
-    level = list(hashes)
-    while len(level) > 1:
-        if len(level) % 2:
-            level.append(level[-1])
-        level = [sha256d(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
-    return level[0]
-
-
-def merkle_branch(txids: Sequence[bytes]) -> list[bytes]:
-    """Stratum-style branch of the coinbase: the siblings on its path to the root, given
-    the txids of every transaction *after* the coinbase."""
-    branch: list[bytes] = []
-    level: list[bytes | None] = [None, *txids]
-    while len(level) > 1:
-        if len(level) % 2:
-            level.append(level[-1])
-        sibling = level[1]
-        assert sibling is not None
-        branch.append(sibling)
-        pairs: list[bytes | None] = [None]
-        for i in range(2, len(level), 2):
-            a, b = level[i], level[i + 1]
-            assert a is not None and b is not None
-            pairs.append(sha256d(a + b))
-        level = pairs
-    return branch
-
-
-def witness_commitment(wtxids: Sequence[bytes], reserved: bytes = WITNESS_RESERVED_VALUE) -> bytes:
-    """BIP 141: sha256d(witness root ‖ reserved value); ``wtxids`` exclude the coinbase
-    (whose wtxid counts as 32 zero bytes)."""
-    return sha256d(merkle_root([bytes(32), *wtxids]) + reserved)
-
-
-def commitment_script(commitment: bytes) -> bytes:
-    if len(commitment) != 32:
-        raise ValueError("a witness commitment is 32 bytes")
-    return COMMITMENT_PREFIX + commitment
-
-
+# ---------------------------------------------------------------- witness commitment
 def find_witness_commitment(coinbase: Tx) -> bytes | None:
     """The 32-byte commitment of the coinbase (the last matching output, as BIP 141
     says), or None."""
@@ -251,40 +185,6 @@ def find_witness_commitment(coinbase: Tx) -> bytes | None:
         if len(spk) >= 38 and spk[:6] == COMMITMENT_PREFIX:
             found = spk[6:38]
     return found
-
-
-# ----------------------------------------------------------------------------- BIP 34
-def bip34_height_script(height: int) -> bytes:
-    """The scriptSig prefix BIP 34 requires: ``CScript() << height`` -- OP_0 for 0, the
-    single opcodes OP_1..OP_16 for 1..16, else a minimal little-endian number push."""
-    if not 0 <= height <= 0x7FFFFFFF:
-        raise ValueError(f"height {height} out of range")
-    if height == 0:
-        return b"\x00"
-    if height <= 16:
-        return bytes([0x50 + height])
-    num = height.to_bytes((height.bit_length() + 7) // 8, "little")
-    if num[-1] & 0x80:          # keep the number positive (script numbers carry a sign bit)
-        num += b"\x00"
-    return bytes([len(num)]) + num
-
-
-def parse_bip34_height(script_sig: bytes) -> int:
-    """The height at the start of a coinbase scriptSig, read as a node reads it."""
-    if not script_sig:
-        raise BlockError("coinbase scriptSig is empty")
-    op = script_sig[0]
-    if op == 0:
-        return 0
-    if 0x51 <= op <= 0x60:
-        return op - 0x50
-    if 1 <= op <= 5 and len(script_sig) > op:
-        num = script_sig[1:1 + op]
-        value = int.from_bytes(num, "little")
-        if num[-1] & 0x80:
-            raise BlockError("coinbase height is negative")
-        return value
-    raise BlockError(f"coinbase scriptSig does not start with a height (opcode {op:#04x})")
 
 
 # ------------------------------------------------------------------------------ block
@@ -326,7 +226,7 @@ class Block:
         return int(struct.unpack_from("<I", self.header, 76)[0])
 
     @classmethod
-    def parse(cls, data: bytes) -> "Block":
+    def parse(cls, data: bytes) -> Block:
         r = _Reader(bytes(data), "block")
         header = r.take(80)
         n = r.count(r.left // 60 + 1)

@@ -29,16 +29,23 @@ import os
 import ssl
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from sgm.jobs import Share
 from sgm.solo.address import AddressError, decode_address, network_for_chain
 from sgm.solo.block import BlockError
 from sgm.solo.deployments import deployment_active
 from sgm.solo.rpc import (
-    NodeEndpoint, RpcAuthError, RpcClient, RpcConnectionError, RpcError, RpcFailure,
-    parse_node_url, read_cookie,
+    NodeEndpoint,
+    RpcAuthError,
+    RpcClient,
+    RpcConnectionError,
+    RpcError,
+    RpcFailure,
+    parse_node_url,
+    read_cookie,
 )
 from sgm.solo.template import DEFAULT_TAG, BlockTemplate, SoloWork, TemplateError, build_work, parse_template
 from sgm.stratum.client import Verdict

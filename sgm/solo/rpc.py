@@ -161,7 +161,7 @@ class RpcClient:
                            "params": list(params)}).encode()
         try:
             status, reason, payload = await asyncio.wait_for(self._post(body), limit)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RpcConnectionError(f"{method}: no answer from {self.endpoint} within "
                                      f"{limit:g} s") from None
         return self._decode(method, status, reason, payload)
@@ -175,7 +175,7 @@ class RpcClient:
                                         server_hostname=ep.host if ep.tls else None,
                                         limit=_MAX_HEADER_BYTES),
                 self.connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RpcConnectionError(f"cannot connect to the node at {ep}: timed out") from None
         except ssl.SSLError as exc:
             raise RpcConnectionError(f"TLS with the node at {ep} failed: {exc}") from None

@@ -21,16 +21,24 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from sgm.checks import is_hex, is_int
-from sgm.hashing import MAX_TARGET, nbits_to_target, sha256d
-from sgm.jobs import Job, Share, word_swap
-from sgm.solo.block import (
-    COINBASE_SCRIPT_MAX, COMMITMENT_PREFIX, WITNESS_RESERVED_VALUE, Block, BlockError, Tx,
-    TxIn, TxOut, bip34_height_script, check_block, merkle_branch, witness_commitment,
+from sgm.bitcoin import (
+    COMMITMENT_PREFIX,
+    MAX_TARGET,
+    WITNESS_RESERVED_VALUE,
+    bip34_height_script,
+    merkle_branch,
+    nbits_to_target,
+    push_data,
+    sha256d,
+    witness_commitment,
 )
+from sgm.checks import is_hex, is_int
+from sgm.jobs import Job, Share, word_swap
+from sgm.solo.block import COINBASE_SCRIPT_MAX, Block, BlockError, Tx, TxIn, TxOut, check_block
 
 __all__ = ["TemplateError", "TemplateTx", "BlockTemplate", "parse_template", "SoloWork",
            "build_work", "DEFAULT_TAG", "MAX_MONEY"]
@@ -84,7 +92,7 @@ class BlockTemplate:
     def txids(self) -> tuple[bytes, ...]:
         return tuple(t.txid for t in self.transactions)
 
-    def same_work(self, other: "BlockTemplate") -> bool:
+    def same_work(self, other: BlockTemplate) -> bool:
         """True when ``other`` would give the same block contents (tip, transactions,
         reward, version, bits)."""
         return (self.prev_hash == other.prev_hash and self.txids == other.txids
@@ -236,12 +244,6 @@ def parse_template(tmpl: Any) -> BlockTemplate:
 
 
 # ------------------------------------------------------------------------------- work
-def _push(data: bytes) -> bytes:
-    if len(data) > 75:
-        raise ValueError("push of more than 75 bytes")
-    return bytes([len(data)]) + data
-
-
 @dataclass(frozen=True)
 class SoloWork:
     """One template turned into a Job; builds the block for a share of that job."""
@@ -317,7 +319,7 @@ def build_work(template: BlockTemplate, payout_script: bytes, *, job_id: str,
     version = struct.pack("<I", 1)
     coinb1 = (version + b"\x01" + cb_in.prev_txid + struct.pack("<I", cb_in.prev_index)
               + bytes([script_len]) + head + bytes([en_len]))
-    coinb2 = ((_push(tag) if tag else b"") + struct.pack("<I", cb_in.sequence)
+    coinb2 = ((push_data(tag) if tag else b"") + struct.pack("<I", cb_in.sequence)
               + bytes([len(outputs)]) + b"".join(o.serialize() for o in outputs)
               + struct.pack("<I", 0))
     share_target = template.target if target is None else min(target, template.target)

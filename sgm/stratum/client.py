@@ -17,15 +17,25 @@ import contextlib
 import inspect
 import logging
 import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sgm.jobs import Job, Share
 from sgm.stratum.messages import MAX_LINE_BYTES
 from sgm.stratum.protocol import (
-    DEFAULT_VERSION_MASK, Authorized, Connected, DifficultyChanged, Disconnected, NewJob,
-    ProtocolError, Reconnect, StratumProtocol, SubmitResult, VersionMaskChanged,
+    DEFAULT_VERSION_MASK,
+    Authorized,
+    Connected,
+    DifficultyChanged,
+    Disconnected,
+    NewJob,
+    ProtocolError,
+    Reconnect,
+    StratumProtocol,
+    SubmitResult,
+    VersionMaskChanged,
 )
 
 __all__ = ["PoolEndpoint", "parse_pool_url", "StratumClient", "Verdict", "PLAIN_SCHEMES",
@@ -298,14 +308,14 @@ class StratumClient:
                 verdict = await asyncio.wait_for(asyncio.shield(fut), self.submit_timeout)
                 self._note_answer(verdict, sent_at)
                 return verdict
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("stratum: no answer to share %d within %.1fs; still waiting",
                             req_id, self.submit_timeout)
             try:
                 verdict = await asyncio.wait_for(fut, self.answer_timeout - self.submit_timeout)
                 self._note_answer(verdict, sent_at)
                 return verdict
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("stratum: share %d never answered (%.0fs)", req_id, self.answer_timeout)
                 proto.forget(req_id)
                 return Verdict(None, NO_ANSWER)
@@ -372,7 +382,8 @@ class StratumClient:
         except Exception:  # noqa: BLE001 - a faulty callback must not end the session
             log.exception("stratum: callback %r failed", callback)
 
-    async def _open(self, pool: PoolEndpoint, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open(self, pool: PoolEndpoint, host: str,
+                    port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=self._ssl(pool),
                                     server_hostname=host if pool.tls else None,
@@ -386,7 +397,7 @@ class StratumClient:
         self.attempting = pool
         try:
             reader, writer = await self._open(pool, host, port)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
             outcome.reason = f"connect to {host}:{port} failed: {exc or type(exc).__name__}"
             log.warning("stratum: %s", outcome.reason)
             self.attempting = None
@@ -414,7 +425,7 @@ class StratumClient:
                 limit = self.idle_timeout if outcome.got_job else self.handshake_timeout
                 try:
                     line = await asyncio.wait_for(reader.readline(), limit)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     outcome.reason = (f"no data from pool for {limit:g}s" if outcome.got_job else
                                       f"no job from pool within {limit:g}s of connecting")
                     break
@@ -504,7 +515,7 @@ class StratumClient:
                     better = self.pools[j]
                     try:
                         _, w = await self._open(better, better.host, better.port)
-                    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+                    except (TimeoutError, OSError, ssl.SSLError):
                         continue
                     w.close()
                     outcome.failback_to = j

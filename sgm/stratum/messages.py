@@ -44,7 +44,8 @@ def _check_id(value: Any) -> MessageId:
     if value is None or isinstance(value, str):
         return value
     if is_int(value):
-        return value
+        message_id: int = value
+        return message_id
     raise StratumError(f"message id must be an int, a string or null, got {type(value).__name__}")
 
 

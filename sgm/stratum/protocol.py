@@ -15,11 +15,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sgm.bitcoin import DEFAULT_VERSION_MASK
 from sgm.checks import HEX_RE, is_int, is_number
 from sgm.hashing import MAX_TARGET, difficulty_to_target, target_to_difficulty
 from sgm.jobs import MAX_EXTRANONCE2_SIZE, Job, JobError, Share
 from sgm.stratum.messages import (
-    Request, Response, StratumError, decode_line, encode_request, encode_response, parse_error,
+    Request,
+    Response,
+    StratumError,
+    decode_line,
+    encode_request,
+    encode_response,
+    parse_error,
 )
 
 __all__ = [
@@ -31,8 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: BIP 310's customary general-purpose mask (bits 13..28).
-DEFAULT_VERSION_MASK = 0x1FFFE000
 _MAX_EXTRANONCE1 = 64
 #: Requests awaiting an answer, at most: a pool that never answers cannot grow the session.
 MAX_PENDING_REQUESTS = 1024
@@ -380,7 +385,8 @@ class StratumProtocol:
         wait = 0.0
         if len(p) > 2 and (is_number(p[2]) or (isinstance(p[2], str) and p[2].isdigit())):
             wait = min(max(float(p[2]), 0.0), 3600.0)
-        log.info("stratum: pool asks to reconnect to %s:%s in %.0fs", host or "(same host)", port or "(same port)", wait)
+        log.info("stratum: pool asks to reconnect to %s:%s in %.0fs", host or "(same host)",
+                 port or "(same port)", wait)
         return [Reconnect(host, port, wait)]
 
     def _on_show_message(self, req: Request) -> list[Any]:

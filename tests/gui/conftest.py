@@ -7,20 +7,20 @@ miner outlives its test, because a leftover one would slow every later test on a
 from __future__ import annotations
 
 import threading
-import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
 try:   # never a silent skip: without Qt these tests fail and say what to install
-    import PySide6  # noqa: F401   (first: pyqtgraph binds to the Qt already imported)
     import pyqtgraph  # noqa: F401
+    import PySide6  # noqa: F401   (first: pyqtgraph binds to the Qt already imported)
 except ImportError as exc:
     raise ImportError(f"the desktop app's tests need PySide6 and pyqtgraph: run "
                       f"scripts/setup.sh or pip install -e '.[test,gui]' ({exc})") from exc
 
 from sgm.miner import Miner, MinerConfig  # noqa: E402
 from sgm_gui.bridge import EngineBridge  # noqa: E402
+from tests.conftest import wait_until  # noqa: E402
 
 #: generous: a loaded 2-core box calibrates slowly
 START_TIMEOUT_MS = 60_000
@@ -32,12 +32,8 @@ def engine_threads() -> list[str]:
 
 
 def wait_no_engine_threads(timeout: float = 15.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = engine_threads()
-        if not left:
-            return []
-        time.sleep(0.05)
+    """The engine threads still alive once none are left or ``timeout`` has passed."""
+    wait_until(lambda: not engine_threads(), timeout, interval=0.05)
     return engine_threads()
 
 

@@ -10,10 +10,9 @@ import time
 import tracemalloc
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui
-
-import pyqtgraph as pg
 
 from sgm.miner import Miner, MinerConfig
 from sgm.telemetry import ShareEvent

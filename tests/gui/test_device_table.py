@@ -7,8 +7,15 @@ from PySide6.QtCore import Qt
 
 from sgm.miner import Miner
 from sgm_gui.models.device_table import (
-    COL_ACCEPTED, COL_ENABLED, COL_NAME, COL_RATE_5S, HEADERS, LIVE_FIRST, LIVE_LAST,
-    DeviceTableModel, format_rate,
+    COL_ACCEPTED,
+    COL_ENABLED,
+    COL_NAME,
+    COL_RATE_5S,
+    HEADERS,
+    LIVE_FIRST,
+    LIVE_LAST,
+    DeviceTableModel,
+    format_rate,
 )
 
 from .conftest import embedded
