@@ -15,10 +15,10 @@ import logging
 import ssl
 import threading
 import time
-from concurrent.futures import Future
-from concurrent.futures import wait as futures_wait
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, wait as futures_wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sgm import _native
 from sgm.devices import DEFAULT_DEVICES, check_device_selection, cpu_count
@@ -29,9 +29,7 @@ from sgm.pool import LocalPool
 from sgm.scheduler import DEFAULT_BATCH_TIME, Scheduler
 from sgm.solo.client import SoloClient, SoloConfig, SoloError, SoloEvent
 from sgm.stratum.client import NOT_CONNECTED, StratumClient, Verdict, parse_pool_url
-from sgm.stratum.protocol import (
-    Authorized, Connected, DifficultyChanged, Disconnected, ProtocolError, ServerMessage,
-)
+from sgm.stratum.protocol import Authorized, Connected, DifficultyChanged, Disconnected, ProtocolError, ServerMessage
 from sgm.telemetry import Event, Subscription, Telemetry
 
 log = logging.getLogger(__name__)
@@ -335,7 +333,7 @@ class Miner:
         client = self.client
         if client is None or not self._endpoints:
             return
-        enabled = [e for e, off in zip(self._endpoints, self.pool_disabled) if not off]
+        enabled = [e for e, off in zip(self._endpoints, self.pool_disabled, strict=False) if not off]
         client.pools[:] = enabled
         if client.current_pool is not enabled[0] or not client.connected:
             client.switch_to(0)
@@ -370,11 +368,12 @@ class Miner:
 
         ``{"url", "user", "state", "active", "difficulty", "last_submit_ms"}``: state is
         "connected", "connecting" (a session is being opened, or the client waits to retry
-        it), "disconnected" or "disabled" (switched off by the user); the embedded pool is one row with state "local".  Only the
-        pool the client works with (``active``) has a difficulty and a submit round trip
-        (ms, write to the pool's answer; None until one share was answered).  The values
-        are read without locking from the network thread's client: each is one attribute
-        read, so a row may mix two moments but never holds a torn value.
+        it), "disconnected" or "disabled" (switched off by the user); the embedded pool is
+        one row with state "local".  Only the pool the client works with (``active``) has
+        a difficulty and a submit round trip (ms, write to the pool's answer; None until
+        one share was answered).  The values are read without locking from the network
+        thread's client: each is one attribute read, so a row may mix two moments but never
+        holds a torn value.
         """
         client = self.client
         running = self._running

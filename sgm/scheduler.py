@@ -29,8 +29,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Protocol
+from typing import Protocol
 
 from sgm._native import AbortFlag, WorkQueue
 from sgm._native._worker import FLAG_BLOCK, CandidateBuffer, WorkTable
@@ -143,7 +144,7 @@ class Scheduler:
         self._current: int | None = None      # generation the queue enumerates
         #: generations whose shares are still wanted, oldest first (bounded)
         self._valid: OrderedDict[int, _Generation] = OrderedDict()
-        self._seen: OrderedDict[tuple, None] = OrderedDict()
+        self._seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self._abort_flags: set[AbortFlag] = set()
         self._closed = False
         self._exhausted_reported: int | None = None   # generation whose exhaustion was logged

@@ -22,8 +22,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Union
+from typing import Any
 
 from sgm.checks import is_int, is_number
 
@@ -132,7 +133,7 @@ class DecayingRate:
             return {k: 0.0 for k in self._keys}
         since = t - self._last
         out: dict[str, float] = {}
-        for key, tau, value in zip(self._keys, self._taus, self._values):
+        for key, tau, value in zip(self._keys, self._taus, self._values, strict=False):
             weight = -math.expm1(-elapsed / tau)  # 1 - e^(-elapsed/tau): bias correction
             out[key] = value * math.exp(-since / tau) / weight
         return out
@@ -337,7 +338,7 @@ class LogEvent(Event):
     ts: float = field(default_factory=time.time)
 
 
-AnyEvent = Union[JobEvent, ShareEvent, DeviceEvent, LogEvent]
+AnyEvent = JobEvent | ShareEvent | DeviceEvent | LogEvent
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def load_template(name: str = "core_regtest_template.json") -> dict:
     return json.loads((DATA / name).read_text())
 
 
-def btcd_node() -> "FakeNode":
+def btcd_node() -> FakeNode:
     """A node that answers as btcd on regtest with an empty mempool and segwit active
     (tests/data/solo/btcd_regtest_empty.json: no rules, no witness commitment in the
     template; segwit under bip9_softforks in getblockchaininfo)."""

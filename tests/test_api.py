@@ -16,14 +16,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from sgm.miner import Miner, MinerConfig, PoolConfig
 from sgm.ops.cgminer_api import (
-    MSG_ACCDENY, MSG_INVCMD, MSG_INVJSON, READ_COMMANDS, CgminerApi, access, bind_host,
+    MSG_ACCDENY,
+    MSG_INVCMD,
+    MSG_INVJSON,
+    READ_COMMANDS,
+    CgminerApi,
+    access,
+    bind_host,
     parse_allow,
 )
 from sgm.pool import start_in_thread
@@ -179,7 +186,7 @@ def test_every_read_command_in_both_forms(rig, command):
     assert plain[0]["STATUS"] == "S" and int(plain[0]["Code"]) == status["Code"]
     # the same rows, the same field names, in the plain form
     assert len(plain) == 1 + len(rows)
-    for row, prow in zip(rows, plain[1:]):
+    for row, prow in zip(rows, plain[1:], strict=False):
         assert set(row) <= set(prow) | {"_section"}, set(row) - set(prow)
         if "_section" in prow:
             assert prow["_section"] == SECTIONS[command]
@@ -218,7 +225,7 @@ def test_summary_and_devs_equal_the_engine_telemetry_once_stopped():
         assert float(plain["Total MH"]) == pytest.approx(s["hashes"] / 1e6, rel=1e-3)
         devs = ask_json(r.port, "devs")["DEVS"]
         assert [d["Device"] for d in devs] == [d["name"] for d in s["devices"]] == ["cpu0", "cpu1"]
-        for row, d in zip(devs, s["devices"]):
+        for row, d in zip(devs, s["devices"], strict=False):
             assert row["Accepted"] == d["accepted"]
             assert row["Hardware Errors"] == d["hw_errors"]
             assert row["Total MH"] == pytest.approx(d["hashes"] / 1e6, rel=1e-12)

@@ -92,7 +92,7 @@ def test_farm_once_json_over_three_rigs_and_two_bad_ones(rigs, tmp_path):
     rows = {row["rig"]: row for row in poll["rigs"]}
     assert list(rows) == [addresses[0], addresses[1], f"127.0.0.1:{garbage.port}",
                           addresses[2], f"127.0.0.1:{dead}"]
-    for (miner, api), address in zip(rigs, addresses):
+    for (miner, _api), address in zip(rigs, addresses, strict=False):
         row = rows[address]
         s = miner.summary()
         assert row["state"] == "ok" and row["error"] == ""

@@ -65,7 +65,7 @@ def test_log_file_and_sharelog_from_a_run(tmp_path, pool):
     with share_path.open(newline="") as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == COLUMNS
-    body = [dict(zip(COLUMNS, row)) for row in rows[1:]]
+    body = [dict(zip(COLUMNS, row, strict=False)) for row in rows[1:]]
     assert sum(row["result"] == "accepted" for row in body) == s["accepted"]
     assert sum(row["result"] == "stale" for row in body) == s["stale"]
     assert sum(row["result"] == "rejected" for row in body) == s["rejected"]

@@ -5,7 +5,6 @@ header assembly, hashing and share search) and sgm itself; it prints each connec
 with its counts and writes a summary; vardiff brings a fast miner to the aimed rate."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STUBBED_MODULES = ("sgm._native._sha256d", "sgm._native._queue")
+STUBBED_MODULES = ("sgm._native._sha256d", "sgm._native._queue", "sgm._native._worker")
 
 
 def run_tool(module: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,6 @@
 """sgm's native core (Cython over C): SHA-256 midstate, nonce scanning, the batch queue."""
+from sgm._native import _sha256d as _kernels, choice as _choice
+from sgm._native._queue import MAX_MIDSTATES, WorkQueue
 from sgm._native._sha256d import (
     ABORT_STRIDE,
     DEFAULT_MAX_RESULTS,
@@ -16,9 +18,6 @@ from sgm._native._sha256d import (
     sha256_midstate,
     sha256d_final_state,
 )
-from sgm._native._queue import MAX_MIDSTATES, WorkQueue
-from sgm._native import _sha256d as _kernels
-from sgm._native import choice as _choice
 
 # the default kernel is calibrated once per CPU model and build and kept (sgm._native.choice)
 _kernels._set_chooser(_choice.choose)

@@ -92,7 +92,7 @@ class Device(ABC):
         self._thread = threading.Thread(target=self._loop, name=f"sgm-{self.name}", daemon=True)
         self._thread.start()
 
-    def _attach(self, scheduler: Scheduler) -> None:
+    def _attach(self, scheduler: Scheduler) -> None:  # noqa: B027 - an optional hook
         """Called by start() before the worker thread runs (native devices build their
         worker here)."""
 
@@ -112,7 +112,7 @@ class Device(ABC):
                 self._scheduler.unregister_device(self.index, timeout)
                 self.index = -1
 
-    def _detach(self) -> None:
+    def _detach(self) -> None:  # noqa: B027 - an optional hook
         """Called by stop() after the worker thread ended."""
 
     @property
@@ -152,7 +152,7 @@ class Device(ABC):
         else:
             self.sizer.clean_batch()
 
-    def sample(self) -> None:
+    def sample(self) -> None:  # noqa: B027 - an optional hook
         """Called by the collector about every 0.25 s (native devices fold their counters
         into telemetry here; Python devices report per batch)."""
 

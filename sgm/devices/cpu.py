@@ -12,13 +12,7 @@ import threading
 import time
 
 from sgm import _native
-from sgm._native._worker import (
-    RUN_DISABLED,
-    RUN_NEED_WORK,
-    RUN_NO_WORK,
-    RUN_STOPPED,
-    CpuWorker,
-)
+from sgm._native._worker import RUN_DISABLED, RUN_NEED_WORK, RUN_NO_WORK, RUN_STOPPED, CpuWorker
 from sgm.devices.base import MAX_CANDIDATES_PER_BATCH, BatchResult, SyncDevice
 from sgm.scheduler import Scheduler
 from sgm.work import Batch

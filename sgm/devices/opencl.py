@@ -25,9 +25,10 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from sgm.devices.base import MAX_CANDIDATES_PER_BATCH, BatchResult, Device, Queu
 from sgm.work import Batch
 
 try:  # optional dependency: pip install 'sgm[opencl]'
-    import pyopencl as cl  # type: ignore[import-not-found]
+    import pyopencl as cl
 except ImportError:  # pragma: no cover - exercised where pyopencl is missing
     cl = None  # type: ignore[assignment]
 
@@ -510,7 +511,7 @@ class OpenCLScanner:
         status = launch.read_event.command_execution_status
         if status < 0:
             launch.read_event.wait()
-        return status == _COMPLETE
+        return bool(status == _COMPLETE)
 
     def collect(self, launch: Launch) -> None:
         """Fold a finished launch (the head of ``inflight``) into its job."""

@@ -25,9 +25,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from sgm import __version__
 from sgm.ops.odds import expected_block_seconds
@@ -274,7 +275,7 @@ class CgminerApi:
         self.served = 0
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, timeout: float = 10.0) -> "CgminerApi":
+    def start(self, timeout: float = 10.0) -> CgminerApi:
         self._thread = threading.Thread(target=self._run, name="sgm-api", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -405,7 +406,7 @@ class CgminerApi:
                 return None if not data else data
             try:
                 chunk = await asyncio.wait_for(reader.read(MAX_REQUEST + 1), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None if not data else data
             if not chunk:
                 return data or None
@@ -453,7 +454,7 @@ class CgminerApi:
                                            f"Join not allowed for '{name[:64]}'"
                                            if name in PRIVILEGED_COMMANDS else "Invalid command")
             if is_json:
-                out = {name: [r.to_json()] for name, r in replies.items()}
+                out: dict[str, Any] = {name: [r.to_json()] for name, r in replies.items()}
                 out["id"] = 1
                 return json.dumps(out), None
             return "".join(r.to_plain() for r in replies.values()), None
@@ -464,7 +465,8 @@ class CgminerApi:
     def _command(self, name: str, param: str, privileged: bool,
                  after: list[Callable[[], Any]]) -> Reply:
         if name in READ_COMMANDS:
-            return getattr(self, f"cmd_{name}")(param)
+            reply: Reply = getattr(self, f"cmd_{name}")(param)
+            return reply
         if name in PRIVILEGED_COMMANDS:
             if not privileged:
                 return _error(MSG_ACCDENY, f"Access denied to '{name}' command")

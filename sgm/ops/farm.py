@@ -18,9 +18,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sgm.cli_args import UsageError, positive_float
 
@@ -168,7 +169,7 @@ async def poll_rig(rig: Rig, timeout: float = 3.0, previous: RigStatus | None = 
         out.state, out.error, out.last_seen = "ok", "", time.time()
     except _Malformed as exc:
         out.state, out.error = "malformed", str(exc)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         out.state, out.error = "unreachable", f"no answer within {timeout:g} s"
     except (OSError, ConnectionError) as exc:
         # asyncio's own text ("Connect call failed (...)") hides the reason the errno gives

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent, Subscription
 
@@ -80,7 +81,7 @@ class EventLog:
         self.handler = handler
         self.sub: Subscription | None = None
 
-    def attach(self, miner: Any) -> "EventLog":
+    def attach(self, miner: Any) -> EventLog:
         self.sub = miner.subscribe(self.on_event, maxsize=10_000)
         return self
 

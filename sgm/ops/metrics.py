@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -156,7 +157,7 @@ class MetricsServer:
         self._server: Any = None
         self._thread: Any = None
 
-    def start(self) -> "MetricsServer":
+    def start(self) -> MetricsServer:
         self._server, self._thread = start_http_server(self.port, addr=self.host,
                                                        registry=self.registry)
         self.port = self._server.server_address[1]

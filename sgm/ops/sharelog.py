@@ -37,7 +37,7 @@ class ShareLog:
             self._csv.writerow(COLUMNS)
             self._file.flush()
 
-    def attach(self, miner: Any) -> "ShareLog":
+    def attach(self, miner: Any) -> ShareLog:
         self._miner = miner
         self.sub = miner.subscribe(self.on_event, maxsize=100_000)
         return self
@@ -68,7 +68,7 @@ class ShareLog:
         if not isinstance(ev, ShareEvent) or ev.accepted is None:
             return
         result = "accepted" if ev.accepted else "stale" if ev.reason == "stale" else "rejected"
-        when = dt.datetime.fromtimestamp(ev.ts, dt.timezone.utc).isoformat(timespec="milliseconds")
+        when = dt.datetime.fromtimestamp(ev.ts, dt.UTC).isoformat(timespec="milliseconds")
         row = (when, ev.device, self._pool(), ev.job_id, f"{ev.nonce:08x}",
                f"{ev.difficulty:.6g}", result, "" if ev.accepted else (ev.reason or ""))
         with self._lock:

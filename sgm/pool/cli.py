@@ -18,8 +18,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 from sgm.cli_args import UsageError, int_in, positive_float
 from sgm.hashing import bits_to_difficulty

@@ -19,7 +19,8 @@ chain state can tell, but its shape differs between nodes and versions:
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["deployment_active"]
 
@@ -30,7 +31,7 @@ def _unified_entry(entry: Mapping[str, Any]) -> bool | None:
         return bool(entry["active"])
     bip9 = entry.get("bip9")
     if isinstance(bip9, Mapping) and isinstance(bip9.get("status"), str):
-        return bip9["status"] == "active"
+        return bool(bip9["status"] == "active")
     return None
 
 
@@ -69,5 +70,5 @@ def deployment_active(info: Any, name: str = "segwit") -> bool | None:
         entries = [e for e in bip9 if isinstance(e, Mapping) and e.get("id") == name]
     for entry in entries:
         if isinstance(entry, Mapping) and isinstance(entry.get("status"), str):
-            return entry["status"].lower() == "active"
+            return bool(entry["status"].lower() == "active")
     return False if seen else None
