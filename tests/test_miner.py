@@ -43,8 +43,9 @@ def assert_books_agree(pool_stats, summary) -> None:
 
 @pytest.mark.slow
 def test_mining_the_embedded_pool_every_share_is_accepted_by_the_pools_own_checks():
-    # two jobs, then as long as five shares take (a second here; far longer beside busy
-    # processes, which the nice-19 workers yield to)
+    # two jobs, then as long as five shares take (a second here; longer beside busy
+    # processes, which the nice-19 workers yield to), and every device had a share
+    # accepted: every job reached both
     miner = Miner(MinerConfig(threads=2, local_jobs=None, local_job_interval=2.0,
                               local_difficulty_bits=18))
     miner.start()

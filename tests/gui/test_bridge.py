@@ -156,9 +156,8 @@ def test_a_flood_of_shares_keeps_the_gui_responsive_and_the_counters_exact(qtbot
           f"lateness p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms, "
           f"chart samples dropped {bridge.dropped}")
     assert len(lateness) >= 20                   # the timer kept firing through the flood
-    # the typical beat is on time; the tail is not asserted here: beside busy processes a
-    # nice-19 device thread preempted while it holds the GIL stalls every Python thread for
-    # seconds (measured, with the p99 on a quiet machine, by benchmarks/gui.py)
+    # the typical beat is on time; the tail is a benchmark figure, not asserted here (a
+    # loaded 2-core box delays any thread now and then: benchmarks/gui.py measures the p99)
     assert p50 < 1000, f"GUI event loop stalled: median lateness {p50:.0f} ms"
     assert s["accepted"] >= 5000 and s["rejected"] == 0
     c = w.counters()
