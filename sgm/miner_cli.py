@@ -392,6 +392,10 @@ def _fmt_count(n: float) -> str:
     return f"{n:.0f}"
 
 
+#: Share lines printed in one second at most; more are summed up in one line.
+SHARE_LINES_PER_SECOND = 10
+
+
 class Printer:
     """Turns telemetry events into the miner's console lines (thread-safe).
 
@@ -416,6 +420,11 @@ class Printer:
             live = not quiet and _isatty(out)
         self.live = live
         self._status = ""   # the live line currently shown (terminal only)
+        # share lines this second, and those not shown (a flood is summed up once a second)
+        self._second = 0
+        self._shown = 0
+        self._held: dict[str, int] = {}
+        self._held_lock = threading.Lock()
 
     def line(self, text: str, force: bool = False) -> None:
         if self.quiet and not force:
@@ -425,8 +434,33 @@ class Printer:
             clear = "\r\x1b[K" if self._status else ""
             self._write(f"{clear}[{stamp}] {text}\n{self._status}")
 
+    def _over_share_budget(self, verdict: str) -> bool:
+        """Whether this share's line is held back: past SHARE_LINES_PER_SECOND lines in the
+        current second, shares are counted and said once a second in one line, so the
+        output stays readable (and cheap) in any flood; the counts are exact."""
+        second = int(time.monotonic())
+        if second != self._second:
+            self._flush_held()
+            self._second, self._shown = second, 0
+        if self._shown < SHARE_LINES_PER_SECOND:
+            self._shown += 1
+            return False
+        key = verdict.split(" ", 1)[0].lower()
+        with self._held_lock:
+            self._held[key] = self._held.get(key, 0) + 1
+        return True
+
+    def _flush_held(self) -> None:
+        with self._held_lock:
+            held, self._held = self._held, {}
+        if held:
+            self.line(f"... and {sum(held.values()):,} more shares ("
+                      + ", ".join(f"{n:,} {k}" for k, n in sorted(held.items()))
+                      + ") not shown one by one")
+
     def status(self, text: str) -> None:
         """The live status line (terminal) or a plain status line."""
+        self._flush_held()
         if not self.live:
             self.line(f"status: {text}")
             return
@@ -435,6 +469,7 @@ class Printer:
             self._write(f"\r\x1b[K{self._status}")
 
     def end_status(self) -> None:
+        self._flush_held()
         with self._lock:
             if self._status:
                 self._status = ""
@@ -461,6 +496,8 @@ class Printer:
                 verdict = "stale"
             else:
                 verdict = f"REJECTED ({ev.reason})"
+            if self._over_share_budget(verdict):
+                return
             self.line(f"share {ev.device} nonce {ev.nonce:08x} diff {ev.difficulty:.4g} "
                       f"job {ev.job_id}: {verdict}")
         elif isinstance(ev, DeviceEvent) and ev.what in ("enabled", "disabled", "hw_error"):

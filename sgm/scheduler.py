@@ -56,7 +56,7 @@ SubmitBatchFn = Callable[[list[tuple[Share, str]]], None]
 #: Midstates prepared ahead of the queue's cursor (each covers 2**32 nonces).
 PREPARE_AHEAD = 2
 #: Candidates the collector takes from the buffer at once.
-DRAIN_MAX = 4096
+DRAIN_MAX = 1024
 #: How often the collector folds the native workers' counters into telemetry (seconds).
 SAMPLE_INTERVAL = 0.25
 

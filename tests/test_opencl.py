@@ -1,4 +1,4 @@
-"""The OpenCL hash core (kernels/sha256d.cl + sgm/devices/opencl.py) on a real OpenCL
+"""The OpenCL hash core (kernels/sha256d.cl + sgm/devices/opencl/) on a real OpenCL
 runtime -- PoCL's CPU device in CI: the kernel against hashlib, real block headers, the top
 of the nonce space, result-buffer overflow, the program cache, the command line, mining
 beside the CPU, and an OpenCL error that stops one device while mining goes on.
@@ -23,6 +23,7 @@ import pytest
 
 from sgm import _native
 from sgm.devices import DEFAULT_DEVICES, check_device_selection, opencl as ocl
+from sgm.devices.opencl import precomputation as ocl_pre, runtime as ocl_runtime
 from sgm.hashing import bits_to_target, nbits_to_target
 from tests.conftest import load_vectors, wait_until
 
@@ -87,10 +88,10 @@ def test_precompute_matches_an_independent_model():
     w = list(struct.unpack(">3I", header[64:76])) + [0, 0x80000000] + [0] * 10 + [640]
     w[3] = 0   # the nonce, excluded from every precomputed word
     for i in range(16, 18):
-        w.append((ocl._ssig1(w[i - 2]) + w[i - 7] + ocl._ssig0(w[i - 15]) + w[i - 16]) & ocl._M)
+        w.append((ocl_pre._ssig1(w[i - 2]) + w[i - 7] + ocl_pre._ssig0(w[i - 15]) + w[i - 16]) & ocl_pre._M)
     w16, w17, k16, k17 = args[18:22]
     assert (w16, w17) == (w[16], w[17])
-    assert k16 == (ocl._K[16] + w16) & ocl._M and k17 == (ocl._K[17] + w17) & ocl._M
+    assert k16 == (ocl_pre._K[16] + w16) & ocl_pre._M and k17 == (ocl_pre._K[17] + w17) & ocl_pre._M
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -278,7 +279,7 @@ def test_the_kernel_file_is_found_in_a_checkout_and_shipped_in_the_wheel(tmp_pat
 
 
 def test_without_pyopencl_everything_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(ocl, "cl", None)
+    monkeypatch.setattr(ocl_runtime, "cl", None)
     found, reason = ocl.discover()
     assert found == [] and "pip install" in reason and "pocl" in reason
     with pytest.raises(ocl.OpenCLUnavailable, match="pip install"):
@@ -468,7 +469,7 @@ def test_an_opencl_error_mid_run_stops_that_device_alone(cl_device, caplog):
         back_before = miner.scheduler.queue.stats()["given_back"]
 
         def lost(*_a, **_k):
-            raise ocl.cl.LogicError("clEnqueueNDRangeKernel failed: DEVICE_NOT_AVAILABLE "
+            raise ocl_runtime.cl.LogicError("clEnqueueNDRangeKernel failed: DEVICE_NOT_AVAILABLE "
                                     "(injected)")
 
         gpu.scanner._enqueue = lost

@@ -115,7 +115,7 @@ RUN_NEED_WORK = _RUN_NEED_WORK  # a unit's midstate is not prepared: see CpuWork
 SCAN_CHUNK_CAP = 256
 #: Default capacity of a CandidateBuffer (candidates): a few drains' worth, so that a
 #: flood slows the workers (backpressure) long before memory or the backlog at a stop grows.
-DEFAULT_CANDIDATE_CAPACITY = 1 << 14
+DEFAULT_CANDIDATE_CAPACITY = 1 << 11
 #: Prepared midstates a WorkTable holds at most.
 DEFAULT_TABLE_CAPACITY = 256
 #: Abort flags a WorkTable raises when a block ends a job.
