@@ -451,7 +451,7 @@ class Scheduler:
                 if left <= 0:
                     return False
                 self._done_cond.wait(min(left, 0.05))
-        if self._processed < target:
+        while self._processed < target and len(self.candidates):
             self._drain_once(0.0)
         return self._processed >= target
 
