@@ -312,10 +312,11 @@ def _ssig1(x: int) -> int:
 
 
 def precompute(midstate: bytes, tail: bytes) -> tuple[int, ...]:
-    """The 26 nonce-independent kernel arguments of one work unit (see sha256d.cl).
+    """The 27 nonce-independent kernel arguments of one work unit (see sha256d.cl).
 
     midstate: 8 little-endian state words after header[0:64] (as sgm's native core gives
-    it); tail: header[64:76].
+    it); tail: header[64:76].  The last one is the constant 1 (`one`): the NVIDIA build
+    multiplies by it to put additions on the FMA pipe, and must not see it as a literal.
     """
     ms = struct.unpack("<8I", midstate)
     w = struct.unpack(">3I", tail)
@@ -339,7 +340,7 @@ def precompute(midstate: bytes, tail: bytes) -> tuple[int, ...]:
     p31 = (_ssig0(w16) + 640) & _M
     p32 = (_ssig0(w17) + w16) & _M
     return (*ms, a, b, c, e, f, big_a4, big_e4, r4, r5, r6,
-            w16, w17, k16, k17, w18p, w19p, p31, p32)
+            w16, w17, k16, k17, w18p, w19p, p31, p32, 1)
 
 
 # --------------------------------------------------------------------------- scanner
@@ -433,8 +434,8 @@ class OpenCLScanner:
         self.program, self.program_origin = self.cache.load(self.context, dev, source,
                                                             self.options)
         self.kernel = cl.Kernel(self.program, KERNEL_NAME)
-        # typed scalars: pyopencl then sets all 31 arguments and enqueues in ~10 us
-        self.kernel.set_scalar_arg_dtypes([np.uint32] * 3 + [None] + [np.uint32] * 27)
+        # typed scalars: pyopencl then sets all 32 arguments and enqueues in ~10 us
+        self.kernel.set_scalar_arg_dtypes([np.uint32] * 3 + [None] + [np.uint32] * 28)
         self._slots = [_Slot(self.context, capacity) for _ in range(depth + 1)]
         self._free = list(self._slots)
         self.inflight: deque[Launch] = deque()
