@@ -42,6 +42,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import _common  # noqa: F401  (puts the checkout first on sys.path)
 
@@ -108,7 +109,7 @@ def find_tool(explicit: str | None) -> Path:
     return path
 
 
-def parse(text: str) -> dict:
+def parse(text: str) -> dict[str, Any]:
     """The tool's stdout -> figures (raises on an unexpected shape: no silent zeros)."""
     head = re.search(r"for (sm_\d+): (\S+) registers, spill stores/loads (\S+)/(\S+) bytes", text)
     instr = re.search(r"machine instructions (\d+) per work-item \((\d+) nonce\(s\)\): (.*)", text)
@@ -166,7 +167,7 @@ def kernel_sha256() -> str:
     return hashlib.sha256(KERNEL.read_bytes()).hexdigest()
 
 
-def load_figures(path: Path) -> dict[str, dict]:
+def load_figures(path: Path) -> dict[str, dict[str, Any]]:
     """{arch: report} from a --write file; says so when the kernel changed since."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     figures = {r["arch"]: r for r in doc["reports"]}
@@ -177,7 +178,7 @@ def load_figures(path: Path) -> dict[str, dict]:
     return figures
 
 
-def nv_arch(dev) -> str | None:
+def nv_arch(dev: Any) -> str | None:
     """sm_XY of an NVIDIA device (cl_nv_device_attribute_query), else None."""
     try:
         return f"sm_{int(dev.compute_capability_major_nv)}{int(dev.compute_capability_minor_nv)}"
@@ -185,7 +186,7 @@ def nv_arch(dev) -> str | None:
         return None
 
 
-def device_ceiling(dev, figures: dict[str, dict]) -> dict | None:
+def device_ceiling(dev: Any, figures: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """The model's ceiling (nonces/s) for one pyopencl device, or None without a model
     (not an NVIDIA GPU, or no figures for an architecture at or below its own)."""
     arch = nv_arch(dev)
@@ -299,14 +300,14 @@ def main() -> int:
     reports = [run_report(tool, KERNEL, options, arch, npi) for arch in archs]
     before: list[Report] = []
     if a.against:
-        old = subprocess.run(["git", "show", f"{a.against}:kernels/sha256d.cl"], cwd=ROOT,
-                             capture_output=True, check=True).stdout
+        old_source = subprocess.run(["git", "show", f"{a.against}:kernels/sha256d.cl"],
+                                    cwd=ROOT, capture_output=True, check=True).stdout
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "sha256d.cl"
-            path.write_bytes(old)
+            path.write_bytes(old_source)
             before = [run_report(tool, path, options, arch, npi,
                                  label=f"kernels/sha256d.cl@{a.against}") for arch in archs]
-    doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    doc = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
            "tool": str(tool), "goal_alu_ops_per_nonce_sm_90": GOAL_ALU_OPS,
            "reports": [asdict(r) for r in reports]}
     if before:
@@ -321,7 +322,7 @@ def main() -> int:
         show(r)
     for r in reports:
         show(r)
-    for old, new in zip(before, reports):
+    for old, new in zip(before, reports, strict=True) if before else ():
         print(f"{new.arch}: ALU-pipe ops/nonce {old.alu_ops_per_nonce} -> {new.alu_ops_per_nonce}"
               f" ({new.alu_ops_per_nonce - old.alu_ops_per_nonce:+d}), registers "
               f"{old.registers} -> {new.registers}, spills {old.spill_store_bytes} -> "
