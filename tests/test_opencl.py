@@ -83,7 +83,8 @@ def test_precompute_matches_an_independent_model():
     header = bytes(rng.getrandbits(8) for _ in range(80))
     ms = _native.sha256_midstate(header[:64])
     args = ocl.precompute(ms, header[64:76])
-    assert len(args) == 26 and all(0 <= a < 1 << 32 for a in args)
+    assert len(args) == 27 and all(0 <= a < 1 << 32 for a in args)
+    assert args[26] == 1     # `one`: the NVIDIA build's multiplier for additions as IMADs
     assert args[:8] == struct.unpack("<8I", ms)
     w = list(struct.unpack(">3I", header[64:76])) + [0, 0x80000000] + [0] * 10 + [640]
     w[3] = 0   # the nonce, excluded from every precomputed word
@@ -128,6 +129,25 @@ def test_other_build_options_match_hashlib_too(cl_device, cache, vector_width, w
     job = scan(sc, header, start, 6001, target)
     assert job.nonces == expected(header, start, 6001, target) and job.nonces
     assert scan(sc, GENESIS, GENESIS_NONCE - 3000, 5000,
+                nbits_to_target(0x1d00ffff)).nonces == [GENESIS_NONCE]
+
+
+@pytest.mark.parametrize("vector_width", [1, 8])
+def test_the_nvidia_builds_arithmetic_matches_hashlib(cl_device, cache, vector_width):
+    """NVIDIA's build turns each addition into x * one + y (an IMAD) with `one` a kernel
+    argument; SGM_FMA_MODEL is that arithmetic in portable C, so PoCL checks that the host
+    passes one = 1 in the argument the kernel reads it from (the inline PTX itself needs
+    NVIDIA's compiler)."""
+    _, dev = cl_device
+    source = "#define SGM_FMA_MODEL 1\n" + ocl.kernel_path().read_text(encoding="utf-8")
+    sc = ocl.OpenCLScanner(dev, cache=cache, vector_width=vector_width, source=source)
+    rng = random.Random(100 + vector_width)
+    header = bytes(rng.getrandbits(8) for _ in range(80))
+    target = (1 << 250) | rng.getrandbits(250)
+    start = rng.randrange(0, (1 << 32) - 5000)
+    job = scan(sc, header, start, 5000, target)
+    assert job.bad == [] and job.nonces == expected(header, start, 5000, target) and job.nonces
+    assert scan(sc, GENESIS, GENESIS_NONCE - 2000, 4000,
                 nbits_to_target(0x1d00ffff)).nonces == [GENESIS_NONCE]
 
 

@@ -32,10 +32,11 @@ def _ssig1(x: int) -> int:
 
 
 def precompute(midstate: bytes, tail: bytes) -> tuple[int, ...]:
-    """The 26 nonce-independent kernel arguments of one work unit (see sha256d.cl).
+    """The 27 nonce-independent kernel arguments of one work unit (see sha256d.cl).
 
     midstate: 8 little-endian state words after header[0:64] (as sgm's native core gives
-    it); tail: header[64:76].
+    it); tail: header[64:76].  The last one is the constant 1 (`one`): the NVIDIA build
+    multiplies by it to put additions on the FMA pipe, and must not see it as a literal.
     """
     ms = struct.unpack("<8I", midstate)
     w = struct.unpack(">3I", tail)
@@ -59,4 +60,4 @@ def precompute(midstate: bytes, tail: bytes) -> tuple[int, ...]:
     p31 = (_ssig0(w16) + 640) & _M
     p32 = (_ssig0(w17) + w16) & _M
     return (*ms, a, b, c, e, f, big_a4, big_e4, r4, r5, r6,
-            w16, w17, k16, k17, w18p, w19p, p31, p32)
+            w16, w17, k16, k17, w18p, w19p, p31, p32, 1)

@@ -133,8 +133,8 @@ class OpenCLScanner:
         self.program, self.program_origin = self.cache.load(self.context, dev, source,
                                                             self.options)
         self.kernel = cl.Kernel(self.program, KERNEL_NAME)
-        # typed scalars: pyopencl then sets all 31 arguments and enqueues in ~10 us
-        self.kernel.set_scalar_arg_dtypes([np.uint32] * 3 + [None] + [np.uint32] * 27)
+        # typed scalars: pyopencl then sets all 32 arguments and enqueues in ~10 us
+        self.kernel.set_scalar_arg_dtypes([np.uint32] * 3 + [None] + [np.uint32] * 28)
         self._slots = [_Slot(self.context, capacity) for _ in range(depth + 1)]
         self._free = list(self._slots)
         self.inflight: deque[Launch] = deque()
