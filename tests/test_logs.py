@@ -67,7 +67,9 @@ def test_log_file_and_sharelog_from_a_run(tmp_path, pool):
     assert tuple(rows[0]) == COLUMNS
     body = [dict(zip(COLUMNS, row, strict=False)) for row in rows[1:]]
     assert sum(row["result"] == "accepted" for row in body) == s["accepted"]
-    assert sum(row["result"] == "stale" for row in body) == s["stale"]
+    # a share found for a job already gone is counted (stale_dropped), not listed: in a
+    # flood there are thousands a second; the pool's stale refusals are listed
+    assert s["rejected_stale"] <= sum(row["result"] == "stale" for row in body) <= s["stale"]
     assert sum(row["result"] == "rejected" for row in body) == s["rejected"]
     for row in body:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", row["time"])

@@ -49,7 +49,9 @@ def test_metrics_follow_the_miner_and_equal_the_summary_at_stop():
     try:
         miner.start()
         deadline = time.monotonic() + WAIT
-        while miner.summary()["accepted"] < 5:
+        # hashes are read from the native workers' counters every 0.25 s
+        while miner.summary()["accepted"] < 5 or \
+                not all(d["hashes"] > 0 for d in miner.summary()["devices"]):
             assert time.monotonic() < deadline, "no shares accepted"
             time.sleep(0.05)
         live = scrape(server.port)
