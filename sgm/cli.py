@@ -194,6 +194,7 @@ def cmd_devices(argv: Sequence[str]) -> int:
 
     cpu = detect_cpu()
     opencl, reason = detect_opencl()
+    tuned = _gpu_tuning() if opencl else {}
     features = _native.cpu_features()
     why = choice.explain()
     if args.json:
@@ -208,6 +209,8 @@ def cmd_devices(argv: Sequence[str]) -> int:
             if d.kind == "opencl":
                 entry.update(platform=d.platform, type=d.device_type,
                              driver_version=d.driver_version)
+                if d.name in tuned:
+                    entry["tuning"] = tuned[d.name]
             devices.append(entry)
         print(json.dumps({
             "devices": devices,
@@ -225,6 +228,8 @@ def cmd_devices(argv: Sequence[str]) -> int:
         use = "used by default" if d.used_by_default else \
             f"used when asked for (--devices opencl or {d.name})"
         print(f"{d.name}  opencl  {d.description}")
+        if d.name in tuned:
+            print(f"        kernel geometry: {tuned[d.name]}")
         print(f"        {d.device_type}, {d.compute_units} compute units, platform {d.platform}, "
               f"driver {d.driver_version}; {use}")
     if not opencl:
@@ -252,6 +257,14 @@ def version_text() -> str:
 
     return (f"sgm {__version__} (Python {sys.version.split()[0]}; CPU kernels: "
             f"{', '.join(_native.available_implementations())})")
+
+
+def _gpu_tuning() -> dict[str, str]:
+    """What the kernel's geometry is on each OpenCL GPU (tuned at first use and kept)."""
+    from sgm.devices.opencl import discover, tuning
+
+    found, _ = discover()
+    return {info.name: tuning.describe(dev) for info, dev in found if info.device_type == "GPU"}
 
 
 # --------------------------------------------------------------------------- main

@@ -584,3 +584,44 @@ def test_sgm_mines_with_cpu_and_opencl_together(cl_device, tmp_path):
     for d in s["devices"]:
         assert d["hashes"] > 0 and d["hw_errors"] == 0
         assert d["accepted"] > 0, (d["name"], s)
+
+
+# ------------------------------------------------------------------------- tuning
+def test_tuning_times_a_grid_keeps_the_fastest_and_a_new_scanner_uses_it(cl_device, tmp_path):
+    """On a GPU this runs at first use; here PoCL's CPU device stands in, asked explicitly."""
+    from sgm.devices.opencl import tuning
+
+    _, dev = cl_device
+    cache = ocl.ProgramCache(tmp_path)
+    source = ocl.kernel_path().read_text(encoding="utf-8")
+    assert tuning.load(cache, dev, source) is None
+    assert "not tuned yet" in tuning.describe(dev, cache)
+    pairs = [(1, 64), (2, 64), (1, 99999)]          # the last cannot run: kept as an error
+    record = tuning.tune(dev, cache, source, seconds=0.05, pairs=pairs)
+    timed = [r for r in record["results"] if "hashes_per_s" in r]
+    assert len(timed) == 2 and any("error" in r for r in record["results"])
+    best = max(timed, key=lambda r: r["hashes_per_s"])
+    assert (record["vector_width"], record["worksize"]) == (best["vector_width"], best["worksize"])
+    assert tuning.load(cache, dev, source)["worksize"] == 64
+    assert "vector width" in tuning.describe(dev, cache)
+    # a scanner that tunes takes the kept geometry (no second timing) and is still exact
+    sc = ocl.OpenCLScanner(dev, cache=cache, source=source, tune=True)
+    try:
+        assert (sc.vector_width, sc.worksize) == (record["vector_width"], record["worksize"])
+        assert sc.tuning == tuning.load(cache, dev, source)
+        job = sc.scan_range(_native.sha256_midstate(GENESIS[:64]), GENESIS[64:76],
+                            GENESIS_NONCE - 5000, 10_000, nbits_to_target(0x1D00FFFF))
+    finally:
+        sc.close()
+    assert job.nonces == [GENESIS_NONCE]
+
+
+def test_spills_in_nvidia_build_logs_are_read():
+    from sgm.devices.opencl.program import spills
+
+    log = ("ptxas info    : Used 40 registers, 384 bytes cmem[0]\n"
+           "ptxas info    : Function properties for sgm_sha256d_scan\n"
+           "    16 bytes stack frame, 12 bytes spill stores, 8 bytes spill loads\n")
+    assert spills(log) == 20
+    assert spills("ptxas info : 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill "
+                  "loads") == 0

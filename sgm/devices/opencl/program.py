@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,17 @@ class ProgramCache:
                     path.unlink()
                 except OSError:
                     pass
+        nvidia = is_nvidia(dev)
+        # NVIDIA's compiler reports registers and spills in the build log when asked
+        build_options = f"{options} -cl-nv-verbose" if nvidia else options
         try:
             # cache_dir=False: no pyopencl cache besides this one (pyopencl's hint says str)
-            prg = runtime.cl.Program(ctx, source).build(options=options, devices=[dev],
-                                                cache_dir=False)  # type: ignore[arg-type]
+            prg = runtime.cl.Program(ctx, source).build(options=build_options, devices=[dev],
+                                                        cache_dir=False)  # type: ignore[arg-type]
         except runtime.cl.Error as exc:
             raise OpenCLBuildError(_first_lines(str(exc))) from exc
+        if nvidia:
+            _warn_spills(prg, dev, options)
         self._store(path, prg)
         return prg, origin
 
@@ -172,3 +178,29 @@ class ProgramCache:
 def _first_lines(text: str, n: int = 6) -> str:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return "\n".join(lines[:n]) + (" ..." if len(lines) > n else "")
+
+
+def is_nvidia(dev: Any) -> bool:
+    """Whether ``dev`` runs NVIDIA's OpenCL (whose build log reports spills)."""
+    try:
+        return "nvidia" in f"{dev.platform.name} {dev.vendor}".lower()
+    except AttributeError:
+        return False
+
+
+def spills(build_log: str) -> int:
+    """Bytes of spill stores and loads NVIDIA's compiler reports in a verbose build log."""
+    return sum(int(m.group(1)) for m in re.finditer(r"(\d+) bytes spill (?:stores|loads)",
+                                                    build_log))
+
+
+def _warn_spills(prg: Any, dev: Any, options: str) -> None:
+    try:
+        text = str(prg.get_build_info(dev, runtime.cl.program_build_info.LOG) or "")
+    except runtime.cl.Error:
+        return
+    n = spills(text)
+    if n:
+        log.warning("%s: the kernel spills registers (%d bytes of spill stores/loads with %s): "
+                    "it runs slower than it should; see benchmarks/gpu_static.py",
+                    str(dev.name).strip(), n, options)

@@ -7,6 +7,7 @@ decides on the full target); :meth:`OpenCLScanner.scan_range` is an exact range 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -101,7 +102,7 @@ class OpenCLScanner:
                  kernel_time: float | None = None,
                  depth: int = DEFAULT_DEPTH, capacity: int = RESULT_CAPACITY,
                  cache: ProgramCache | None = None, source: str | None = None,
-                 source_path: Path | str | None = None) -> None:
+                 source_path: Path | str | None = None, tune: bool | None = None) -> None:
         require_opencl()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -109,6 +110,23 @@ class OpenCLScanner:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.device = dev
         self.device_type = device_type_name(dev)
+        if source is None:
+            source = Path(source_path or kernel_path()).read_text(encoding="utf-8")
+        self.source = source
+        self.cache = cache or ProgramCache()
+        # a GPU's geometry is tuned on it at first use and kept (tuning.py), unless the
+        # caller or SGM_OPENCL_VECTOR / SGM_OPENCL_WORKSIZE name one
+        if tune is None:
+            tune = (self.device_type == "GPU" and vector_width is None and worksize is None
+                    and not os.environ.get("SGM_OPENCL_VECTOR")
+                    and not os.environ.get("SGM_OPENCL_WORKSIZE"))
+        self.tuning: dict[str, Any] | None = None
+        if tune:
+            from sgm.devices.opencl import tuning
+
+            self.tuning = tuning.load(self.cache, dev, source) or \
+                tuning.tune(dev, self.cache, source)
+            vector_width, worksize = self.tuning["vector_width"], self.tuning["worksize"]
         self.vector_width, self.worksize, self.builtins = choose_geometry(
             dev, vector_width, worksize, builtins)
         self.step = self.vector_width * self.worksize          # nonces per work-group
@@ -118,10 +136,6 @@ class OpenCLScanner:
         self.capacity = capacity
         self.options = (f"-D VECTOR_WIDTH={self.vector_width} -D WORKSIZE={self.worksize} "
                         f"-D USE_BUILTINS={int(self.builtins)}")
-        if source is None:
-            source = Path(source_path or kernel_path()).read_text(encoding="utf-8")
-        self.source = source
-        self.cache = cache or ProgramCache()
         self.context = cl.Context([dev])
         try:
             props = cl.command_queue_properties.PROFILING_ENABLE
