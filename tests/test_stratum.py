@@ -3,6 +3,7 @@ embedded LocalPool over real sockets."""
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -367,6 +368,28 @@ def test_parse_pool_url_credentials_in_url():
 def test_parse_pool_url_refuses_bad_urls(url, what):
     with pytest.raises(ValueError, match=what):
         parse_pool_url(url)
+
+
+@pytest.mark.parametrize("url, what", [
+    ("stratum+tcp//bad", "://"), ("stratum+tcp:pool.example.com:3333", "://"),
+    ("stratum+tcp:/pool:1", "://"), ("pool example.com:3333", "spaces"),
+    ("stratum+tcp://pool example.com:3333", "spaces"), ("stratum+tcp://po\tol:1", "spaces"),
+    ("stratum+tcp://pool!.example.com:3333", "not a valid host"),
+    ("stratum+tcp://-pool.example.com:3333", "not a valid host"),
+    ("stratum+tcp://pool..example.com:3333", "not a valid host"),
+])
+def test_parse_pool_url_names_a_malformed_url_instead_of_misreading_it(url, what):
+    """A scheme without "://" is not read as a host named "stratum+tcp" (which gave
+    "needs a port (e.g. stratum+tcp://stratum+tcp:3333)"), a host with a space or an
+    impossible character is refused."""
+    with pytest.raises(ValueError, match=re.escape(what)) as info:
+        parse_pool_url(url)
+    assert "stratum+tcp:3333" not in str(info.value)
+
+
+def test_a_bare_host_and_port_gets_the_default_scheme_in_the_endpoint_url():
+    ep = parse_pool_url("pool.example.com:3333")
+    assert ep.url == "stratum+tcp://pool.example.com:3333" and not ep.tls
 
 
 def test_client_refuses_a_bad_url_at_construction():
