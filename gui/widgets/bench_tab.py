@@ -15,7 +15,7 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets  # before pyqtgraph: binds it to PySide6
 import pyqtgraph as pg
 
-from sgm_gui.widgets.charts import BACKGROUND, DEVICE_COLOURS, FOREGROUND
+from .charts import BACKGROUND, DEVICE_COLOURS, FOREGROUND
 
 log = logging.getLogger("sgm.gui.bench")
 
@@ -38,19 +38,9 @@ def run_measurement(device: str, seconds: float, repeats: int, impls: list[str] 
                     thread_counts: list[int] | None, progress=None) -> dict[str, Any]:
     """What ``sgm bench`` measures, with its defaults (every implementation, every thread
     count from 1 to the number of cores; ``--device opencl``: every OpenCL device)."""
-    from sgm import _native
-    from sgm.bench import run_bench, run_opencl_bench
-    from sgm.devices import cpu_count
+    from sgm.api import run_benchmark
 
-    if device == "opencl":
-        return run_opencl_bench(seconds=seconds, repeats=repeats, progress=progress)
-    if device != "cpu":
-        raise ValueError(f"unknown benchmark device {device!r}: use cpu or opencl")
-    impls = list(impls) if impls else _native.available_implementations()
-    for impl in impls:
-        _native.require_implementation(impl)
-    counts = list(thread_counts) if thread_counts else list(range(1, cpu_count() + 1))
-    return run_bench(impls, counts, seconds=seconds, repeats=repeats, progress=progress)
+    return run_benchmark(device, seconds, repeats, impls, thread_counts, progress)
 
 
 class BenchTab(QtWidgets.QWidget):
