@@ -43,9 +43,15 @@ TOOLTIPS = (
     "Shares this device found that the pool accepted",
     "Results that failed the CPU re-check (a faulty device or driver)",
 )
-#: Columns whose values change while mining (the dataChanged rectangle spans these).
-LIVE_FIRST, LIVE_LAST = COL_ENABLED, COL_HW
+#: Columns a snapshot can change (the dataChanged rectangle spans these): every column,
+#: since a device switched off or a stopped session greys the whole row.
+LIVE_FIRST, LIVE_LAST = COL_NAME, COL_HW
 _NUMERIC = {COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, COL_UTIL, COL_ACCEPTED, COL_HW}
+#: Figures of the device's current work: blank while it does none (switched off, or mining
+#: stopped), where the last values would read as if it still worked.  Totals stay.
+_WORK_FIGURES = {COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, COL_UTIL}
+#: Text colour of a device that does not work (switched off, or mining stopped).
+IDLE_COLOUR = "#8a8a8a"
 
 
 def format_rate(h: float) -> str:
@@ -105,6 +111,7 @@ class DeviceTableModel(QAbstractTableModel):
         self._latest: tuple[dict[str, Any], dict[str, float]] | None = None
         #: dataChanged signals emitted by apply() (tests check coalescing)
         self.changes_emitted = 0
+        self._running = True      # a mining session is on (else every row is idle)
 
     # ------------------------------------------------------------ Qt model API
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt idiom
@@ -135,8 +142,9 @@ class DeviceTableModel(QAbstractTableModel):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         row, col = self._rows[index.row()], index.column()
+        idle = self.is_idle(row)
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(row, col)
+            return "" if idle and col in _WORK_FIGURES else self._display(row, col)
         if role == Qt.ItemDataRole.CheckStateRole and col == COL_ENABLED:
             on = row.wanted if row.wanted is not None else row.enabled
             return Qt.CheckState.Checked if on else Qt.CheckState.Unchecked
@@ -147,6 +155,11 @@ class DeviceTableModel(QAbstractTableModel):
                 return QColor("#c62828")
             if col == COL_ENABLED and row.pending:
                 return QColor("#8d6e00")
+            if idle:
+                return QColor(IDLE_COLOUR)
+        if role == Qt.ItemDataRole.ToolTipRole and idle and col in _WORK_FIGURES:
+            return ("Not mining: Start all starts a session" if not self._running
+                    else "Switched off: tick On to mine on this device")
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_ENABLED and row.pending:
             return f"Asked to {'start' if row.wanted else 'stop'}; waiting for the engine"
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_BATCH:
@@ -169,6 +182,17 @@ class DeviceTableModel(QAbstractTableModel):
         return True
 
     # ------------------------------------------------------------ values
+    def is_idle(self, row: DeviceRow) -> bool:
+        """The device does no work: switched off (as the engine reports) or not mining."""
+        return not self._running or not row.enabled
+
+    def set_running(self, running: bool) -> None:
+        """A session started or stopped: every row's figures and colour change (one
+        dataChanged at the next :meth:`apply`)."""
+        if running != self._running:
+            self._running = running
+            self._dirty.update(self.names())
+
     @staticmethod
     def _display(row: DeviceRow, col: int) -> str:
         if col == COL_NAME:
