@@ -198,11 +198,13 @@ class PoolPanel(QtWidgets.QWidget):
             error.setWordWrap(True)
             error.setStyleSheet(f"color: {ERROR_COLOUR};")
             error.setVisible(False)
-            # the room of two lines is kept while no error shows: the form never jumps
+            # the room of one line is kept while no error shows: the form does not jump
+            # when one appears (a message longer than the line still wraps)
             policy = error.sizePolicy()
             policy.setRetainSizeWhenHidden(True)
             error.setSizePolicy(policy)
-            error.setFixedHeight(2 * error.fontMetrics().lineSpacing() + 2)
+            error.setMinimumHeight(error.fontMetrics().lineSpacing())
+            error.setAlignment(QtCore.Qt.AlignLeft | QtCore.Qt.AlignTop)
             error.setAccessibleName(f"{name} error")
             self.errors[name] = error
             form.addWidget(caption, 2 * row, 0)
