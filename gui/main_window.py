@@ -30,7 +30,10 @@ from sgm.api import LICENSE, DeviceEvent, LogEvent, MinerConfig, PoolConfig, Sha
 
 from .bridge import EngineBridge, pools_config
 from .icon import make_icon
-from .models.device_table import DeviceTableModel, format_rate
+from .models.device_table import (
+    COL_ACCEPTED, COL_BATCH, COL_ENABLED, COL_HW, COL_IMPL, COL_KIND, COL_LATENCY, COL_NAME,
+    COL_RATE_1M, COL_RATE_5S, COL_UTIL, DeviceTableModel, format_rate,
+)
 from .settings import GuiSettings, UnreadableSettingsFile, save_settings
 from .widgets.bench_tab import BenchTab
 from .widgets.charts import ChartsPanel
@@ -304,6 +307,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.log_pane, "Lo&g")
 
         self.bench_tab = BenchTab()
+        self.bench_tab.mining_now = lambda: self.bridge.running
         self.tabs.addTab(self.bench_tab, "&Benchmark")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         # Ctrl+Tab / Ctrl+PgDn (and back) switch tabs wherever the focus is, the table too
@@ -319,8 +323,11 @@ class MainWindow(QMainWindow):
         as rates and counts grow; a narrow window scrolls sideways instead of squeezing."""
         fm = self.table.fontMetrics()
         header_fm = self.table.horizontalHeader().fontMetrics()
-        samples = ("opencl0.0", "opencl", "sha-ni-sse", "\u2611 pending", "999.99 MH/s",
-                   "999.99 MH/s", "999.99 M", "999.9 ms", "100 %", "999,999", "9,999")
+        by_column = {COL_NAME: "opencl0.0", COL_KIND: "opencl", COL_IMPL: "sha-ni-sse",
+                     COL_ENABLED: "\u2611 pending", COL_RATE_5S: "999.99 MH/s",
+                     COL_RATE_1M: "999.99 MH/s", COL_BATCH: "999.99 M", COL_LATENCY: "999.9 ms",
+                     COL_UTIL: "100 %", COL_ACCEPTED: "999,999", COL_HW: "9,999"}
+        samples = [by_column[c] for c in range(len(by_column))]
         self._base_widths = []
         for col, sample in enumerate(samples):
             title = self.model.headerData(col, Qt.Orientation.Horizontal) or ""
@@ -421,8 +428,14 @@ class MainWindow(QMainWindow):
             return
         tray = QSystemTrayIcon(self.windowIcon(), self)
         menu = QMenu(self)
+        # the rate and state at a glance, then pause / resume without opening the window
+        self.tray_rate = menu.addAction("Starting…")
+        self.tray_rate.setEnabled(False)
+        menu.addSeparator()
         show = menu.addAction("Show window")
         show.triggered.connect(self._show_from_tray)
+        menu.addAction(self.act_start_all)
+        menu.addAction(self.act_stop_all)
         menu.addSeparator()
         menu.addAction(self.act_quit)
         tray.setContextMenu(menu)
@@ -782,6 +795,8 @@ class MainWindow(QMainWindow):
                                "exact" if dropped else "")
         if self.tray is not None:
             self.tray.setToolTip(f"sgm — {format_rate(rate)}, {s['accepted']:,} accepted")
+            self.tray_rate.setText(f"{self.state_text}: {format_rate(rate)}, "
+                                   f"{s['accepted']:,} accepted")
         if snap.get("finished") and snap.get("running") and not self._finished_handled:
             self._finished_handled = True   # the embedded pool issued all its --jobs
             self.session_label.setText("The embedded pool finished its jobs; stopping.")

@@ -25,31 +25,38 @@ log = logging.getLogger("sgm.gui.device_table")
 
 Index = QModelIndex | QPersistentModelIndex
 
-# column numbers
-COL_NAME, COL_KIND, COL_IMPL, COL_ENABLED, COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, \
-    COL_UTIL, COL_ACCEPTED, COL_HW = range(11)
-HEADERS = ("Device", "Kind", "Implementation", "On", "Rate 5 s", "Rate 1 min", "Batch",
-           "Latency", "Util.", "Accepted", "HW errors")
-TOOLTIPS = (
-    "Device name as the engine knows it (sgm devices)",
-    "cpu or opencl",
-    "Hashing kernel the device runs",
-    "Tick to mine on this device, untick to stop it; 'pending' until the engine confirms",
-    "Hash rate now: the engine's 5-second average, 0 as soon as the device hashes nothing",
-    "Hash rate averaged over about one minute",
-    "Nonces per batch (sized so one batch takes about 0.1 s)",
-    "Time from pulling a batch to its result (moving average)",
-    "Share of time spent hashing over the last ~10 s",
-    "Shares this device found that the pool accepted",
-    "Results that failed the CPU re-check (a faulty device or driver)",
-)
+# column numbers: what a user checks first (on, rate, accepted, errors) comes first, so a
+# narrow window scrolls away only the technical columns
+COL_NAME, COL_ENABLED, COL_RATE_5S, COL_RATE_1M, COL_ACCEPTED, COL_HW, COL_KIND, COL_IMPL, \
+    COL_BATCH, COL_LATENCY, COL_UTIL = range(11)
+_COLUMNS = {   # column: (header, tooltip)
+    COL_NAME: ("Device", "Device name as the engine knows it (sgm devices)"),
+    COL_ENABLED: ("On", "Tick to mine on this device, untick to stop it; 'pending' until the "
+                        "engine confirms"),
+    COL_RATE_5S: ("Rate 5 s", "Hash rate now: the engine's 5-second average, 0 as soon as the "
+                              "device hashes nothing"),
+    COL_RATE_1M: ("Rate 1 min", "Hash rate averaged over about one minute"),
+    COL_ACCEPTED: ("Accepted", "Shares this device found that the pool accepted"),
+    COL_HW: ("HW errors", "Results that failed the CPU re-check (a faulty device or driver)"),
+    COL_KIND: ("Kind", "CPU thread or OpenCL device"),
+    COL_IMPL: ("Implementation", "Hashing kernel the device runs"),
+    COL_BATCH: ("Batch", "Nonces hashed per batch of work (sized so one batch takes about "
+                         "0.1 s)"),
+    COL_LATENCY: ("Latency", "Time from taking a batch of work to its result (moving "
+                             "average)"),
+    COL_UTIL: ("Busy", "Share of time the device spent hashing over the last ~10 s"),
+}
+HEADERS = tuple(_COLUMNS[c][0] for c in range(len(_COLUMNS)))
+TOOLTIPS = tuple(_COLUMNS[c][1] for c in range(len(_COLUMNS)))
 #: Columns a snapshot can change (the dataChanged rectangle spans these): every column,
 #: since a device switched off or a stopped session greys the whole row.
-LIVE_FIRST, LIVE_LAST = COL_NAME, COL_HW
+LIVE_FIRST, LIVE_LAST = 0, len(HEADERS) - 1
 _NUMERIC = {COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, COL_UTIL, COL_ACCEPTED, COL_HW}
 #: Figures of the device's current work: blank while it does none (switched off, or mining
 #: stopped), where the last values would read as if it still worked.  Totals stay.
 _WORK_FIGURES = {COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, COL_UTIL}
+#: How the Kind column names the engine's device kinds.
+KIND_NAMES = {"cpu": "CPU", "opencl": "OpenCL"}
 #: Text colour of a device that does not work (switched off, or mining stopped).
 IDLE_COLOUR = "#8a8a8a"
 
@@ -198,7 +205,7 @@ class DeviceTableModel(QAbstractTableModel):
         if col == COL_NAME:
             return row.name
         if col == COL_KIND:
-            return row.kind
+            return KIND_NAMES.get(row.kind, row.kind)
         if col == COL_IMPL:
             return row.impl
         if col == COL_ENABLED:
@@ -223,9 +230,11 @@ class DeviceTableModel(QAbstractTableModel):
 
     @staticmethod
     def _raw(row: DeviceRow, col: int) -> Any:
-        return (row.name, row.kind, row.impl, row.enabled, row.rate_5s, row.rate_1m,
-                row.batch_size, row.latency_ms, row.utilisation, row.accepted,
-                row.hw_errors)[col]
+        return {COL_NAME: row.name, COL_KIND: row.kind, COL_IMPL: row.impl,
+                COL_ENABLED: row.enabled, COL_RATE_5S: row.rate_5s, COL_RATE_1M: row.rate_1m,
+                COL_BATCH: row.batch_size, COL_LATENCY: row.latency_ms,
+                COL_UTIL: row.utilisation, COL_ACCEPTED: row.accepted,
+                COL_HW: row.hw_errors}[col]
 
     # ------------------------------------------------------------ feeding (GUI thread)
     def row(self, name: str) -> DeviceRow:

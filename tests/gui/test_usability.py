@@ -28,11 +28,31 @@ from sgm.api import LICENSE, MinerConfig, PoolConfig, __version__
 from sgm.pool import PoolThread
 from sgm_gui import main_window as mw
 from sgm_gui.main_window import FRAME_ALLOWANCE, MainWindow, fit_size
-from sgm_gui.models.device_table import COL_NAME, COL_RATE_1M, COL_UTIL, IDLE_COLOUR
+from sgm_gui.models.device_table import (
+    COL_ACCEPTED, COL_ENABLED, COL_HW, COL_KIND, COL_NAME, COL_RATE_1M, COL_UTIL, IDLE_COLOUR,
+)
 from sgm_gui.settings import GuiSettings, load_settings
 from sgm_gui.widgets.pool_panel import COL_STATE, PoolPanel
 
 from .conftest import embedded
+
+
+@pytest.fixture
+def bare_window(qtbot, bridge):
+    """bare_window(**kw) -> a MainWindow that never starts mining; its log pane leaves the
+    engine's logger at teardown (the window is deleted without a close)."""
+    made: list[MainWindow] = []
+
+    def make(settings_path: Path | None = None) -> MainWindow:
+        w = MainWindow(bridge, embedded(), GuiSettings(), settings_path=settings_path)
+        qtbot.addWidget(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.timer.stop()
+        w.log_pane.detach()
 
 
 def refused_port() -> tuple[socket.socket, int]:
@@ -54,9 +74,8 @@ def test_the_first_window_fits_the_available_screen_area(screen):
         assert size.width() == 1200          # a large screen gets the full default width
 
 
-def test_a_fresh_window_is_no_larger_than_its_screen(qtbot, bridge):
-    w = MainWindow(bridge, embedded(), GuiSettings())
-    qtbot.addWidget(w)
+def test_a_fresh_window_is_no_larger_than_its_screen(bare_window):
+    w = bare_window()
     available = w.screen().availableGeometry()
     assert w.width() + FRAME_ALLOWANCE.width() <= max(available.width(), 720 + 16)
     assert w.height() + FRAME_ALLOWANCE.height() <= max(available.height(), 480 + 40)
@@ -173,9 +192,8 @@ def mnemonic(text: str) -> str | None:
     return text.replace("&&", "")[i + 1].lower() if i >= 0 else None
 
 
-def test_mnemonics_are_unique_across_the_window(qtbot, bridge):
-    w = MainWindow(bridge, embedded(), GuiSettings())
-    qtbot.addWidget(w)
+def test_mnemonics_are_unique_across_the_window(bare_window):
+    w = bare_window()
     texts = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     texts += [a.text() for a in w.menuBar().actions()]
     texts += [b.text() for b in w.findChildren(QAbstractButton)]
@@ -192,7 +210,7 @@ def test_a_bad_value_survives_a_device_toggle(qtbot, bridge, open_window, tmp_pa
     settings, warnings = load_settings(path)
     w = open_window(embedded(threads=2, bits=16), settings, warnings)
     qtbot.waitUntil(lambda: w.model.rowCount() == 2, timeout=30_000)
-    w.model.setData(w.model.index(1, 3), Qt.CheckState.Unchecked.value,
+    w.model.setData(w.model.index(1, COL_ENABLED), Qt.CheckState.Unchecked.value,
                     Qt.ItemDataRole.CheckStateRole)
     data = json.loads(path.read_text())
     assert data["threads"] == "two" and data["gui"]["disabled_devices"] == ["cpu1"]
@@ -276,10 +294,9 @@ def test_error_lines_go_after_remove_and_the_form_does_not_jump(panel, qtbot):
 
 
 # ------------------------------------------------------------------ 8. help and title
-def test_about_says_the_version_licence_and_config_path(qtbot, bridge, tmp_path):
+def test_about_says_the_version_licence_and_config_path(bare_window, tmp_path):
     path = tmp_path / "sgm.json"
-    w = MainWindow(bridge, embedded(), GuiSettings(), settings_path=path)
-    qtbot.addWidget(w)
+    w = bare_window(path)
     text = w.about_text()
     assert __version__ in text and __version__ not in ("", "unknown")
     assert f"Licence: {LICENSE}" in text and str(path) in text
@@ -289,3 +306,34 @@ def test_about_says_the_version_licence_and_config_path(qtbot, bridge, tmp_path)
 
 def test_fit_size_keeps_a_saved_size_that_fits():
     assert fit_size(QRect(0, 0, 1920, 1080), QSize(1000, 700)) == QSize(1000, 700)
+
+
+# ------------------------------------------------------------------ 11. narrow window
+def test_at_800_pixels_accepted_and_hw_errors_stay_in_view(qtbot, bare_window):
+    """The columns a user checks come first: at 800x600 Accepted and HW errors are visible
+    without scrolling (Kind, Batch and Latency scroll away instead)."""
+    w = bare_window()
+    w.resize(786, 545)
+    w.show()
+    qtbot.waitExposed(w)
+    w.model.update_from_summary({"devices": [{"name": "cpu0", "kind": "cpu", "enabled": True}]})
+    w.model.apply()
+    room = w.table.viewport().width()
+    for col in (COL_ACCEPTED, COL_HW):
+        right = w.table.columnViewportPosition(col) + w.table.columnWidth(col)
+        assert 0 <= w.table.columnViewportPosition(col) and right <= room, (col, right, room)
+
+
+# ------------------------------------------------------------------ 9. words
+def test_every_column_has_a_tooltip_and_the_words_are_plain(bare_window):
+    w = bare_window()
+    for model in (w.model, w.pool_panel.model):
+        for col in range(model.columnCount()):
+            tip = model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+            assert tip and len(tip) > 10, (type(model).__name__, col)
+    w.model.update_from_summary({"devices": [{"name": "cpu0", "kind": "cpu", "enabled": True}]})
+    w.model.apply()
+    assert w.model.data(w.model.index(0, COL_KIND)) == "CPU"
+    texts = [lb.text() for lb in w.findChildren(QLabel)]
+    texts += [b.text() for b in w.findChildren(QAbstractButton)]
+    assert not [t for t in texts if "`" in t]
