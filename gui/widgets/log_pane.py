@@ -44,7 +44,7 @@ class QtLogHandler(logging.Handler):
     """
 
     def __init__(self, level: int = logging.NOTSET,
-                 fmt: str = "%(name)s: %(message)s",
+                 fmt: str = "%(message)s",   # a logger's name means nothing to a user
                  sink: Callable[[str, str, float], None] | None = None) -> None:
         super().__init__(level)
         self.emitter = _LogEmitter()
@@ -61,7 +61,12 @@ class QtLogHandler(logging.Handler):
             self.handleError(record)
             return
         if self.sink is not None:
-            self.sink(record.levelname, message, record.created)
+            try:
+                self.sink(record.levelname, message, record.created)
+            except RuntimeError:
+                # the pane's C++ object is gone (a window deleted without closing): a
+                # logging call on an engine thread must not fail because of it
+                pass
             return
         try:
             self.emitter.record.emit(record.levelname, message, record.created)
@@ -161,6 +166,10 @@ class LogPane(QtWidgets.QWidget):
     def set_level(self, level: str) -> None:
         """Show only lines at ``level`` or above (redraws the kept lines)."""
         self._min_level = level_number(level)
+        # a lower level than the loggers log at would show nothing more: they log it now
+        for logger in self._loggers:
+            if logger.getEffectiveLevel() > self._min_level:
+                logger.setLevel(self._min_level)
         if self.level_combo.currentText() != str(level).upper() and str(level).upper() in LEVELS:
             self.level_combo.setCurrentText(str(level).upper())
         with self._lock:

@@ -25,7 +25,15 @@ from ..settings import validate_pool
 
 log = logging.getLogger("sgm.gui.pools")
 
-COLUMNS = ("#", "URL", "User", "State", "Difficulty", "Last submit")
+COLUMNS = ("#", "URL", "User", "State", "Difficulty", "Submit round trip")
+COLUMN_TIPS = (
+    "Priority: the first pool that answers is mined, the others are failovers",
+    "Where the pool is (stratum+tcp:// or stratum+ssl://, host and port)",
+    "The pool account, usually wallet.worker",
+    "Connected, connecting or not connected; hover a row for the reason and the retry",
+    "The share difficulty the pool asks for",
+    "Time from sending the last share to the pool's answer",
+)
 COL_STATE, COL_DIFF, COL_LATENCY = 3, 4, 5
 STATE_COLOURS = {"connected": "#1B7F3B", "local": "#1B7F3B", "connecting": "#A86400",
                  "disconnected": "#B3261E"}
@@ -62,6 +70,8 @@ class PoolTableModel(QtCore.QAbstractTableModel):
                    role: int = QtCore.Qt.DisplayRole) -> Any:
         if orientation == QtCore.Qt.Horizontal and role == QtCore.Qt.DisplayRole:
             return COLUMNS[section]
+        if orientation == QtCore.Qt.Horizontal and role == QtCore.Qt.ToolTipRole:
+            return COLUMN_TIPS[section]
         return None
 
     def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.DisplayRole) -> Any:
