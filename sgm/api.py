@@ -11,7 +11,8 @@ What is here:
   telemetry event types its subscriptions deliver;
 * validation helpers the app's forms share with the engine (one parser, one set of words):
   :func:`normalize_pool_url`, :func:`check_device_selection`, the CLI's argument helpers;
-* the benchmark entry point :func:`run_benchmark` (what ``sgm bench`` measures);
+* the benchmark entry point :func:`run_benchmark` (what ``sgm bench`` measures) and
+  :func:`benchmark_plan` (how many steps and about how long, for a progress bar);
 * :data:`__version__` and :data:`LICENSE` for an About box.
 """
 from __future__ import annotations
@@ -30,7 +31,8 @@ __all__ = [
     "DEFAULT_DEVICES", "DeviceEvent", "Event", "JobEvent", "LICENSE", "LogEvent", "Miner",
     "MinerConfig", "PoolConfig", "PoolEndpoint", "ShareEvent", "Subscription",
     "UsageError", "__version__", "check_device_selection", "cpu_count", "normalize_pool_url",
-    "parse_pool_url", "pool_flags", "positive_float", "positive_int", "run_benchmark",
+    "benchmark_plan", "parse_pool_url", "pool_flags", "positive_float", "positive_int",
+    "run_benchmark",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,8 +78,37 @@ def run_benchmark(device: str, seconds: float = 1.0, repeats: int = 3,
         return run_opencl_bench(seconds=seconds, repeats=repeats, progress=progress)
     if device != "cpu":
         raise ValueError(f"unknown benchmark device {device!r}: use cpu or opencl")
-    chosen = list(impls) if impls else _native.available_implementations()
+    chosen, counts = _cpu_plan(impls, thread_counts)
     for impl in chosen:
         _native.require_implementation(impl)
-    counts = list(thread_counts) if thread_counts else list(range(1, cpu_count() + 1))
     return run_bench(chosen, counts, seconds=seconds, repeats=repeats, progress=progress)
+
+
+#: Seconds of the hashlib reference measured after each benchmark sample (sgm.bench).
+_REFERENCE_S = 0.3
+#: Seconds of each implementation's warm-up (sgm.bench).
+_WARMUP_S = 0.2
+
+
+def _cpu_plan(impls: list[str] | None, thread_counts: list[int] | None
+              ) -> tuple[list[str], list[int]]:
+    from sgm import _native
+
+    chosen = list(impls) if impls else _native.available_implementations()
+    counts = list(thread_counts) if thread_counts else list(range(1, cpu_count() + 1))
+    return chosen, counts
+
+
+def benchmark_plan(device: str, seconds: float = 1.0, repeats: int = 3,
+                   impls: list[str] | None = None, thread_counts: list[int] | None = None
+                   ) -> tuple[int | None, float | None]:
+    """(progress steps, estimated seconds) of :func:`run_benchmark` with these arguments:
+    one step per (implementation, thread count) on the CPU; ``(None, None)`` for OpenCL,
+    whose device count is known only once it runs."""
+    if device != "cpu":
+        return None, None
+    chosen, counts = _cpu_plan(impls, thread_counts)
+    steps = len(chosen) * len(counts)
+    estimate = _REFERENCE_S + len(chosen) * (
+        _WARMUP_S + len(counts) * repeats * (seconds + _REFERENCE_S))
+    return steps, estimate

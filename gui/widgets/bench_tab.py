@@ -92,9 +92,18 @@ class BenchTab(QtWidgets.QWidget):
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.status_label = QtWidgets.QLabel("Measures the raw hash rate of each implementation, "
-                                             "like `sgm bench`. Stop mining first for clean "
-                                             "figures.")
+                                             "as the sgm bench command does. Stop mining first "
+                                             "for clean figures.")
         self.status_label.setWordWrap(True)
+        # how far a run is and about how long it still takes (CPU: one step per
+        # implementation and thread count; OpenCL: busy, its device count is not known)
+        self.progress_bar = QtWidgets.QProgressBar()
+        self.progress_bar.setVisible(False)
+        self.progress_bar.setTextVisible(True)
+        self._steps_done = 0
+        self._estimate_s: float | None = None
+        #: answers whether mining runs now (the window sets it): the figures are then shared
+        self.mining_now = lambda: False
 
         options = QtWidgets.QHBoxLayout()
         for caption, widget in (("Device", self.device_combo), ("Seconds", self.seconds_spin),
@@ -154,6 +163,7 @@ class BenchTab(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(options)
         layout.addLayout(actions)
+        layout.addWidget(self.progress_bar)
         layout.addWidget(self.reference_label)
         layout.addWidget(split, 1)
         self._fit_table()
@@ -180,7 +190,21 @@ class BenchTab(QtWidgets.QWidget):
         impls = self._impls
         self._cancel.clear()
         self._set_running(True)
-        self.status_label.setText(f"Running the {self.device_combo.currentText()} benchmark ...")
+        from sgm.api import benchmark_plan
+
+        try:
+            steps, estimate = benchmark_plan(device, seconds, repeats, impls, counts)
+        except Exception:  # noqa: BLE001 - only the progress bar goes without
+            steps, estimate = None, None
+        self._steps_done, self._estimate_s = 0, estimate
+        self.progress_bar.setRange(0, steps or 0)     # 0..0: a busy bar
+        self.progress_bar.setValue(0)
+        self.progress_bar.setVisible(True)
+        shared = (" Mining is running: it shares the processor, so the figures are lower "
+                  "than alone." if self.mining_now() else "")
+        self.status_label.setText(f"Running the {self.device_combo.currentText()} benchmark"
+                                  + (f", about {estimate:.0f} s" if estimate else "")
+                                  + f" …{shared}")
         emitter, cancel = self._emitter, self._cancel
 
         def progress(line: str) -> None:      # worker thread: signals only
@@ -295,10 +319,23 @@ class BenchTab(QtWidgets.QWidget):
     def _finish(self) -> None:
         self._thread = None        # it has emitted its last signal and ends on its own
         self._set_running(False)
+        self.progress_bar.setVisible(False)
+
+    def time_left(self) -> float | None:
+        """Seconds the running benchmark still needs, estimated (None: unknown)."""
+        steps = self.progress_bar.maximum()
+        if not self._estimate_s or not steps:
+            return None
+        return max(0.0, self._estimate_s * (1.0 - self._steps_done / steps))
 
     @QtCore.Slot(str)
     def _on_progress(self, line: str) -> None:
-        self.status_label.setText(f"Running ... {line}")
+        self._steps_done += 1
+        if self.progress_bar.maximum():
+            self.progress_bar.setValue(min(self._steps_done, self.progress_bar.maximum()))
+        left = self.time_left()
+        self.status_label.setText(f"Running … {line}"
+                                  + (f" — about {left:.0f} s left" if left is not None else ""))
 
     @QtCore.Slot(object)
     def _on_done(self, result: dict[str, Any]) -> None:

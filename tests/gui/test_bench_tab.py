@@ -118,3 +118,29 @@ def test_run_measurement_is_sgm_bench() -> None:
                                       "samples"}
     with pytest.raises(ValueError, match="unknown benchmark device"):
         run_measurement("abacus", 0.05, 1, None, None)
+
+
+def test_a_run_shows_a_progress_bar_and_a_time_estimate(qtbot) -> None:
+    """Two thread counts: a two-step bar that fills as each figure comes, an estimate in
+    the status line from the start, and the bar gone at the end."""
+    widget = BenchTab(seconds=0.05, repeats=1, impls=[IMPL], thread_counts=[1, 2])
+    qtbot.addWidget(widget)
+    widget.show()
+    values: list[int] = []
+    widget.progress_bar.valueChanged.connect(values.append)
+    with qtbot.waitSignal(widget.finished, timeout=120_000):
+        assert widget.run()
+        assert widget.progress_bar.isVisible() and widget.progress_bar.maximum() == 2
+        assert "about" in widget.status_label.text() and " s" in widget.status_label.text()
+        assert widget.time_left() is not None and widget.time_left() > 0
+    assert values[-1] == 2 and 1 in values
+    assert not widget.progress_bar.isVisible()
+
+
+def test_a_run_while_mining_says_the_figures_are_shared(qtbot) -> None:
+    widget = BenchTab(seconds=0.05, repeats=1, impls=[IMPL], thread_counts=[1])
+    qtbot.addWidget(widget)
+    widget.mining_now = lambda: True
+    with qtbot.waitSignal(widget.finished, timeout=120_000):
+        widget.run()
+        assert "shares the processor" in widget.status_label.text()
