@@ -106,6 +106,7 @@ class EngineBridge(QObject):
         #: events the telemetry buffer discarded (full), all finished sessions
         self._bus_dropped_before = 0
         self._starts_pending = 0      # start() calls not yet done on the worker
+        self._session_running = False  # see running
         #: the latest snapshot emitted (the final one once stopped): what the window may
         #: read instead of calling the engine on the GUI thread
         self.last_snapshot: dict[str, Any] | None = None
@@ -118,8 +119,9 @@ class EngineBridge(QObject):
 
     @property
     def running(self) -> bool:
-        miner = self._miner
-        return miner is not None and miner.running
+        """A session is mining: the bridge's own flag, set on the worker once Miner.start
+        returned and cleared when a stop begins (the GUI thread never asks the engine)."""
+        return self._session_running
 
     @property
     def busy(self) -> bool:
@@ -232,6 +234,7 @@ class EngineBridge(QObject):
             return str(exc)
         with self._lock:
             self._miner, self._sub = miner, sub
+            self._session_running = True
             self._history.clear()
             self._off_at.clear()
             self._consumer_stop.clear()
@@ -245,6 +248,7 @@ class EngineBridge(QObject):
         with self._lock:
             miner, sub, consumer = self._miner, self._sub, self._consumer
             self._consumer = None
+            self._session_running = False
         if consumer is not None:          # 1. the consumer thread (no more snapshots)
             self._consumer_stop.set()
             consumer.join(STOP_TIMEOUT)
