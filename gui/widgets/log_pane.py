@@ -22,6 +22,10 @@ LEVEL_COLOURS = {"DEBUG": "#6B6B6B", "WARNING": "#9A6700", "ERROR": "#B3261E",
                  "CRITICAL": "#B3261E"}
 #: How long lines wait to be drawn together (ms).
 FLUSH_INTERVAL_MS = 100
+#: Lines reach the pane by two paths (logging records at once, the engine's telemetry log
+#: events through the bridge's 0.1 s batches), so a line can arrive after a later one: a
+#: line is drawn once it is this old, in time order with the others that came meanwhile.
+SETTLE_S = 0.3
 
 
 def level_number(level: str) -> int:
@@ -127,7 +131,7 @@ class LogPane(QtWidgets.QWidget):
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(FLUSH_INTERVAL_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(lambda: self.flush(SETTLE_S))
         self._wake.connect(self._schedule, QtCore.Qt.QueuedConnection)
         self._formats = {name: self._format_for(name) for name in (*LEVELS, "CRITICAL")}
 
@@ -174,7 +178,8 @@ class LogPane(QtWidgets.QWidget):
             self.level_combo.setCurrentText(str(level).upper())
         with self._lock:
             self._pending.clear()
-            lines = list(self._lines)
+            self._woken = False
+            lines = sorted(self._lines, key=lambda ln: ln.ts)
         self.view.clear()
         self._draw(lines)
 
@@ -184,13 +189,20 @@ class LogPane(QtWidgets.QWidget):
             self._pending.clear()
         self.view.clear()
 
-    def flush(self) -> None:
-        """Draw the lines waiting since the last flush (the timer calls this)."""
+    def flush(self, settle_s: float = 0.0) -> None:
+        """Draw, in time order, the waiting lines older than ``settle_s`` (the timer passes
+        SETTLE_S: younger ones wait for the next flush, so a line that arrives late by the
+        other path still lands in its place; 0 draws everything now)."""
+        cutoff = time.time() - settle_s
         with self._lock:
-            lines = list(self._pending)
+            ready = sorted((ln for ln in self._pending if ln.ts <= cutoff), key=lambda ln: ln.ts)
+            waiting = [ln for ln in self._pending if ln.ts > cutoff]
             self._pending.clear()
-            self._woken = False
-        self._draw(lines)
+            self._pending.extend(waiting)
+            self._woken = bool(waiting)
+        self._draw(ready)
+        if waiting:
+            self._schedule()
 
     def lines(self) -> list[LogLine]:
         """Every kept line (filtered out or not), oldest first."""

@@ -163,3 +163,14 @@ def test_choosing_debug_shows_debug_lines(pane: LogPane, qtbot) -> None:
     finally:
         pane.detach()
         logger.setLevel(logging.NOTSET)
+
+
+def test_lines_from_two_paths_are_drawn_in_time_order(pane: LogPane, qtbot) -> None:
+    """A telemetry line that arrives after a later logging record (its batch was 0.1 s
+    late) is drawn in its place, not after it."""
+    now = time.time()
+    pane.append("INFO", "second", now)
+    pane.append("INFO", "first", now - 0.05)      # came later by the slower path
+    qtbot.waitUntil(lambda: "second" in pane.text(), timeout=10_000)
+    text = pane.text()
+    assert text.index("first") < text.index("second")
