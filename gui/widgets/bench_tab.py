@@ -58,6 +58,10 @@ class BenchTab(QtWidgets.QWidget):
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._result: dict[str, Any] | None = None
+        #: the latest finished run of each device kind: a CPU run and an OpenCL run are
+        #: shown side by side, a new run replaces only its own kind's rows
+        self._by_device: dict[str, dict[str, Any]] = {}
+        self._run_device = "cpu"
         self._emitter = _BenchEmitter(self)
         self._emitter.progress.connect(self._on_progress, QtCore.Qt.QueuedConnection)
         self._emitter.done.connect(self._on_done, QtCore.Qt.QueuedConnection)
@@ -86,6 +90,9 @@ class BenchTab(QtWidgets.QWidget):
                                    and len(self._thread_counts) == 1 else 0)
         self.threads_spin.setToolTip("CPU threads (sgm bench --threads); the lowest value "
                                      "measures every count from 1 to the number of cores")
+        # Threads applies to the CPU only: an OpenCL run measures each device whole
+        self.device_combo.currentIndexChanged.connect(
+            lambda _i: self.threads_spin.setEnabled(self.device_combo.currentData() == "cpu"))
         self.run_button = QtWidgets.QPushButton("&Run benchmark")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
@@ -183,6 +190,7 @@ class BenchTab(QtWidgets.QWidget):
             self.status_label.setText("A benchmark is already running; wait for it or cancel it.")
             return False
         device = self.device_combo.currentData()
+        self._run_device = str(device)
         seconds = float(self.seconds_spin.value())
         repeats = int(self.repeats_spin.value())
         threads = int(self.threads_spin.value())
@@ -253,7 +261,10 @@ class BenchTab(QtWidgets.QWidget):
                 f"(= {ref / 128 / 1e6:.2f} M nonces/s at 128 bytes a nonce)")
         self.table.setRowCount(len(runs))
         for row, r in enumerate(runs):
-            cells = (str(r.get("device", "")), self._run_label(r), str(r.get("threads", "")),
+            # an OpenCL run's "threads" are the device's compute units, not the Threads option
+            threads = (f"{r.get('threads', '')} CUs" if r.get("device") == "opencl"
+                       else str(r.get("threads", "")))
+            cells = (str(r.get("device", "")), self._run_label(r), threads,
                      f"{r.get('hashes_per_s', 0.0) / 1e6:.2f}", f"{r.get('ratio', 0.0):.3f}")
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
@@ -315,6 +326,8 @@ class BenchTab(QtWidgets.QWidget):
         self.cancel_button.setEnabled(running)
         for w in (self.device_combo, self.seconds_spin, self.repeats_spin, self.threads_spin):
             w.setEnabled(not running)
+        if not running:
+            self.threads_spin.setEnabled(self.device_combo.currentData() == "cpu")
 
     def _finish(self) -> None:
         self._thread = None        # it has emitted its last signal and ends on its own
@@ -341,7 +354,10 @@ class BenchTab(QtWidgets.QWidget):
     def _on_done(self, result: dict[str, Any]) -> None:
         self._finish()
         self._result = result
-        self.show_result(result)
+        self._by_device[self._run_device] = result
+        self.show_result({"reference": result.get("reference", {}),
+                          "runs": [r for kind in ("cpu", "opencl")
+                                   for r in self._by_device.get(kind, {}).get("runs", [])]})
         n = len(result.get("runs", []))
         self.status_label.setText(f"Done: {n} measurement{'s' if n != 1 else ''}.")
         self.finished.emit(result)

@@ -144,3 +144,21 @@ def test_a_run_while_mining_says_the_figures_are_shared(qtbot) -> None:
     with qtbot.waitSignal(widget.finished, timeout=120_000):
         widget.run()
         assert "shares the processor" in widget.status_label.text()
+
+
+def test_cpu_and_opencl_results_stay_side_by_side(qtbot) -> None:
+    """A CPU run then an OpenCL run (PoCL's CPU device where there is no GPU): the table
+    keeps both; another CPU run replaces only the CPU rows."""
+    widget = BenchTab(seconds=0.05, repeats=1, impls=[IMPL], thread_counts=[1])
+    qtbot.addWidget(widget)
+    for device in ("cpu", "opencl", "cpu"):
+        widget.device_combo.setCurrentIndex(widget.device_combo.findData(device))
+        with qtbot.waitSignal(widget.finished, timeout=300_000):
+            assert widget.run()
+    kinds = [widget.table.item(row, 0).text() for row in range(widget.table.rowCount())]
+    assert kinds.count("cpu") == 1 and kinds.count("opencl") >= 1
+    assert kinds[0] == "cpu"
+    row = kinds.index("opencl")          # compute units, not the CPU Threads option
+    assert widget.table.item(row, 2).text().endswith(" CUs")
+    widget.device_combo.setCurrentIndex(widget.device_combo.findData("opencl"))
+    assert not widget.threads_spin.isEnabled()
