@@ -367,7 +367,7 @@ class MainWindow(QMainWindow):
         self.lbl_accepted = QLabel("Accepted 0")
         self.lbl_rejected = QLabel("Rejected 0")
         self.lbl_stale = QLabel("Stale 0")
-        self.lbl_best = QLabel("Best 0")
+        self.lbl_best = QLabel("Best share 0")
         self.lbl_uptime = QLabel("Up 0:00:00")
         tips = {self.lbl_rate: "Total hash rate (5 s average)",
                 self.lbl_accepted: "Shares the pool accepted",
@@ -787,7 +787,7 @@ class MainWindow(QMainWindow):
                                                          sorted(reasons.items()))
             if reasons else "Shares the pool rejected (none so far)")
         self.lbl_stale.setText(f"Stale {s['stale']:,}")
-        self.lbl_best.setText(f"Best {float(s['best_share_diff']):.4g}")
+        self.lbl_best.setText(f"Best share {float(s['best_share_diff']):.4g}")
         self.lbl_uptime.setText(f"Up {format_uptime(float(s['elapsed_s']))}")
         self.pool_panel.set_status(list(snap.get("pools", [])))
         dropped = int(snap.get("dropped", 0))

@@ -19,7 +19,7 @@ from .charts import BACKGROUND, DEVICE_COLOURS, FOREGROUND
 
 log = logging.getLogger("sgm.gui.bench")
 
-TABLE_COLUMNS = ("Device", "Implementation", "Threads", "MH/s", "Ratio")
+TABLE_COLUMNS = ("Device", "Implementation", "Threads", "MH/s", "vs. hashlib")
 
 
 class BenchCancelled(Exception):
@@ -85,7 +85,7 @@ class BenchTab(QtWidgets.QWidget):
                                      "(sgm bench --repeats)")
         self.threads_spin = QtWidgets.QSpinBox()
         self.threads_spin.setRange(0, 1024)
-        self.threads_spin.setSpecialValueText("every count")
+        self.threads_spin.setSpecialValueText("1 to all cores")
         self.threads_spin.setValue(self._thread_counts[0] if self._thread_counts
                                    and len(self._thread_counts) == 1 else 0)
         self.threads_spin.setToolTip("CPU threads (sgm bench --threads); the lowest value "
@@ -113,7 +113,7 @@ class BenchTab(QtWidgets.QWidget):
         self.mining_now = lambda: False
 
         options = QtWidgets.QHBoxLayout()
-        for caption, widget in (("Device", self.device_combo), ("Seconds", self.seconds_spin),
+        for caption, widget in (("Device", self.device_combo), ("Each measurement", self.seconds_spin),
                                 ("Repeats", self.repeats_spin), ("Threads", self.threads_spin)):
             label = QtWidgets.QLabel(caption)
             label.setBuddy(widget)
@@ -131,7 +131,8 @@ class BenchTab(QtWidgets.QWidget):
         self.table = QtWidgets.QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
         self.table.horizontalHeaderItem(4).setToolTip(
-            "hashes/s x 128 bytes / hashlib SHA-256 bytes/s, measured in the same run")
+            "How many times faster than Python's hashlib SHA-256 over the same bytes "
+            "(hashes/s x 128 bytes / hashlib bytes/s, measured in the same run)")
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)

@@ -428,7 +428,7 @@ class PoolPanel(QtWidgets.QWidget):
             if local.get("difficulty") is not None:
                 parts.append(f"difficulty {format_difficulty(local['difficulty'])}")
             if local.get("last_submit_ms") is not None:
-                parts.append(f"last submit {format_ms(local['last_submit_ms'])}")
+                parts.append(f"submit round trip {format_ms(local['last_submit_ms'])}")
             text += " " + ", ".join(p for p in parts if p)
         self.local_label.setText(text)
         self.local_label.setVisible(True)

@@ -93,7 +93,7 @@ def test_charts_get_points_and_the_status_bar_counters_equal_the_engines(qtbot, 
     assert s["accepted"] > 0
     assert c["rejected"] == f"Rejected {s['rejected']:,}"
     assert c["stale"] == f"Stale {s['stale']:,}"
-    assert c["best"] == f"Best {s['best_share_diff']:.4g}"
+    assert c["best"] == f"Best share {s['best_share_diff']:.4g}"
     assert c["rate"] == "0 H/s"                          # stopped
     table = {n: w.model.row(n).accepted for n in w.model.names()}
     assert table == {d["name"]: d["accepted"] for d in s["devices"]}
