@@ -716,3 +716,13 @@ def test_a_pool_that_never_sends_a_job_is_left_for_the_failover_pool_quickly():
         assert any("no job from pool within 0.3s" in r for r in reasons), reasons
 
     asyncio.run(main())
+
+
+def test_connect_errors_are_told_in_words_not_errno_text():
+    from sgm.stratum.client import connect_error_words
+
+    assert connect_error_words(ConnectionRefusedError(111, "Connect call failed")) == \
+        "connection refused"
+    assert connect_error_words(socket.gaierror(-2, "Name or service not known")) == "unknown host"
+    assert connect_error_words(asyncio.TimeoutError()) == "no answer (timed out)"
+    assert "Errno" not in connect_error_words(OSError(113, "No route to host"))

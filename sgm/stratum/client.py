@@ -434,8 +434,11 @@ class StratumClient:
         try:
             reader, writer = await self._open(pool, host, port)
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            outcome.reason = f"connect to {host}:{port} failed: {exc or type(exc).__name__}"
-            log.warning("stratum: %s", outcome.reason)
+            # the reason users read (the CLI's and the app's log lines) in words, not errno
+            # text; this record keeps the exception's own text for whoever debugs
+            outcome.reason = f"connect to {host}:{port} failed: {connect_error_words(exc)}"
+            log.warning("stratum: connect to %s:%d failed: %s", host, port,
+                        exc or type(exc).__name__)
             outcome.problem = f"cannot connect to {host}:{port}: {connect_error_words(exc)}"
             self.attempting = None
             await self._emit(self.on_event, Disconnected(str(pool), outcome.reason))

@@ -100,6 +100,10 @@ def test_a_refused_pool_shows_why_and_the_retry_countdown(qtbot, bridge, open_wi
         # the countdown counts: a later snapshot says fewer seconds or a new attempt
         first = w.lbl_state.text()
         qtbot.waitUntil(lambda: w.lbl_state.text() != first, timeout=30_000)
+        w.log_pane.flush()                   # the Log tab: words, no errno, no logger names
+        log_text = w.log_pane.text()
+        assert "connection refused" in log_text
+        assert "Errno" not in log_text and "sgm.stratum" not in log_text
 
 
 def test_stop_all_reads_stopped_and_greys_the_devices(qtbot, bridge, open_window):
