@@ -30,7 +30,8 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from sgm.api import (
-    DeviceEvent, Event, JobEvent, LogEvent, Miner, MinerConfig, PoolConfig, ShareEvent, Subscription,
+    DeviceEvent, Event, JobEvent, LogEvent, Miner, MinerConfig, PoolConfig, ShareEvent,
+    Subscription,
 )
 
 log = logging.getLogger("sgm.gui.bridge")

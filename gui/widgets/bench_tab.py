@@ -113,7 +113,8 @@ class BenchTab(QtWidgets.QWidget):
         self.mining_now = lambda: False
 
         options = QtWidgets.QHBoxLayout()
-        for caption, widget in (("Device", self.device_combo), ("Each measurement", self.seconds_spin),
+        for caption, widget in (("Device", self.device_combo),
+                                ("Each measurement", self.seconds_spin),
                                 ("Repeats", self.repeats_spin), ("Threads", self.threads_spin)):
             label = QtWidgets.QLabel(caption)
             label.setBuddy(widget)

@@ -150,7 +150,8 @@ def test_a_wrong_type_in_one_config_field_is_shown_and_the_rest_loads(qtbot, bri
         w.start_mining()
     qtbot.waitUntil(lambda: w.model.names() == ["cpu0"], timeout=30_000)
     qtbot.waitUntil(lambda: not w.model.row("cpu0").enabled, timeout=30_000)   # from the file
-    qtbot.waitUntil(lambda: "every device is switched off" in w.session_label.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "every device is switched off" in w.session_label.text(),
+                    timeout=10_000)
     assert w.lbl_state.text() == "Stopped"
     assert w.model.row("cpu0").hashes == 0     # switched off from the start, never hashed
     assert "threads" in w.banner.text()          # settings warnings outlive a good start
