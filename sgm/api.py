@@ -17,7 +17,6 @@ What is here:
 """
 from __future__ import annotations
 
-import logging
 from importlib import metadata
 from typing import Any, Callable
 
@@ -29,13 +28,11 @@ from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent, Su
 
 __all__ = [
     "DEFAULT_DEVICES", "DeviceEvent", "Event", "JobEvent", "LICENSE", "LogEvent", "Miner",
-    "MinerConfig", "PoolConfig", "PoolEndpoint", "ShareEvent", "Subscription",
-    "UsageError", "__version__", "check_device_selection", "cpu_count", "normalize_pool_url",
-    "benchmark_plan", "parse_pool_url", "pool_flags", "positive_float", "positive_int",
+    "MinerConfig", "PoolConfig", "PoolEndpoint", "ShareEvent", "Subscription", "UsageError",
+    "__version__", "benchmark_plan", "check_device_selection", "cpu_count",
+    "normalize_pool_url", "parse_pool_url", "pool_flags", "positive_float", "positive_int",
     "run_benchmark",
 ]
-
-log = logging.getLogger(__name__)
 
 #: The licence the project is released under (pyproject.toml's SPDX expression).
 LICENSE = "MIT"
