@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sgm.cli_args import UsageError, pool_flags, positive_float, positive_int
+from sgm.api import UsageError, pool_flags, positive_float, positive_int
 
 log = logging.getLogger("sgm.gui")
 
@@ -105,8 +105,7 @@ def _file_extras(path: Path, warnings: list[str]) -> dict[str, Any]:
 def build_config(args: argparse.Namespace, settings: Any, path: Path,
                  warnings: list[str]) -> Any:
     """The MinerConfig: flags win over the config file; raises UsageError."""
-    from sgm.devices import DEFAULT_DEVICES
-    from sgm.miner import MinerConfig, PoolConfig
+    from sgm.api import DEFAULT_DEVICES, MinerConfig, PoolConfig
 
     if args.url or args.user or args.password:   # the same pairing as sgm's
         pools = [PoolConfig(*flags) for flags in pool_flags(args.url, args.user, args.password)]
@@ -188,10 +187,12 @@ def _run(args: argparse.Namespace, config: Any, settings: Any, path: Path,
     outcome = {"rc": 0}
 
     def on_closed() -> None:
-        if args.summary_json and bridge.miner is not None:
+        # the final snapshot the bridge took after Miner.stop (no engine call on this thread)
+        final = bridge.last_snapshot
+        if args.summary_json and final is not None:
             try:
                 Path(args.summary_json).write_text(
-                    json.dumps(bridge.miner.summary(), indent=2) + "\n", encoding="utf-8")
+                    json.dumps(final["summary"], indent=2) + "\n", encoding="utf-8")
             except OSError as exc:
                 print(f"sgm-gui: error: cannot write --summary-json {args.summary_json}: "
                       f"{exc.strerror or exc}", file=sys.stderr)

@@ -30,8 +30,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from sgm.miner import Miner, MinerConfig, PoolConfig
-from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent, Subscription
+from sgm.api import DeviceEvent, Event, JobEvent, LogEvent, Miner, MinerConfig, PoolConfig, ShareEvent, Subscription
 
 log = logging.getLogger("sgm.gui.bridge")
 
@@ -78,8 +77,8 @@ class EngineBridge(QObject):
     stopped = Signal()
     #: a batch of telemetry events (list of sgm.telemetry events, oldest first)
     events = Signal(object)
-    #: {"t", "summary", "pools", "rates_now", "total_now", "dropped", "running"}: see
-    #: :meth:`_snapshot`
+    #: {"t", "summary", "pools", "rates_now", "total_now", "dropped", "running",
+    #: "finished"}: see :meth:`_snapshot`
     snapshot = Signal(object)
     #: a user action could not be done (e.g. a device that no longer exists)
     message = Signal(str)
@@ -106,6 +105,10 @@ class EngineBridge(QObject):
         #: events the telemetry buffer discarded (full), all finished sessions
         self._bus_dropped_before = 0
         self._starts_pending = 0      # start() calls not yet done on the worker
+        self._session_running = False  # see running
+        #: the latest snapshot emitted (the final one once stopped): what the window may
+        #: read instead of calling the engine on the GUI thread
+        self.last_snapshot: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ state (any thread)
     @property
@@ -115,8 +118,9 @@ class EngineBridge(QObject):
 
     @property
     def running(self) -> bool:
-        miner = self._miner
-        return miner is not None and miner.running
+        """A session is mining: the bridge's own flag, set on the worker once Miner.start
+        returned and cleared when a stop begins (the GUI thread never asks the engine)."""
+        return self._session_running
 
     @property
     def busy(self) -> bool:
@@ -158,6 +162,11 @@ class EngineBridge(QObject):
     def set_device_enabled(self, name: str, enabled: bool) -> None:
         """Switch one device on or off; the snapshot shows when the engine has done it."""
         self._submit(self._do_toggle, name, bool(enabled))
+
+    def add_pool(self, pool: PoolConfig) -> None:
+        """Append a failover pool to the running session (no restart: mining, counters and
+        uptime go on); the next snapshot lists it."""
+        self._submit(self._do_add_pool, pool)
 
     def set_all_enabled(self, enabled: bool) -> None:
         """Switch every device of the running session on or off."""
@@ -224,6 +233,7 @@ class EngineBridge(QObject):
             return str(exc)
         with self._lock:
             self._miner, self._sub = miner, sub
+            self._session_running = True
             self._history.clear()
             self._off_at.clear()
             self._consumer_stop.clear()
@@ -237,6 +247,7 @@ class EngineBridge(QObject):
         with self._lock:
             miner, sub, consumer = self._miner, self._sub, self._consumer
             self._consumer = None
+            self._session_running = False
         if consumer is not None:          # 1. the consumer thread (no more snapshots)
             self._consumer_stop.set()
             consumer.join(STOP_TIMEOUT)
@@ -248,7 +259,7 @@ class EngineBridge(QObject):
             rest = self._filter(sub.drain())
             if rest:
                 self._emit(self.events, rest)
-            self._emit(self.snapshot, self._snapshot(miner, sub))
+            self._emit_snapshot(self._snapshot(miner, sub))
             sub.close()
             with self._lock:
                 self._bus_dropped_before += sub.dropped
@@ -264,6 +275,12 @@ class EngineBridge(QObject):
             miner.set_device_enabled(name, enabled)
         except KeyError as exc:
             self._emit(self.message, str(exc.args[0]) if exc.args else str(exc))
+
+    def _do_add_pool(self, pool: PoolConfig) -> None:
+        miner = self._miner
+        if miner is None or not miner.running:
+            return
+        miner.add_pool(pool.url, pool.user, pool.password)
 
     def _do_toggle_all(self, enabled: bool) -> None:
         miner = self._miner
@@ -297,7 +314,7 @@ class EngineBridge(QObject):
         every SNAPSHOT_INTERVAL the authoritative snapshot."""
         stop = self._consumer_stop
         last_snap = time.monotonic()
-        self._emit(self.snapshot, self._snapshot(miner, sub))
+        self._emit_snapshot(self._snapshot(miner, sub))
         while not stop.wait(EVENT_INTERVAL):
             try:
                 self._samples_in_batch = 0
@@ -307,16 +324,21 @@ class EngineBridge(QObject):
                 now = time.monotonic()
                 if now - last_snap >= SNAPSHOT_INTERVAL:
                     last_snap = now
-                    self._emit(self.snapshot, self._snapshot(miner, sub))
+                    self._emit_snapshot(self._snapshot(miner, sub))
             except Exception:   # noqa: BLE001 - keep consuming; the user sees the log line
                 log.exception("telemetry consumer: unexpected error")
                 stop.wait(SNAPSHOT_INTERVAL)
+
+    def _emit_snapshot(self, snap: dict[str, Any]) -> None:
+        self.last_snapshot = snap
+        self._emit(self.snapshot, snap)
 
     def _snapshot(self, miner: Miner, sub: Subscription) -> dict[str, Any]:
         """The authoritative state as plain data: ``summary`` (Miner.summary()), ``pools``
         (Miner.pool_status()), ``rates_now`` ({device: H/s over ~RATE_WINDOW}; 0 for a
         device switched off), ``total_now`` (their sum), ``dropped`` (chart samples
-        lost), ``running``, ``t`` (epoch seconds)."""
+        lost), ``running``, ``finished`` (the embedded pool issued all its jobs), ``t``
+        (epoch seconds)."""
         summary = miner.summary()
         now = time.monotonic()
         hashes = {d["name"]: int(d["hashes"]) for d in summary["devices"]}
@@ -345,6 +367,7 @@ class EngineBridge(QObject):
             "total_now": rates_total,
             "dropped": self._bus_dropped_before + sub.dropped + self.samples_dropped,
             "running": miner.running,
+            "finished": miner.finished.is_set(),
         }
 
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QPushButton,
     QSizePolicy,
     QSystemTrayIcon,
@@ -38,13 +40,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sgm.miner import MinerConfig, PoolConfig
-from sgm.telemetry import DeviceEvent, LogEvent, ShareEvent
+from sgm.api import LICENSE, DeviceEvent, LogEvent, MinerConfig, PoolConfig, ShareEvent, __version__
 
 from .bridge import EngineBridge, pools_config
 from .icon import make_icon
-from .models.device_table import DeviceTableModel, format_rate
-from .settings import GuiSettings, save_settings
+from .models.device_table import (
+    COL_ACCEPTED,
+    COL_BATCH,
+    COL_ENABLED,
+    COL_HW,
+    COL_IMPL,
+    COL_KIND,
+    COL_LATENCY,
+    COL_NAME,
+    COL_RATE_1M,
+    COL_RATE_5S,
+    COL_UTIL,
+    DeviceTableModel,
+    format_rate,
+)
+from .settings import GuiSettings, UnreadableSettingsFile, save_settings
 from .widgets.bench_tab import BenchTab
 from .widgets.charts import ChartsPanel
 from .widgets.log_pane import LogPane
@@ -60,6 +75,58 @@ CLOSE_GRACE_S = 20.0
 CHART_WINDOW_S = 600.0
 #: How the banner line of a failed start begins (removed once a start works).
 START_FAILED = "Mining could not start:"
+#: The first window's size where the screen has room (else it is fitted to the screen).
+DEFAULT_SIZE = QSize(1200, 760)
+#: Room kept for the window manager's frame (title bar, borders) when fitting the first
+#: window to the screen's available area: the frame is not known before the window shows.
+FRAME_ALLOWANCE = QSize(16, 40)
+#: Keys of Start all / Stop all (a debugger's run and stop).
+START_KEY, STOP_KEY = "F5", "Shift+F5"
+#: The README's sections a user looks for (Help > README names them).
+README_SECTIONS = ("Mining", "Desktop app", "Solo mining", "Commands", "Benchmarks")
+
+
+MINIMUM_SIZE = QSize(720, 480)
+
+
+def fit_size(available: QRect, wanted: QSize = DEFAULT_SIZE,
+             minimum: QSize = MINIMUM_SIZE) -> QSize:
+    """The client size of a first window on a screen whose free area (without panels) is
+    ``available``: ``wanted`` where it fits with its frame, else as much as fits, never
+    below ``minimum``."""
+    width = min(wanted.width(), available.width() - FRAME_ALLOWANCE.width())
+    height = min(wanted.height(), available.height() - FRAME_ALLOWANCE.height())
+    return QSize(max(minimum.width(), width), max(minimum.height(), height))
+
+
+def readme_path() -> Path | None:
+    """The README shipped beside the app (the bundle's copy, or the source tree's)."""
+    import sys
+
+    here = Path(__file__).resolve().parent
+    for folder in (Path(getattr(sys, "_MEIPASS", here)), here.parent):
+        candidate = folder / "README.md"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def connection_problem(pools: list[dict[str, Any]]) -> str:
+    """Why no pool is mined, in words, with the retry countdown: "Cannot connect to
+    127.0.0.1:1: connection refused — retrying in 8 s"."""
+    waiting = next((r for r in pools if r.get("retry_in_s") is not None), None)
+    connecting = next((r for r in pools if r.get("state") == "connecting"), None)
+    failed = waiting if waiting is not None and waiting.get("error") else next(
+        (r for r in pools if r.get("error")), None)
+    reason = str(failed["error"]) if failed is not None else ""
+    reason = reason[:1].upper() + reason[1:]
+    if waiting is not None:
+        wait = f"retrying in {math.ceil(float(waiting['retry_in_s']))} s"
+        return f"{reason} — {wait}" if reason else f"Not connected — {wait}"
+    if connecting is not None:
+        return (f"{reason} — connecting again…" if reason
+                else f"Connecting to {connecting['url']}…")
+    return reason or "Not connected to any pool"
 
 
 #: Loggers whose INFO records come once per share (the embedded pool's own bookkeeping):
@@ -117,6 +184,19 @@ def share_outcome(ev: ShareEvent) -> str:
     return "stale" if ev.reason == "stale" else "rejected"
 
 
+def by_user_agrees(parent: QWidget, path: Path, invalid: Path) -> bool:
+    """Ask whether an unreadable settings file may be replaced (Keep is the default)."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Replace the settings file?",
+                      f"The settings file {path} could not be read, so sgm has left it as it "
+                      "is and is not saving your changes.\n\nReplace it with the current "
+                      f"settings? The original is kept as {invalid}.", parent=parent)
+    replace = box.addButton("Replace the file", QMessageBox.ButtonRole.AcceptRole)
+    keep = box.addButton("Keep the file", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep)
+    box.exec()
+    return box.clickedButton() is replace
+
+
 class MainWindow(QMainWindow):
     """sgm's window.  ``config`` is what mining starts with (flags over the config file);
     ``settings`` what the file holds (saved back to ``settings_path`` on changes);
@@ -146,6 +226,10 @@ class MainWindow(QMainWindow):
         #: the file had fields that did not load: rewrite it only for a change the user made
         self._file_had_problems = bool(warnings)
         self._user_changed_settings = False
+        #: the settings file is not a JSON object and the user said to leave it: no saves
+        self._keep_unreadable_file = False
+        #: the header and status-bar state now (what the next snapshot may change)
+        self.state_text = "Starting…"
         #: the reason mining could not start (None: it started or was not tried)
         self.start_error: str | None = None
         #: called once when quitting begins, while the window still shows the mining state
@@ -155,7 +239,7 @@ class MainWindow(QMainWindow):
         self.tick_lateness_ms: list[float] = []
         self._last_tick = time.monotonic()
 
-        self.setWindowTitle("sgm — SHA-256d miner")
+        self.setWindowTitle("sgm")
         self.setWindowIcon(make_icon())
         self.setMinimumSize(QSize(720, 480))
         self._build_tabs()
@@ -198,6 +282,7 @@ class MainWindow(QMainWindow):
         self.banner_box.setVisible(False)
         lay.addWidget(self.banner_box)
         self.session_label = QLabel("Starting…")
+        self.session_label.setTextFormat(Qt.TextFormat.PlainText)
         self.session_label.setWordWrap(True)
         self.session_label.setSizePolicy(QSizePolicy.Policy.Ignored,
                                          QSizePolicy.Policy.Preferred)
@@ -210,6 +295,8 @@ class MainWindow(QMainWindow):
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().setVisible(False)
         self.table.setWordWrap(False)
+        # one Tab stop: arrows move inside, Tab leaves for the buttons and the tab bar
+        self.table.setTabKeyNavigation(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
@@ -220,35 +307,43 @@ class MainWindow(QMainWindow):
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         lay.addWidget(self.table, 1)
         buttons = QHBoxLayout()
-        self.start_all_button = QPushButton("Start all")
-        self.start_all_button.setToolTip("Start mining, or switch every device on")
+        self.start_all_button = QPushButton("&Start all")
+        self.start_all_button.setToolTip(f"Start mining, or switch every device on ({START_KEY})")
         self.start_all_button.clicked.connect(self.start_all)
-        self.stop_all_button = QPushButton("Stop all")
-        self.stop_all_button.setToolTip("Switch every device off (the pool stays connected)")
+        self.stop_all_button = QPushButton("Sto&p all")
+        self.stop_all_button.setToolTip(f"Switch every device off; the pool stays connected "
+                                        f"({STOP_KEY})")
         self.stop_all_button.clicked.connect(self.stop_all)
         buttons.addWidget(self.start_all_button)
         buttons.addWidget(self.stop_all_button)
         buttons.addStretch(1)
         lay.addLayout(buttons)
-        self.tabs.addTab(devices, "Devices")
+        self.tabs.addTab(devices, "&Devices")
 
         self.charts = ChartsPanel(window_s=CHART_WINDOW_S)
-        self.tabs.addTab(self.charts, "Charts")
+        self.tabs.addTab(self.charts, "&Charts")
 
         self.pool_panel = PoolPanel()
         self.pool_panel.set_pools(list(self.config.pools))
         self.pool_panel.pools_changed.connect(self._on_pools_changed)
-        self.tabs.addTab(self.pool_panel, "Pools")
+        self.tabs.addTab(self.pool_panel, "P&ools")
 
         self.log_pane = LogPane()
         set_engine_log_levels()
         handler = self.log_pane.attach(logging.getLogger("sgm"))
         handler.addFilter(_NotToldTwice())
-        self.tabs.addTab(self.log_pane, "Log")
+        self.tabs.addTab(self.log_pane, "Lo&g")
 
         self.bench_tab = BenchTab()
-        self.tabs.addTab(self.bench_tab, "Benchmark")
+        self.bench_tab.mining_now = lambda: self.bridge.running
+        self.tabs.addTab(self.bench_tab, "&Benchmark")
         self.tabs.currentChanged.connect(self._on_tab_changed)
+        # Ctrl+Tab / Ctrl+PgDn (and back) switch tabs wherever the focus is, the table too
+        for keys, step in (("Ctrl+Tab", 1), ("Ctrl+PgDown", 1), ("Ctrl+Shift+Tab", -1),
+                           ("Ctrl+Backtab", -1), ("Ctrl+PgUp", -1)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(lambda s=step: self.switch_tab(s))
 
     def _size_columns(self) -> None:
         """Columns wide enough for the largest value they will plausibly show (sized from
@@ -256,8 +351,11 @@ class MainWindow(QMainWindow):
         as rates and counts grow; a narrow window scrolls sideways instead of squeezing."""
         fm = self.table.fontMetrics()
         header_fm = self.table.horizontalHeader().fontMetrics()
-        samples = ("opencl0.0", "opencl", "sha-ni-sse", "\u2611 pending", "999.99 MH/s",
-                   "999.99 MH/s", "999.99 M", "999.9 ms", "100 %", "999,999", "9,999")
+        by_column = {COL_NAME: "opencl0.0", COL_KIND: "opencl", COL_IMPL: "sha-ni-sse",
+                     COL_ENABLED: "\u2611 pending", COL_RATE_5S: "999.99 MH/s",
+                     COL_RATE_1M: "999.99 MH/s", COL_BATCH: "999.99 M", COL_LATENCY: "999.9 ms",
+                     COL_UTIL: "100 %", COL_ACCEPTED: "999,999", COL_HW: "9,999"}
+        samples = [by_column[c] for c in range(len(by_column))]
         self._base_widths = []
         for col, sample in enumerate(samples):
             title = self.model.headerData(col, Qt.Orientation.Horizontal) or ""
@@ -279,13 +377,25 @@ class MainWindow(QMainWindow):
                 self.table.setColumnWidth(col, width)
         return super().eventFilter(watched, event)
 
+    def switch_tab(self, step: int) -> None:
+        """The next (+1) or previous (-1) tab, wrapping around."""
+        count = self.tabs.count()
+        self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
+
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
+        # what the session is doing, and why not when it cannot (the same words as the
+        # header above the device table); it takes the room the counters leave
+        self.lbl_state = QLabel("Starting…")
+        self.lbl_state.setTextFormat(Qt.TextFormat.PlainText)
+        self.lbl_state.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.lbl_state.setContentsMargins(6, 0, 6, 0)
+        bar.addPermanentWidget(self.lbl_state, 1)
         self.lbl_rate = QLabel("0 H/s")
         self.lbl_accepted = QLabel("Accepted 0")
         self.lbl_rejected = QLabel("Rejected 0")
         self.lbl_stale = QLabel("Stale 0")
-        self.lbl_best = QLabel("Best 0")
+        self.lbl_best = QLabel("Best share 0")
         self.lbl_uptime = QLabel("Up 0:00:00")
         tips = {self.lbl_rate: "Total hash rate (5 s average)",
                 self.lbl_accepted: "Shares the pool accepted",
@@ -308,12 +418,14 @@ class MainWindow(QMainWindow):
 
         menu_mining = self.menuBar().addMenu("&Mining")
         self.act_start_all = QAction("&Start all", self)
+        self.act_start_all.setShortcut(QKeySequence(START_KEY))
         self.act_start_all.triggered.connect(self.start_all)
         self.act_stop_all = QAction("S&top all", self)
+        self.act_stop_all.setShortcut(QKeySequence(STOP_KEY))
         self.act_stop_all.triggered.connect(self.stop_all)
         menu_mining.addActions([self.act_start_all, self.act_stop_all])
 
-        menu_settings = self.menuBar().addMenu("&Settings")
+        menu_settings = self.menuBar().addMenu("Se&ttings")
         self.act_close_to_tray = QAction("&Close to tray", self)
         self.act_close_to_tray.setCheckable(True)
         self.act_close_to_tray.setChecked(bool(self.settings.close_to_tray))
@@ -327,6 +439,14 @@ class MainWindow(QMainWindow):
         self.act_threads.triggered.connect(self.ask_threads)
         menu_settings.addAction(self.act_threads)
 
+        menu_help = self.menuBar().addMenu("&Help")
+        self.act_readme = QAction("&README", self)
+        self.act_readme.setShortcut(QKeySequence.StandardKey.HelpContents)
+        self.act_readme.triggered.connect(self.open_readme)
+        self.act_about = QAction("&About sgm", self)
+        self.act_about.triggered.connect(self.show_about)
+        menu_help.addActions([self.act_readme, self.act_about])
+
     def _build_tray(self) -> None:
         self.tray: QSystemTrayIcon | None = None
         if not QSystemTrayIcon.isSystemTrayAvailable():
@@ -336,8 +456,14 @@ class MainWindow(QMainWindow):
             return
         tray = QSystemTrayIcon(self.windowIcon(), self)
         menu = QMenu(self)
+        # the rate and state at a glance, then pause / resume without opening the window
+        self.tray_rate = menu.addAction("Starting…")
+        self.tray_rate.setEnabled(False)
+        menu.addSeparator()
         show = menu.addAction("Show window")
         show.triggered.connect(self._show_from_tray)
+        menu.addAction(self.act_start_all)
+        menu.addAction(self.act_stop_all)
         menu.addSeparator()
         menu.addAction(self.act_quit)
         tray.setContextMenu(menu)
@@ -364,9 +490,21 @@ class MainWindow(QMainWindow):
             except ValueError:
                 ok = False
             if ok:
+                self._fit_into(self._available_geometry())
                 return
             self.show_warning("The saved window size could not be used; using the default")
-        self.resize(1200, 760)
+        self.resize(fit_size(self._available_geometry()))
+
+    def _available_geometry(self) -> QRect:
+        """The free area (without panels) of the screen the window opens on."""
+        screen = self.screen()
+        return screen.availableGeometry() if screen is not None else QRect(0, 0, 1366, 768)
+
+    def _fit_into(self, available: QRect) -> None:
+        """A saved size from a larger screen is shrunk to fit this one."""
+        fitted = fit_size(available, self.size())
+        if fitted != self.size():
+            self.resize(fitted)
 
     # ------------------------------------------------------------ messages
     def show_warning(self, text: str) -> None:
@@ -399,13 +537,14 @@ class MainWindow(QMainWindow):
     def start_all(self) -> None:
         """Start mining if stopped; while mining, switch every device on."""
         self.settings.disabled_devices = []
+        self.settings.unread.discard("gui.disabled_devices")
         if self.bridge.running:
             self.bridge.set_all_enabled(True)
             self.model.mark_wanted(True)
         elif not self.bridge.busy:
             # rows stay (keyed by device name): the new session's snapshots update them
             self.start_mining()
-        self._save_settings()
+        self._save_settings("gui.disabled_devices")
 
     def stop_all(self) -> None:
         """Switch every device off; the pool stays connected, Start all resumes."""
@@ -413,30 +552,65 @@ class MainWindow(QMainWindow):
             self.bridge.set_all_enabled(False)
             self.model.mark_wanted(False)
             self.settings.disabled_devices = self.model.names()
-            self._save_settings()
+            self._save_settings("gui.disabled_devices")
+            self._set_state("Stopping every device…", "Stopping…")
 
     def _on_toggle(self, name: str, enabled: bool) -> None:
         self.bridge.set_device_enabled(name, enabled)
         self.settings.disabled_devices = self.model.disabled_devices()
-        self._save_settings()
+        self._save_settings("gui.disabled_devices")
+
+    def confirm(self, title: str, text: str, action: str) -> bool:
+        """Ask before a change that restarts mining; True when the user agreed (``action``
+        names the button that goes ahead, Cancel is the default)."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=self)
+        go = box.addButton(action, QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return box.clickedButton() is go
 
     def _on_pools_changed(self, pools: list[PoolConfig]) -> None:
-        """The user accepted a pool edit: save it, and mine the new list if mining."""
-        self.settings.pools = list(pools)
-        self._save_settings()
-        self.config = pools_config(self.config, pools)
+        """The user accepted a pool edit.  A pool added below the ones mined is a new
+        failover: handed to the running session, nothing restarts.  Any other change while
+        mining restarts it, which resets every counter: the user confirms first (Cancel
+        puts the list back)."""
+        old = list(self.config.pools)
+        mining = self.bridge.running or self.bridge.busy
+        backup_only = bool(old) and len(pools) == len(old) + 1 and list(pools[:-1]) == old
         where = ", ".join(p.url for p in pools) or "the embedded local pool"
-        if self.bridge.running or self.bridge.busy:
-            log.info("pools changed: restarting mining on %s", where)
-            self.session_label.setText(f"Restarting on {where}…")
-            self.bridge.restart(self.config, list(self.settings.disabled_devices))
+        if mining and not backup_only and not self.confirm(
+                "Restart mining?",
+                f"Mining restarts on {where}.\n\nThe counters (accepted, rejected, best "
+                "share) and the uptime start again from zero.",
+                "Restart mining"):
+            self.pool_panel.set_pools(old)
+            self.statusBar().showMessage("Pools unchanged: mining goes on", 5000)
+            return
+        self.settings.pools = list(pools)
+        self._save_settings("pools")
+        self.config = pools_config(self.config, pools)
+        if not mining:
+            return
+        if backup_only:
+            log.info("backup pool %s added to the running session", pools[-1].url)
+            self.bridge.add_pool(pools[-1])
+            self.statusBar().showMessage(f"Backup pool {pools[-1].url} added; mining goes on",
+                                         5000)
+            return
+        log.info("pools changed: restarting mining on %s", where)
+        self._set_state(f"Restarting on {where}…", "Restarting…")
+        self.bridge.restart(self.config, list(self.settings.disabled_devices))
 
     def ask_threads(self) -> None:
-        """Settings > CPU threads…: 0 means one per core."""
+        """Settings > CPU threads…: 0 means one per core; the dialog says that mining
+        restarts (OK is the confirmation)."""
         cores = os.cpu_count() or 1
+        restart = ("\n\nMining restarts with the new count: the counters and the uptime "
+                   "start again from zero." if self.bridge.running or self.bridge.busy else "")
         threads, ok = QInputDialog.getInt(
             self, "CPU threads", f"CPU threads to mine with (0: one per core; this machine has "
-            f"{cores}):", self.config.threads or 0, 0, 1024)
+            f"{cores}):{restart}", self.config.threads or 0, 0, 1024)
         if ok:
             self.set_threads(threads or None)
 
@@ -447,7 +621,7 @@ class MainWindow(QMainWindow):
             self.show_warning(f"CPU threads must be 1..1024, got {threads}")
             return
         self.settings.threads = threads
-        self._save_settings()
+        self._save_settings("threads")
         if threads == self.config.threads:
             return
         self.config = dataclasses.replace(self.config, threads=threads)
@@ -457,25 +631,58 @@ class MainWindow(QMainWindow):
 
     def _on_close_to_tray(self, checked: bool) -> None:
         self.settings.close_to_tray = bool(checked)
-        self._save_settings()
+        self._save_settings("gui.close_to_tray")
 
-    def _save_settings(self, by_user: bool = True) -> None:
-        """Write the settings file (``by_user``: a change the user made, which may replace
-        fields the file had wrong; the window's own size at close is not one)."""
+    def _save_settings(self, changed: str | None = None, by_user: bool = True) -> None:
+        """Write the settings file.  ``changed``: the file key the user just set (its value
+        in the file, if it could not be read, is now replaced); ``by_user``: a change the
+        user made (the window's own size at close is not one).  A file that is not JSON is
+        replaced only if the user agrees, asked once."""
+        if changed is not None:
+            self.settings.unread.discard(changed)
+            if changed.startswith("gui."):
+                self.settings.unread.discard("gui")
         if by_user:
             self._user_changed_settings = True
-        if self.settings_path is None:
+        if self.settings_path is None or self._keep_unreadable_file:
             return
         try:
             save_settings(self.settings_path, self.settings)
+        except UnreadableSettingsFile:
+            self._ask_to_replace_unreadable()
         except (OSError, ValueError) as exc:
             self.show_warning(f"Settings not saved: {exc}")
+
+    def _ask_to_replace_unreadable(self) -> None:
+        """The file could not be read at start: ask before replacing it, once."""
+        path = self.settings_path
+        assert path is not None
+        invalid = path.with_name(path.name + ".invalid")
+        if not by_user_agrees(self, path, invalid):
+            self._keep_unreadable_file = True
+            log.info("settings file %s left as it is: changes are not saved", path)
+            self.show_warning(f"Settings are not saved this session: {path} is left as it is "
+                              "(fix or delete it to save settings again)")
+            return
+        try:
+            save_settings(path, self.settings, replace_unreadable=True)
+        except (OSError, ValueError) as exc:
+            self.show_warning(f"Settings not saved: {exc}")
+            return
+        # the banner's "left as it is" is no longer true: say what happened instead
+        lines = [ln for ln in self.banner.text().split("\n")
+                 if ln and not (str(path) in ln and "left as it is" in ln)]
+        self.banner.setText("\n".join(lines))
+        self.banner_box.setVisible(bool(lines))
+        self.show_warning(f"Settings file {path} replaced with the current settings; the "
+                          f"unreadable original is kept as {invalid}")
 
     # ------------------------------------------------------------ bridge slots (plain state)
     def _on_snapshot(self, snap: dict[str, Any]) -> None:
         self._snap = snap
         self._snap_dirty = True
         self._charts_dirty = True
+        self.model.set_running(bool(snap.get("running", True)))
         self.model.update_from_summary(snap["summary"], snap.get("rates_now"))
         per_device = display_rates(snap)
         self.charts.add_rates(snap["t"], sum(per_device.values()), per_device)
@@ -497,29 +704,56 @@ class MainWindow(QMainWindow):
                             ev.ts)
 
     def _on_started(self) -> None:
-        """Say what is mined (through the facade: pool_status and summary, cheap calls)."""
-        miner = self.bridge.miner
+        """Mining started: the header follows from the snapshots (never from calls into
+        the engine on this thread)."""
         self._finished_handled = False
-        if miner is None:
-            return
-        rows = miner.pool_status()
-        cfg = self.config
-        if rows and rows[0]["state"] == "local":
-            jobs = cfg.local_jobs
-            self.session_label.setText(
-                f"Mining the embedded local pool at {rows[0]['url']} — share target "
-                f"{cfg.local_difficulty_bits} leading zero bits, "
-                + (f"{jobs} job(s) of {cfg.local_job_interval:g} s" if jobs
-                   else f"new job every {cfg.local_job_interval:g} s"))
-        else:
-            self.session_label.setText("Mining " + ", ".join(
-                f"{r['url']} as {r['user'] or '-'}" for r in rows))
-        devices = miner.summary()["devices"]
-        if devices and not any(d["enabled"] for d in devices):
-            self.session_label.setText(self.session_label.text() + ". Every device is "
-                                       "switched off: Start all resumes hashing.")
+        self._set_state("Started: waiting for the pool…", "Starting…")
         self._drop_start_failures()
-        self.statusBar().showMessage("Mining started", 5000)
+        if self.bridge.last_snapshot is not None and self.bridge.last_snapshot.get("running"):
+            self._on_snapshot(self.bridge.last_snapshot)
+
+    def _set_state(self, header: str, state: str, tooltip: str = "") -> None:
+        """The session's state in the header above the table and in the status bar."""
+        self.state_text = state
+        if self.session_label.text() != header:
+            self.session_label.setText(header)
+        self.session_label.setToolTip(tooltip)
+        if self.lbl_state.text() != state:
+            self.lbl_state.setText(state)
+        self.lbl_state.setToolTip(header if header != state else tooltip)
+
+    def _describe_session(self, snap: dict[str, Any]) -> None:
+        """Header and status-bar state from one snapshot: mining what, stopped, or which
+        pool cannot be reached, why, and when it is tried again."""
+        pools = [p for p in snap.get("pools") or [] if isinstance(p, dict)]
+        devices = snap["summary"].get("devices") or []
+        all_off = bool(devices) and not any(d.get("enabled") for d in devices)
+        local = bool(pools) and pools[0].get("state") == "local"
+        active = next((p for p in pools if p.get("active")), None)
+        cfg = self.config
+        if local:
+            bits = cfg.local_difficulty_bits
+            jobs = cfg.local_job_interval
+            where = f"the embedded local pool at {pools[0].get('url')}"
+            detail = (f" — share difficulty {2.0 ** (bits - 32):.3g}, "
+                      + (f"{cfg.local_jobs} job(s) of {jobs:g} s" if cfg.local_jobs
+                         else f"new job every {jobs:g} s"))
+            tip = (f"A share must reach difficulty {2.0 ** (bits - 32):.6g}: its hash starts "
+                   f"with {bits} zero bits")
+        elif active is not None:
+            where = f"{active.get('url')} as {active.get('user') or '-'}"
+            detail, tip = "", ""
+        else:
+            problem = connection_problem(pools)
+            self._set_state(f"Not mining: {problem}", problem,
+                            "Mining starts by itself once a pool answers; the Pools tab "
+                            "shows each pool's state")
+            return
+        if all_off:
+            self._set_state(f"Stopped: every device is switched off (connected to {where}). "
+                            "Start all resumes.", "Stopped")
+        else:
+            self._set_state(f"Mining {where}{detail}", "Mining", tip)
 
     def _on_failed(self, reason: str) -> None:
         self.start_error = reason
@@ -527,11 +761,13 @@ class MainWindow(QMainWindow):
         self.show_warning(f"{START_FAILED} {reason}")
 
     def _on_stopped(self) -> None:
+        self.model.set_running(False)
         if not self._quitting:
-            self.session_label.setText(
+            self._set_state(
                 ("The embedded pool issued all its jobs: mining stopped. "
-                 if self._finished_handled else "Mining stopped. ")
-                + "Start all mines again.")
+                 if self._finished_handled else "Stopped. ") + "Start all mines again.",
+                "Stopped")
+            self.setWindowTitle("Stopped — sgm")
         self._snap_dirty = True
         if self._quitting:
             self._engine_stopped = True
@@ -564,6 +800,12 @@ class MainWindow(QMainWindow):
     def _apply_counters(self, snap: dict[str, Any]) -> None:
         s = snap["summary"]
         rate = sum(display_rates(snap).values())
+        if snap.get("running") and not self._quitting:
+            self._describe_session(snap)
+            # the rate where a taskbar shows it, as miners do
+            title = {"Mining": format_rate(rate), "Stopped": "Stopped"}.get(self.state_text,
+                                                                           "Not mining")
+            self.setWindowTitle(f"{title} — sgm")
         self.lbl_rate.setText(format_rate(rate))
         self.lbl_accepted.setText(f"Accepted {s['accepted']:,}")
         self.lbl_rejected.setText(f"Rejected {s['rejected']:,}")
@@ -573,7 +815,7 @@ class MainWindow(QMainWindow):
                                                          sorted(reasons.items()))
             if reasons else "Shares the pool rejected (none so far)")
         self.lbl_stale.setText(f"Stale {s['stale']:,}")
-        self.lbl_best.setText(f"Best {float(s['best_share_diff']):.4g}")
+        self.lbl_best.setText(f"Best share {float(s['best_share_diff']):.4g}")
         self.lbl_uptime.setText(f"Up {format_uptime(float(s['elapsed_s']))}")
         self.pool_panel.set_status(list(snap.get("pools", [])))
         dropped = int(snap.get("dropped", 0))
@@ -581,12 +823,32 @@ class MainWindow(QMainWindow):
                                "exact" if dropped else "")
         if self.tray is not None:
             self.tray.setToolTip(f"sgm — {format_rate(rate)}, {s['accepted']:,} accepted")
-        miner = self.bridge.miner
-        if (miner is not None and miner.wait(0) and snap.get("running")
-                and not self._finished_handled):
+            self.tray_rate.setText(f"{self.state_text}: {format_rate(rate)}, "
+                                   f"{s['accepted']:,} accepted")
+        if snap.get("finished") and snap.get("running") and not self._finished_handled:
             self._finished_handled = True   # the embedded pool issued all its --jobs
             self.session_label.setText("The embedded pool finished its jobs; stopping.")
             self.bridge.stop()
+
+    # ------------------------------------------------------------ help
+    def about_text(self) -> str:
+        """What Help > About says: version, licence, where the settings live."""
+        where = str(self.settings_path) if self.settings_path is not None else "not saved"
+        readme = readme_path()
+        return (f"sgm {__version__} — SHA-256d miner\n\n"
+                f"Licence: {LICENSE}\n"
+                f"Settings file: {where} (the same file 'sgm -c' reads)\n"
+                + (f"README: {readme}" if readme else "README: not installed with this copy")
+                + "\n\nThe README's sections: " + ", ".join(README_SECTIONS))
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About sgm", self.about_text())
+
+    def open_readme(self) -> None:
+        """Help > README: the README in the desktop's viewer, or where to find it."""
+        readme = readme_path()
+        if readme is None or not QDesktopServices.openUrl(QUrl.fromLocalFile(str(readme))):
+            self.show_about()
 
     def _on_tab_changed(self, _index: int) -> None:
         if self.tabs.currentWidget() is self.charts:
@@ -653,6 +915,8 @@ class MainWindow(QMainWindow):
             log.info("settings file %s has problems (see the warnings); not rewritten",
                      self.settings_path)
         else:
+            if "gui" not in self.settings.unread:   # the window's size is its own to keep
+                self.settings.unread.discard("gui.geometry")
             self._save_settings(by_user=False)
         self.session_label.setText("Stopping…")
         self.statusBar().showMessage("Stopping mining…")

@@ -10,6 +10,13 @@ Loading never raises and never writes: a bad field gives one warning naming it a
 to its default while every other field loads; unparseable JSON gives defaults and a warning and
 the file stays as it is.  Saving is atomic (temp file in the same folder, fsync, rename), the
 previous file is kept as ``<path>.bak``.
+
+Nothing the user wrote is lost behind their back: a value the app could not read is kept in
+the file as it was, save after save, until the user changes that setting in the app
+(``GuiSettings.unread``); a file that is not a JSON object is never replaced unless the
+caller says the user agreed (``save_settings(..., replace_unreadable=True)``).  A file that
+holds pool passwords and that other users can read gets a warning at load and is made
+owner-only (0600) at the next save, which the log says.
 """
 from __future__ import annotations
 
@@ -26,9 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sgm.devices import check_device_selection
-from sgm.miner import PoolConfig
-from sgm.stratum import parse_pool_url
+from sgm.api import PoolConfig, check_device_selection, normalize_pool_url
 
 log = logging.getLogger("sgm.gui.settings")
 
@@ -52,6 +57,15 @@ class GuiSettings:
     disabled_devices: list[str] = field(default_factory=list)  # switched off in the device table
     geometry: str | None = None                              # base64 of saveGeometry()
     close_to_tray: bool = False
+    #: keys whose value in the file could not be read ("threads", "pools", "gui",
+    #: "gui.geometry", ...): saves keep the file's value until the user changes the setting
+    #: (then the window discards the key here)
+    unread: set[str] = field(default_factory=set, compare=False)
+
+
+class UnreadableSettingsFile(ValueError):
+    """The settings file is there but is not a JSON object: replacing it needs the user's
+    consent (``save_settings(..., replace_unreadable=True)``)."""
 
 
 def default_config_path() -> Path:
@@ -77,7 +91,7 @@ def validate_pool(url: str, user: str, password: str) -> dict[str, str]:
         errors["url"] = "Enter the pool URL, e.g. stratum+tcp://pool.example.com:3333"
     else:
         try:
-            parse_pool_url(url)
+            normalize_pool_url(url)
         except ValueError as exc:
             errors["url"] = str(exc)[:1].upper() + str(exc)[1:]
     if not isinstance(user, str) or not user.strip():
@@ -162,6 +176,7 @@ def load_settings(path: str | os.PathLike[str]) -> tuple[GuiSettings, list[str]]
 
     def bad(key: str, message: str) -> None:
         warnings.append(f"{where}: \"{key}\" {message}")
+        settings.unread.add(key)
 
     # pools: each entry stands alone, so one bad pool does not cost the others
     raw_pools = data.get("pools")
@@ -176,6 +191,7 @@ def load_settings(path: str | os.PathLike[str]) -> tuple[GuiSettings, list[str]]
                     settings.pools.append(pool)
                 else:
                     warnings.append(warning or f"{where}: pools[{i}] skipped")
+                    settings.unread.add("pools")   # the skipped entry stays in the file
 
     threads = data.get("threads")
     if threads is not None:
@@ -208,6 +224,11 @@ def load_settings(path: str | os.PathLike[str]) -> tuple[GuiSettings, list[str]]
             bad("gui", f"must be an object, got {_json_type(gui)}; using the window's defaults")
         else:
             _load_gui_section(gui, settings, lambda key, msg: bad(f"gui.{key}", msg))
+    exposed = _readable_by_others(path)
+    if exposed and _holds_passwords(data):
+        warnings.append(f"Settings file {path} holds pool passwords and other users can read "
+                        f"it (mode {exposed:04o}); sgm makes it readable by you only (0600) at "
+                        f"its next save, or run: chmod 600 {path}")
     for message in warnings:
         log.warning("%s", message)
     return settings, warnings
@@ -245,6 +266,23 @@ def _load_gui_section(gui: dict[str, Any], settings: GuiSettings, bad) -> None:
             settings.close_to_tray = close_to_tray
 
 
+def _readable_by_others(path: Path) -> int:
+    """The file's mode when group or others may read it, else 0."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0
+    return mode if mode & 0o044 else 0
+
+
+def _holds_passwords(data: dict[str, Any]) -> bool:
+    """A pool entry with a real password ("x" and "" are the placeholders pools expect)."""
+    pools = data.get("pools")
+    return isinstance(pools, list) and any(
+        isinstance(p, dict) and p.get("pass", p.get("password", "x")) not in ("x", "", None)
+        for p in pools)
+
+
 # --------------------------------------------------------------------------- save
 def settings_to_json(settings: GuiSettings, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The file's JSON object: ``base`` (what the file held) with the app's keys replaced.
@@ -269,6 +307,20 @@ def settings_to_json(settings: GuiSettings, base: dict[str, Any] | None = None) 
     if settings.geometry is None:
         gui.pop("geometry")
     data["gui"] = gui
+    # values the app could not read stay as the file has them (see GuiSettings.unread)
+    base = base or {}
+    for key in settings.unread:
+        top, _, sub = key.partition(".")
+        if not sub:
+            if top in base:
+                data[top] = base[top]
+            else:
+                data.pop(top, None)
+        elif isinstance(old_gui, dict) and top == "gui":
+            if sub in old_gui:
+                gui[sub] = old_gui[sub]
+            else:
+                gui.pop(sub, None)
     return data
 
 
@@ -349,12 +401,15 @@ def _copy_atomically(src: Path, target: Path) -> None:
         raise
 
 
-def save_settings(path: str | os.PathLike[str], settings: GuiSettings) -> None:
+def save_settings(path: str | os.PathLike[str], settings: GuiSettings, *,
+                  replace_unreadable: bool = False) -> None:
     """Write ``settings`` into the config file at ``path`` atomically.
 
-    Keys the app does not own are kept from the current file; the current file becomes
-    ``<path>.bak``.  A current file that is not a JSON object is also kept as
-    ``<path>.invalid`` (the next save's backup would otherwise replace it).  Raises
+    Keys the app does not own, and values listed in ``settings.unread``, are kept from the
+    current file; the current file becomes ``<path>.bak``.  A current file that is not a
+    JSON object raises :class:`UnreadableSettingsFile` unless ``replace_unreadable`` (the
+    user agreed); then it is also kept as ``<path>.invalid`` (the next save's backup would
+    otherwise replace it).  A file that holds pool passwords is written owner-only.  Raises
     ValueError for settings the CLI would reject and OSError (naming the path) when the
     file cannot be written; on any error the current file is untouched.
     """
@@ -362,11 +417,19 @@ def save_settings(path: str | os.PathLike[str], settings: GuiSettings) -> None:
     _check_savable(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     existing, unreadable = _read_existing(path)
-    text = json.dumps(settings_to_json(settings, existing), indent=2, ensure_ascii=False) + "\n"
+    if unreadable and not replace_unreadable:
+        raise UnreadableSettingsFile(f"settings file {path} is not a JSON object; "
+                                     "it is left as it is")
+    data = settings_to_json(settings, existing)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     mode = 0o600   # the file holds pool passwords
     if path.exists():
         with contextlib.suppress(OSError):
             mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077 and _holds_passwords(data):
+            mode &= 0o700
+            log.warning("settings file %s holds pool passwords: made it readable by you only "
+                        "(%04o)", path, mode)
         if unreadable:
             invalid = path.with_name(path.name + ".invalid")
             _copy_atomically(path, invalid)

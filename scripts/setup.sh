@@ -10,7 +10,12 @@ APT_PACKAGES=(build-essential python3-dev python3-venv libsimde-dev openssl
     # a virtual screen with a window manager
     libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core
     libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
-    libxcb-render-util0 libxcb-image0 libxcb-xkb1 xvfb xauth openbox)
+    libxcb-render-util0 libxcb-image0 libxcb-xkb1 xvfb xauth openbox
+    # tests/gui/test_desktop_entry.py checks packaging/sgm-gui.desktop with it
+    desktop-file-utils)
+# another apt (unattended-upgrades, a second setup) may hold the dpkg lock: wait for it
+# this long instead of failing at once with apt's raw error
+APT_LOCK_WAIT_S=${APT_LOCK_WAIT_S:-600}
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -19,8 +24,13 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing system packages: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt_opts=(-o "DPkg::Lock::Timeout=$APT_LOCK_WAIT_S")
+    if ! apt-get "${apt_opts[@]}" update -qq || \
+            ! apt-get "${apt_opts[@]}" install -y -qq "${missing[@]}" >/dev/null; then
+        echo "setup: installing ${missing[*]} failed (another package manager may have held" \
+             "the lock for over ${APT_LOCK_WAIT_S} s; set APT_LOCK_WAIT_S to wait longer)" >&2
+        exit 1
+    fi
 fi
 
 PY=${PYTHON:-python3}

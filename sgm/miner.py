@@ -366,7 +366,10 @@ class Miner:
     def pool_status(self) -> list[dict[str, Any]]:
         """One row per pool in priority order, for a status display (any thread may call).
 
-        ``{"url", "user", "state", "active", "difficulty", "last_submit_ms"}``: state is
+        ``{"url", "user", "state", "active", "difficulty", "last_submit_ms", "error",
+        "retry_in_s"}``: ``error`` is why the pool's last session failed in plain words
+        (None once it sent a job), ``retry_in_s`` the seconds until the client tries it
+        again (None unless it is waiting to).  State is
         "connected", "connecting" (a session is being opened, or the client waits to retry
         it), "disconnected" or "disabled" (switched off by the user); the embedded pool is
         one row with state "local".  Only the pool the client works with (``active``) has
@@ -387,11 +390,15 @@ class Miner:
             return [{"url": local.url if local is not None else "embedded local pool",
                      "user": "sgm.local", "state": "local", "active": bool(connected),
                      "difficulty": difficulty if connected else None,
-                     "last_submit_ms": latency if connected else None}]
+                     "last_submit_ms": latency if connected else None,
+                     "error": None, "retry_in_s": None}]
         rows: list[dict[str, Any]] = []
         endpoints = list(self._endpoints)
         current = client.current_pool if client is not None and client.connected else None
         attempting = client.attempting if client is not None else None
+        errors = dict(client.last_errors) if client is not None else {}
+        retry = client.retry_at if client is not None else None
+        now = time.monotonic()
         for i, pool in enumerate(self.config.pools):
             endpoint = endpoints[i] if i < len(endpoints) else None
             if not running or endpoint is None:
@@ -405,9 +412,13 @@ class Miner:
             active = state == "connected"
             if i < len(self.pool_disabled) and self.pool_disabled[i]:
                 state = "disabled"
+            retry_in = max(0.0, retry[1] - now) \
+                if running and retry is not None and retry[0] == i else None
             rows.append({"url": pool.url, "user": pool.user, "state": state, "active": active,
                          "difficulty": difficulty if active else None,
-                         "last_submit_ms": latency if active else None})
+                         "last_submit_ms": latency if active else None,
+                         "error": errors.get(i) if running and not active else None,
+                         "retry_in_s": retry_in})
         return rows
 
     # ------------------------------------------------------------------ network thread

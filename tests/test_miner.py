@@ -634,6 +634,40 @@ def test_pool_status_shows_each_pool_its_state_difficulty_and_submit_latency():
     assert local.pool_status()[0]["active"] is False
 
 
+def test_pool_status_says_why_a_pool_is_unreachable_and_when_it_is_tried_again():
+    """A refused connection: the row carries the reason in plain words (not errno text)
+    and, while the client waits to reconnect, the seconds left; an unknown host says so."""
+    import socket
+
+    with socket.socket() as s:   # bound, never listening: connections refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        miner = Miner(MinerConfig(threads=1, pools=[
+            PoolConfig(f"stratum+tcp://127.0.0.1:{port}", "w1", "x"),
+            PoolConfig("stratum+tcp://no-such-host.invalid:3333", "w2", "x")]))
+        miner.start()
+        try:
+            seen: list[list[dict]] = []
+
+            def waiting() -> bool:
+                rows = miner.pool_status()
+                seen.append(rows)
+                return any(r["retry_in_s"] is not None for r in rows) and all(
+                    r["error"] for r in rows)
+            assert wait_until(waiting, timeout=60), seen[-1]
+            rows = seen[-1]
+        finally:
+            miner.stop()
+    refused, unknown = rows
+    assert refused["error"] == f"cannot connect to 127.0.0.1:{port}: connection refused"
+    assert unknown["error"] == "cannot connect to no-such-host.invalid:3333: unknown host"
+    (retry,) = [r["retry_in_s"] for r in rows if r["retry_in_s"] is not None]
+    assert 0.0 <= retry <= 30.0
+    assert not refused["active"] and refused["state"] in ("disconnected", "connecting")
+    after = miner.pool_status()
+    assert all(r["error"] is None and r["retry_in_s"] is None for r in after)
+
+
 def test_devices_named_at_start_start_switched_off_and_never_hash_until_switched_on():
     miner = Miner(MinerConfig(threads=2, local_jobs=None, local_difficulty_bits=20))
     miner.start(disabled=["cpu1", "no-such-device"])

@@ -2,6 +2,7 @@
 embedded LocalPool over real sockets."""
 import asyncio
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -382,6 +383,28 @@ def test_parse_pool_url_refuses_bad_urls(url, what):
         parse_pool_url(url)
 
 
+@pytest.mark.parametrize("url, what", [
+    ("stratum+tcp//bad", "://"), ("stratum+tcp:pool.example.com:3333", "://"),
+    ("stratum+tcp:/pool:1", "://"), ("pool example.com:3333", "spaces"),
+    ("stratum+tcp://pool example.com:3333", "spaces"), ("stratum+tcp://po\tol:1", "spaces"),
+    ("stratum+tcp://pool!.example.com:3333", "not a valid host"),
+    ("stratum+tcp://-pool.example.com:3333", "not a valid host"),
+    ("stratum+tcp://pool..example.com:3333", "not a valid host"),
+])
+def test_parse_pool_url_names_a_malformed_url_instead_of_misreading_it(url, what):
+    """A scheme without "://" is not read as a host named "stratum+tcp" (which gave
+    "needs a port (e.g. stratum+tcp://stratum+tcp:3333)"), a host with a space or an
+    impossible character is refused."""
+    with pytest.raises(ValueError, match=re.escape(what)) as info:
+        parse_pool_url(url)
+    assert "stratum+tcp:3333" not in str(info.value)
+
+
+def test_a_bare_host_and_port_gets_the_default_scheme_in_the_endpoint_url():
+    ep = parse_pool_url("pool.example.com:3333")
+    assert ep.url == "stratum+tcp://pool.example.com:3333" and not ep.tls
+
+
 def test_client_refuses_a_bad_url_at_construction():
     with pytest.raises(ValueError, match="scheme"):
         StratumClient("ftp://x:1", "u", "p", on_job=lambda job: None)
@@ -706,3 +729,13 @@ def test_a_pool_that_never_sends_a_job_is_left_for_the_failover_pool_quickly():
         assert any("no job from pool within 0.3s" in r for r in reasons), reasons
 
     asyncio.run(main())
+
+
+def test_connect_errors_are_told_in_words_not_errno_text():
+    from sgm.stratum.client import connect_error_words
+
+    assert connect_error_words(ConnectionRefusedError(111, "Connect call failed")) == \
+        "connection refused"
+    assert connect_error_words(socket.gaierror(-2, "Name or service not known")) == "unknown host"
+    assert connect_error_words(TimeoutError()) == "no answer (timed out)"
+    assert "Errno" not in connect_error_words(OSError(113, "No route to host"))

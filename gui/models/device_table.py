@@ -25,27 +25,40 @@ log = logging.getLogger("sgm.gui.device_table")
 
 Index = QModelIndex | QPersistentModelIndex
 
-# column numbers
-COL_NAME, COL_KIND, COL_IMPL, COL_ENABLED, COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, \
-    COL_UTIL, COL_ACCEPTED, COL_HW = range(11)
-HEADERS = ("Device", "Kind", "Implementation", "On", "Rate 5 s", "Rate 1 min", "Batch",
-           "Latency", "Util.", "Accepted", "HW errors")
-TOOLTIPS = (
-    "Device name as the engine knows it (sgm devices)",
-    "cpu or opencl",
-    "Hashing kernel the device runs",
-    "Tick to mine on this device, untick to stop it; 'pending' until the engine confirms",
-    "Hash rate now: the engine's 5-second average, 0 as soon as the device hashes nothing",
-    "Hash rate averaged over about one minute",
-    "Nonces per batch (sized so one batch takes about 0.1 s)",
-    "Time from pulling a batch to its result (moving average)",
-    "Share of time spent hashing over the last ~10 s",
-    "Shares this device found that the pool accepted",
-    "Results that failed the CPU re-check (a faulty device or driver)",
-)
-#: Columns whose values change while mining (the dataChanged rectangle spans these).
-LIVE_FIRST, LIVE_LAST = COL_ENABLED, COL_HW
+# column numbers: what a user checks first (on, rate, accepted, errors) comes first, so a
+# narrow window scrolls away only the technical columns
+COL_NAME, COL_ENABLED, COL_RATE_5S, COL_RATE_1M, COL_ACCEPTED, COL_HW, COL_KIND, COL_IMPL, \
+    COL_BATCH, COL_LATENCY, COL_UTIL = range(11)
+_COLUMNS = {   # column: (header, tooltip)
+    COL_NAME: ("Device", "Device name as the engine knows it (sgm devices)"),
+    COL_ENABLED: ("On", "Tick to mine on this device, untick to stop it; 'pending' until the "
+                        "engine confirms"),
+    COL_RATE_5S: ("Rate 5 s", "Hash rate now: the engine's 5-second average, 0 as soon as the "
+                              "device hashes nothing"),
+    COL_RATE_1M: ("Rate 1 min", "Hash rate averaged over about one minute"),
+    COL_ACCEPTED: ("Accepted", "Shares this device found that the pool accepted"),
+    COL_HW: ("HW errors", "Results that failed the CPU re-check (a faulty device or driver)"),
+    COL_KIND: ("Kind", "CPU thread or OpenCL device"),
+    COL_IMPL: ("Implementation", "Hashing kernel the device runs"),
+    COL_BATCH: ("Batch", "Nonces hashed per batch of work (sized so one batch takes about "
+                         "0.1 s)"),
+    COL_LATENCY: ("Latency", "Time from taking a batch of work to its result (moving "
+                             "average)"),
+    COL_UTIL: ("Busy", "Share of time the device spent hashing over the last ~10 s"),
+}
+HEADERS = tuple(_COLUMNS[c][0] for c in range(len(_COLUMNS)))
+TOOLTIPS = tuple(_COLUMNS[c][1] for c in range(len(_COLUMNS)))
+#: Columns a snapshot can change (the dataChanged rectangle spans these): every column,
+#: since a device switched off or a stopped session greys the whole row.
+LIVE_FIRST, LIVE_LAST = 0, len(HEADERS) - 1
 _NUMERIC = {COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, COL_UTIL, COL_ACCEPTED, COL_HW}
+#: Figures of the device's current work: blank while it does none (switched off, or mining
+#: stopped), where the last values would read as if it still worked.  Totals stay.
+_WORK_FIGURES = {COL_RATE_5S, COL_RATE_1M, COL_BATCH, COL_LATENCY, COL_UTIL}
+#: How the Kind column names the engine's device kinds.
+KIND_NAMES = {"cpu": "CPU", "opencl": "OpenCL"}
+#: Text colour of a device that does not work (switched off, or mining stopped).
+IDLE_COLOUR = "#8a8a8a"
 
 
 def format_rate(h: float) -> str:
@@ -105,6 +118,7 @@ class DeviceTableModel(QAbstractTableModel):
         self._latest: tuple[dict[str, Any], dict[str, float]] | None = None
         #: dataChanged signals emitted by apply() (tests check coalescing)
         self.changes_emitted = 0
+        self._running = True      # a mining session is on (else every row is idle)
 
     # ------------------------------------------------------------ Qt model API
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt idiom
@@ -135,8 +149,9 @@ class DeviceTableModel(QAbstractTableModel):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         row, col = self._rows[index.row()], index.column()
+        idle = self.is_idle(row)
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(row, col)
+            return "" if idle and col in _WORK_FIGURES else self._display(row, col)
         if role == Qt.ItemDataRole.CheckStateRole and col == COL_ENABLED:
             on = row.wanted if row.wanted is not None else row.enabled
             return Qt.CheckState.Checked if on else Qt.CheckState.Unchecked
@@ -147,6 +162,11 @@ class DeviceTableModel(QAbstractTableModel):
                 return QColor("#c62828")
             if col == COL_ENABLED and row.pending:
                 return QColor("#8d6e00")
+            if idle:
+                return QColor(IDLE_COLOUR)
+        if role == Qt.ItemDataRole.ToolTipRole and idle and col in _WORK_FIGURES:
+            return ("Not mining: Start all starts a session" if not self._running
+                    else "Switched off: tick On to mine on this device")
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_ENABLED and row.pending:
             return f"Asked to {'start' if row.wanted else 'stop'}; waiting for the engine"
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_BATCH:
@@ -169,12 +189,23 @@ class DeviceTableModel(QAbstractTableModel):
         return True
 
     # ------------------------------------------------------------ values
+    def is_idle(self, row: DeviceRow) -> bool:
+        """The device does no work: switched off (as the engine reports) or not mining."""
+        return not self._running or not row.enabled
+
+    def set_running(self, running: bool) -> None:
+        """A session started or stopped: every row's figures and colour change (one
+        dataChanged at the next :meth:`apply`)."""
+        if running != self._running:
+            self._running = running
+            self._dirty.update(self.names())
+
     @staticmethod
     def _display(row: DeviceRow, col: int) -> str:
         if col == COL_NAME:
             return row.name
         if col == COL_KIND:
-            return row.kind
+            return KIND_NAMES.get(row.kind, row.kind)
         if col == COL_IMPL:
             return row.impl
         if col == COL_ENABLED:
@@ -199,9 +230,11 @@ class DeviceTableModel(QAbstractTableModel):
 
     @staticmethod
     def _raw(row: DeviceRow, col: int) -> Any:
-        return (row.name, row.kind, row.impl, row.enabled, row.rate_5s, row.rate_1m,
-                row.batch_size, row.latency_ms, row.utilisation, row.accepted,
-                row.hw_errors)[col]
+        return {COL_NAME: row.name, COL_KIND: row.kind, COL_IMPL: row.impl,
+                COL_ENABLED: row.enabled, COL_RATE_5S: row.rate_5s, COL_RATE_1M: row.rate_1m,
+                COL_BATCH: row.batch_size, COL_LATENCY: row.latency_ms,
+                COL_UTIL: row.utilisation, COL_ACCEPTED: row.accepted,
+                COL_HW: row.hw_errors}[col]
 
     # ------------------------------------------------------------ feeding (GUI thread)
     def row(self, name: str) -> DeviceRow:

@@ -15,11 +15,11 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets  # before pyqtgraph: binds it to PySide6
 
-from sgm_gui.widgets.charts import BACKGROUND, DEVICE_COLOURS, FOREGROUND
+from .charts import BACKGROUND, DEVICE_COLOURS, FOREGROUND
 
 log = logging.getLogger("sgm.gui.bench")
 
-TABLE_COLUMNS = ("Device", "Implementation", "Threads", "MH/s", "Ratio")
+TABLE_COLUMNS = ("Device", "Implementation", "Threads", "MH/s", "vs. hashlib")
 
 
 class BenchCancelled(Exception):
@@ -38,19 +38,9 @@ def run_measurement(device: str, seconds: float, repeats: int, impls: list[str] 
                     thread_counts: list[int] | None, progress=None) -> dict[str, Any]:
     """What ``sgm bench`` measures, with its defaults (every implementation, every thread
     count from 1 to the number of cores; ``--device opencl``: every OpenCL device)."""
-    from sgm import _native
-    from sgm.bench import run_bench, run_opencl_bench
-    from sgm.devices import cpu_count
+    from sgm.api import run_benchmark
 
-    if device == "opencl":
-        return run_opencl_bench(seconds=seconds, repeats=repeats, progress=progress)
-    if device != "cpu":
-        raise ValueError(f"unknown benchmark device {device!r}: use cpu or opencl")
-    impls = list(impls) if impls else _native.available_implementations()
-    for impl in impls:
-        _native.require_implementation(impl)
-    counts = list(thread_counts) if thread_counts else list(range(1, cpu_count() + 1))
-    return run_bench(impls, counts, seconds=seconds, repeats=repeats, progress=progress)
+    return run_benchmark(device, seconds, repeats, impls, thread_counts, progress)
 
 
 class BenchTab(QtWidgets.QWidget):
@@ -68,6 +58,10 @@ class BenchTab(QtWidgets.QWidget):
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._result: dict[str, Any] | None = None
+        #: the latest finished run of each device kind: a CPU run and an OpenCL run are
+        #: shown side by side, a new run replaces only its own kind's rows
+        self._by_device: dict[str, dict[str, Any]] = {}
+        self._run_device = "cpu"
         self._emitter = _BenchEmitter(self)
         self._emitter.progress.connect(self._on_progress, QtCore.Qt.QueuedConnection)
         self._emitter.done.connect(self._on_done, QtCore.Qt.QueuedConnection)
@@ -91,23 +85,36 @@ class BenchTab(QtWidgets.QWidget):
                                      "(sgm bench --repeats)")
         self.threads_spin = QtWidgets.QSpinBox()
         self.threads_spin.setRange(0, 1024)
-        self.threads_spin.setSpecialValueText("every count")
+        self.threads_spin.setSpecialValueText("1 to all cores")
         self.threads_spin.setValue(self._thread_counts[0] if self._thread_counts
                                    and len(self._thread_counts) == 1 else 0)
         self.threads_spin.setToolTip("CPU threads (sgm bench --threads); the lowest value "
                                      "measures every count from 1 to the number of cores")
+        # Threads applies to the CPU only: an OpenCL run measures each device whole
+        self.device_combo.currentIndexChanged.connect(
+            lambda _i: self.threads_spin.setEnabled(self.device_combo.currentData() == "cpu"))
         self.run_button = QtWidgets.QPushButton("&Run benchmark")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.status_label = QtWidgets.QLabel("Measures the raw hash rate of each implementation, "
-                                             "like `sgm bench`. Stop mining first for clean "
-                                             "figures.")
+                                             "as the sgm bench command does. Stop mining first "
+                                             "for clean figures.")
         self.status_label.setWordWrap(True)
+        # how far a run is and about how long it still takes (CPU: one step per
+        # implementation and thread count; OpenCL: busy, its device count is not known)
+        self.progress_bar = QtWidgets.QProgressBar()
+        self.progress_bar.setVisible(False)
+        self.progress_bar.setTextVisible(True)
+        self._steps_done = 0
+        self._estimate_s: float | None = None
+        #: answers whether mining runs now (the window sets it): the figures are then shared
+        self.mining_now = lambda: False
 
         options = QtWidgets.QHBoxLayout()
-        for caption, widget in (("Device", self.device_combo), ("Seconds", self.seconds_spin),
+        for caption, widget in (("Device", self.device_combo),
+                                ("Each measurement", self.seconds_spin),
                                 ("Repeats", self.repeats_spin), ("Threads", self.threads_spin)):
             label = QtWidgets.QLabel(caption)
             label.setBuddy(widget)
@@ -125,7 +132,8 @@ class BenchTab(QtWidgets.QWidget):
         self.table = QtWidgets.QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
         self.table.horizontalHeaderItem(4).setToolTip(
-            "hashes/s x 128 bytes / hashlib SHA-256 bytes/s, measured in the same run")
+            "How many times faster than Python's hashlib SHA-256 over the same bytes "
+            "(hashes/s x 128 bytes / hashlib bytes/s, measured in the same run)")
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
@@ -164,6 +172,7 @@ class BenchTab(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(options)
         layout.addLayout(actions)
+        layout.addWidget(self.progress_bar)
         layout.addWidget(self.reference_label)
         layout.addWidget(split, 1)
         self._fit_table()
@@ -183,6 +192,7 @@ class BenchTab(QtWidgets.QWidget):
             self.status_label.setText("A benchmark is already running; wait for it or cancel it.")
             return False
         device = self.device_combo.currentData()
+        self._run_device = str(device)
         seconds = float(self.seconds_spin.value())
         repeats = int(self.repeats_spin.value())
         threads = int(self.threads_spin.value())
@@ -190,7 +200,21 @@ class BenchTab(QtWidgets.QWidget):
         impls = self._impls
         self._cancel.clear()
         self._set_running(True)
-        self.status_label.setText(f"Running the {self.device_combo.currentText()} benchmark ...")
+        from sgm.api import benchmark_plan
+
+        try:
+            steps, estimate = benchmark_plan(device, seconds, repeats, impls, counts)
+        except Exception:  # noqa: BLE001 - only the progress bar goes without
+            steps, estimate = None, None
+        self._steps_done, self._estimate_s = 0, estimate
+        self.progress_bar.setRange(0, steps or 0)     # 0..0: a busy bar
+        self.progress_bar.setValue(0)
+        self.progress_bar.setVisible(True)
+        shared = (" Mining is running: it shares the processor, so the figures are lower "
+                  "than alone." if self.mining_now() else "")
+        self.status_label.setText(f"Running the {self.device_combo.currentText()} benchmark"
+                                  + (f", about {estimate:.0f} s" if estimate else "")
+                                  + f" …{shared}")
         emitter, cancel = self._emitter, self._cancel
 
         def progress(line: str) -> None:      # worker thread: signals only
@@ -239,7 +263,10 @@ class BenchTab(QtWidgets.QWidget):
                 f"(= {ref / 128 / 1e6:.2f} M nonces/s at 128 bytes a nonce)")
         self.table.setRowCount(len(runs))
         for row, r in enumerate(runs):
-            cells = (str(r.get("device", "")), self._run_label(r), str(r.get("threads", "")),
+            # an OpenCL run's "threads" are the device's compute units, not the Threads option
+            threads = (f"{r.get('threads', '')} CUs" if r.get("device") == "opencl"
+                       else str(r.get("threads", "")))
+            cells = (str(r.get("device", "")), self._run_label(r), threads,
                      f"{r.get('hashes_per_s', 0.0) / 1e6:.2f}", f"{r.get('ratio', 0.0):.3f}")
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
@@ -301,20 +328,38 @@ class BenchTab(QtWidgets.QWidget):
         self.cancel_button.setEnabled(running)
         for w in (self.device_combo, self.seconds_spin, self.repeats_spin, self.threads_spin):
             w.setEnabled(not running)
+        if not running:
+            self.threads_spin.setEnabled(self.device_combo.currentData() == "cpu")
 
     def _finish(self) -> None:
         self._thread = None        # it has emitted its last signal and ends on its own
         self._set_running(False)
+        self.progress_bar.setVisible(False)
+
+    def time_left(self) -> float | None:
+        """Seconds the running benchmark still needs, estimated (None: unknown)."""
+        steps = self.progress_bar.maximum()
+        if not self._estimate_s or not steps:
+            return None
+        return max(0.0, self._estimate_s * (1.0 - self._steps_done / steps))
 
     @QtCore.Slot(str)
     def _on_progress(self, line: str) -> None:
-        self.status_label.setText(f"Running ... {line}")
+        self._steps_done += 1
+        if self.progress_bar.maximum():
+            self.progress_bar.setValue(min(self._steps_done, self.progress_bar.maximum()))
+        left = self.time_left()
+        self.status_label.setText(f"Running … {line}"
+                                  + (f" — about {left:.0f} s left" if left is not None else ""))
 
     @QtCore.Slot(object)
     def _on_done(self, result: dict[str, Any]) -> None:
         self._finish()
         self._result = result
-        self.show_result(result)
+        self._by_device[self._run_device] = result
+        self.show_result({"reference": result.get("reference", {}),
+                          "runs": [r for kind in ("cpu", "opencl")
+                                   for r in self._by_device.get(kind, {}).get("runs", [])]})
         n = len(result.get("runs", []))
         self.status_label.setText(f"Done: {n} measurement{'s' if n != 1 else ''}.")
         self.finished.emit(result)

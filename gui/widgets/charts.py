@@ -37,9 +37,10 @@ BACKGROUND = "#1E1F22"
 FOREGROUND = "#D8D8D8"
 #: Most hash-rate samples kept per second of the window (faster callers are coalesced).
 RATE_SAMPLES_PER_S = 10
-#: Found-share difficulties kept per outcome.  Over MAX_SHARE_POINTS / window shares a second
-#: (a flood of easy shares) each second keeps that many points, always including its best.
-MAX_SHARE_POINTS = 1200
+#: Found-share difficulties kept per outcome: every share is drawn up to MAX_SHARE_POINTS /
+#: window a second (10 a second over 10 minutes); past that (a flood of easy shares) each
+#: second keeps that many points, always including its best, and the title says "sampled".
+MAX_SHARE_POINTS = 6000
 #: Shortest time span shown while the window is not yet full (seconds).
 MIN_VIEW_S = 60.0
 
@@ -166,6 +167,8 @@ class ChartsPanel(QtWidgets.QWidget):
         self._shares_since: float | None = None   # first share seen: the count curves start here
         self._exact_totals = False   # set_share_totals() was called: it, not add_share, counts
         self._first_t: float | None = None       # the first sample: the time axis starts here
+        #: found shares not drawn as their own point (a second over _diff_per_second)
+        self.shares_thinned = 0
         self._titles: dict[int, str] = {}
 
         self._view = pg.GraphicsLayoutWidget()
@@ -350,9 +353,11 @@ class ChartsPanel(QtWidgets.QWidget):
             series.buf.append(t, difficulty)
             series.bin_kept += 1
             series.dirty = True
-        elif last is not None and difficulty > last[1]:
-            series.buf.set_last(difficulty, t)
-            series.dirty = True
+        else:
+            self.shares_thinned += 1
+            if last is not None and difficulty > last[1]:
+                series.buf.set_last(difficulty, t)
+                series.dirty = True
 
     def set_pool_difficulty(self, difficulty: float | None) -> None:
         """Draw the pool's share target as a horizontal line (None hides it)."""
@@ -376,6 +381,7 @@ class ChartsPanel(QtWidgets.QWidget):
         self._share_totals = dict.fromkeys(OUTCOMES, 0)
         self._shares_since = None
         self._first_t = None
+        self.shares_thinned = 0
         self.refresh()
 
     # ------------------------------------------------------------------ drawing
@@ -474,7 +480,10 @@ class ChartsPanel(QtWidgets.QWidget):
         diffs = [key(OUTCOME_COLOURS[o], o, "\u25cf") for o in OUTCOMES]
         if self._pool_difficulty is not None:
             diffs.append(key(TARGET_COLOUR, f"pool {self._pool_difficulty:.6g}", "- -"))
-        self._set_title(self.diff_plot, "Found share difficulty (log)" + sep + sep.join(diffs))
+        drawn = (f"sampled: at most {self._diff_per_second} a second, each second's best"
+                 if self.shares_thinned else "every share")
+        self._set_title(self.diff_plot, f"Found share difficulty (log, {drawn})" + sep
+                        + sep.join(diffs))
 
     def _set_title(self, plot: pg.PlotItem, text: str) -> None:
         """setTitle re-lays the plot out: only when the text changed."""

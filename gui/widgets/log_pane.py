@@ -23,6 +23,10 @@ LEVEL_COLOURS = {"DEBUG": "#6B6B6B", "WARNING": "#9A6700", "ERROR": "#B3261E",
                  "CRITICAL": "#B3261E"}
 #: How long lines wait to be drawn together (ms).
 FLUSH_INTERVAL_MS = 100
+#: Lines reach the pane by two paths (logging records at once, the engine's telemetry log
+#: events through the bridge's 0.1 s batches), so a line can arrive after a later one: a
+#: line is drawn once it is this old, in time order with the others that came meanwhile.
+SETTLE_S = 0.3
 
 
 def level_number(level: str) -> int:
@@ -45,7 +49,7 @@ class QtLogHandler(logging.Handler):
     """
 
     def __init__(self, level: int = logging.NOTSET,
-                 fmt: str = "%(name)s: %(message)s",
+                 fmt: str = "%(message)s",   # a logger's name means nothing to a user
                  sink: Callable[[str, str, float], None] | None = None) -> None:
         super().__init__(level)
         self.emitter = _LogEmitter()
@@ -62,7 +66,12 @@ class QtLogHandler(logging.Handler):
             self.handleError(record)
             return
         if self.sink is not None:
-            self.sink(record.levelname, message, record.created)
+            try:
+                self.sink(record.levelname, message, record.created)
+            except RuntimeError:
+                # the pane's C++ object is gone (a window deleted without closing): a
+                # logging call on an engine thread must not fail because of it
+                pass
             return
         try:
             self.emitter.record.emit(record.levelname, message, record.created)
@@ -123,7 +132,7 @@ class LogPane(QtWidgets.QWidget):
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(FLUSH_INTERVAL_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(lambda: self.flush(SETTLE_S))
         self._wake.connect(self._schedule, QtCore.Qt.QueuedConnection)
         self._formats = {name: self._format_for(name) for name in (*LEVELS, "CRITICAL")}
 
@@ -162,11 +171,16 @@ class LogPane(QtWidgets.QWidget):
     def set_level(self, level: str) -> None:
         """Show only lines at ``level`` or above (redraws the kept lines)."""
         self._min_level = level_number(level)
+        # a lower level than the loggers log at would show nothing more: they log it now
+        for logger in self._loggers:
+            if logger.getEffectiveLevel() > self._min_level:
+                logger.setLevel(self._min_level)
         if self.level_combo.currentText() != str(level).upper() and str(level).upper() in LEVELS:
             self.level_combo.setCurrentText(str(level).upper())
         with self._lock:
             self._pending.clear()
-            lines = list(self._lines)
+            self._woken = False
+            lines = sorted(self._lines, key=lambda ln: ln.ts)
         self.view.clear()
         self._draw(lines)
 
@@ -176,13 +190,20 @@ class LogPane(QtWidgets.QWidget):
             self._pending.clear()
         self.view.clear()
 
-    def flush(self) -> None:
-        """Draw the lines waiting since the last flush (the timer calls this)."""
+    def flush(self, settle_s: float = 0.0) -> None:
+        """Draw, in time order, the waiting lines older than ``settle_s`` (the timer passes
+        SETTLE_S: younger ones wait for the next flush, so a line that arrives late by the
+        other path still lands in its place; 0 draws everything now)."""
+        cutoff = time.time() - settle_s
         with self._lock:
-            lines = list(self._pending)
+            ready = sorted((ln for ln in self._pending if ln.ts <= cutoff), key=lambda ln: ln.ts)
+            waiting = [ln for ln in self._pending if ln.ts > cutoff]
             self._pending.clear()
-            self._woken = False
-        self._draw(lines)
+            self._pending.extend(waiting)
+            self._woken = bool(waiting)
+        self._draw(ready)
+        if waiting:
+            self._schedule()
 
     def lines(self) -> list[LogLine]:
         """Every kept line (filtered out or not), oldest first."""

@@ -14,20 +14,37 @@ been edited since the miner started.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from sgm.miner import PoolConfig
-from sgm_gui.settings import validate_pool
+from sgm.api import PoolConfig, normalize_pool_url
+
+from ..settings import validate_pool
 
 log = logging.getLogger("sgm.gui.pools")
 
-COLUMNS = ("#", "URL", "User", "State", "Difficulty", "Last submit")
+COLUMNS = ("#", "URL", "User", "State", "Difficulty", "Submit round trip")
+COLUMN_TIPS = (
+    "Priority: the first pool that answers is mined, the others are failovers",
+    "Where the pool is (stratum+tcp:// or stratum+ssl://, host and port)",
+    "The pool account, usually wallet.worker",
+    "Connected, connecting or not connected; hover a row for the reason and the retry",
+    "The share difficulty the pool asks for",
+    "Time from sending the last share to the pool's answer",
+)
 COL_STATE, COL_DIFF, COL_LATENCY = 3, 4, 5
 STATE_COLOURS = {"connected": "#1B7F3B", "local": "#1B7F3B", "connecting": "#A86400",
                  "disconnected": "#B3261E"}
 ERROR_COLOUR = "#B3261E"
+#: What each state means, for its tooltip.
+STATE_WORDS = {
+    "connected": "Connected: this pool sends the work being mined",
+    "local": "sgm's embedded pool on this computer",
+    "connecting": "Opening a session with this pool",
+    "disconnected": "Not connected",
+}
 
 
 def _pool_key(url: str, user: str) -> tuple[str, str]:
@@ -53,6 +70,8 @@ class PoolTableModel(QtCore.QAbstractTableModel):
                    role: int = QtCore.Qt.DisplayRole) -> Any:
         if orientation == QtCore.Qt.Horizontal and role == QtCore.Qt.DisplayRole:
             return COLUMNS[section]
+        if orientation == QtCore.Qt.Horizontal and role == QtCore.Qt.ToolTipRole:
+            return COLUMN_TIPS[section]
         return None
 
     def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.DisplayRole) -> Any:
@@ -68,6 +87,8 @@ class PoolTableModel(QtCore.QAbstractTableModel):
             return QtGui.QBrush(QtGui.QColor(colour)) if colour else None
         if role == QtCore.Qt.ToolTipRole and col == 1:
             return pool.url
+        if role == QtCore.Qt.ToolTipRole and col == COL_STATE:
+            return state_tooltip(status)
         if role == QtCore.Qt.TextAlignmentRole and col in (0, COL_DIFF, COL_LATENCY):
             return int(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
         return None
@@ -110,6 +131,22 @@ class PoolTableModel(QtCore.QAbstractTableModel):
             self.dataChanged.emit(self.index(0, COL_STATE),
                                   self.index(len(self._pools) - 1, COL_LATENCY),
                                   [QtCore.Qt.DisplayRole, QtCore.Qt.ForegroundRole])
+
+
+def state_tooltip(status: dict[str, Any] | None) -> str:
+    """The state cell's tooltip: what the state means and, for a pool that cannot be
+    reached, why and when it is tried again."""
+    if status is None:
+        return "Not mining: no state yet"
+    state = str(status.get("state") or "")
+    lines = [STATE_WORDS.get(state, state)]
+    error = status.get("error")
+    if error:
+        lines.append(f"Last attempt: {str(error)[:1].upper()}{str(error)[1:]}")
+    retry = status.get("retry_in_s")
+    if isinstance(retry, (int, float)):
+        lines.append(f"Retrying in {math.ceil(retry)} s")
+    return "\n".join(lines)
 
 
 def format_difficulty(value: Any) -> str:
@@ -162,8 +199,8 @@ class PoolPanel(QtWidgets.QWidget):
         form = QtWidgets.QGridLayout()
         form.setColumnStretch(1, 1)
         for row, (name, label, edit) in enumerate((
-                ("url", "Pool &URL", self.url_edit), ("user", "&User", self.user_edit),
-                ("password", "&Password", self.password_edit))):
+                ("url", "Pool &URL", self.url_edit), ("user", "Us&er", self.user_edit),
+                ("password", "Pass&word", self.password_edit))):
             caption = QtWidgets.QLabel(label)
             caption.setBuddy(edit)
             error = QtWidgets.QLabel()
@@ -171,6 +208,13 @@ class PoolPanel(QtWidgets.QWidget):
             error.setWordWrap(True)
             error.setStyleSheet(f"color: {ERROR_COLOUR};")
             error.setVisible(False)
+            # the room of one line is kept while no error shows: the form does not jump
+            # when one appears (a message longer than the line still wraps)
+            policy = error.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            error.setSizePolicy(policy)
+            error.setMinimumHeight(error.fontMetrics().lineSpacing())
+            error.setAlignment(QtCore.Qt.AlignLeft | QtCore.Qt.AlignTop)
             error.setAccessibleName(f"{name} error")
             self.errors[name] = error
             form.addWidget(caption, 2 * row, 0)
@@ -179,11 +223,18 @@ class PoolPanel(QtWidgets.QWidget):
             edit.textEdited.connect(lambda _text, n=name: self._clear_error(n))
             edit.returnPressed.connect(self._on_return)
 
+        # mnemonics unique in the whole window (menus, tabs and the other tabs' buttons)
         self.add_button = QtWidgets.QPushButton("&Add")
-        self.save_button = QtWidgets.QPushButton("&Save edit")
-        self.remove_button = QtWidgets.QPushButton("&Remove")
-        self.up_button = QtWidgets.QPushButton("Move u&p")
-        self.down_button = QtWidgets.QPushButton("Move do&wn")
+        self.save_button = QtWidgets.QPushButton("Save ed&it")
+        self.remove_button = QtWidgets.QPushButton("Remo&ve")
+        self.up_button = QtWidgets.QPushButton("Move up")
+        self.down_button = QtWidgets.QPushButton("Move down")
+        self.up_button.setToolTip("Give the selected pool a higher priority (Alt+Up)")
+        self.down_button.setToolTip("Give the selected pool a lower priority (Alt+Down)")
+        for keys, step in (("Alt+Up", -1), ("Alt+Down", +1)):
+            shortcut = QtGui.QShortcut(QtGui.QKeySequence(keys), self)
+            shortcut.setContext(QtCore.Qt.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(lambda s=step: self.move_selected(s))
         self.add_button.setToolTip("Add the pool in the form at the lowest priority")
         self.save_button.setToolTip("Replace the selected pool with the form's values")
         buttons = QtWidgets.QHBoxLayout()
@@ -303,6 +354,9 @@ class PoolPanel(QtWidgets.QWidget):
         user = self.user_edit.text().strip()
         password = self.password_edit.text() or "x"     # blank: the CLI's default
         errors = validate_pool(url, user, password)
+        if "url" not in errors:
+            # "pool.example.com:3333" is kept as the engine mines it, with its scheme
+            url = normalize_pool_url(url)
         if "url" not in errors and "user" not in errors:
             key = _pool_key(url, user)
             for i, other in enumerate(self.pools()):
@@ -320,6 +374,7 @@ class PoolPanel(QtWidgets.QWidget):
         return PoolConfig(url, user, password)
 
     def _apply(self, pools: list[PoolConfig], select: int | None) -> None:
+        self._clear_errors()      # an error about the form is stale once the list changed
         self.model.set_pools(pools)
         self.select_row(select)
         self._update_buttons()
@@ -373,7 +428,7 @@ class PoolPanel(QtWidgets.QWidget):
             if local.get("difficulty") is not None:
                 parts.append(f"difficulty {format_difficulty(local['difficulty'])}")
             if local.get("last_submit_ms") is not None:
-                parts.append(f"last submit {format_ms(local['last_submit_ms'])}")
+                parts.append(f"submit round trip {format_ms(local['last_submit_ms'])}")
             text += " " + ", ".join(p for p in parts if p)
         self.local_label.setText(text)
         self.local_label.setVisible(True)

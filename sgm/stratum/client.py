@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
+import ipaddress
 import logging
+import re
+import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -100,6 +105,24 @@ class PoolEndpoint:
         return f"{scheme}://{host}:{self.port}"
 
 
+#: a URL scheme's name followed by ":" or "/" (a scheme missing its "://")
+_SCHEME_HEAD = re.compile(r"^(?:stratum|tcp|ssl|tls)[a-z0-9+.-]*[:/]", re.IGNORECASE)
+#: one DNS label: letters, digits, hyphens inside, at most 63 characters (underscores are
+#: seen in the wild in internal names, so they are let through)
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECASE)
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name (labels of letters, digits, hyphens) or an IPv4/IPv6 literal."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+
+
 def parse_pool_url(url: str, user: str | None = None, password: str | None = None) -> PoolEndpoint:
     """Parse ``stratum+tcp://host:port`` (or ``stratum+ssl://`` / ``stratum+tcps://``).
 
@@ -109,7 +132,15 @@ def parse_pool_url(url: str, user: str | None = None, password: str | None = Non
     if not isinstance(url, str) or not url.strip():
         raise ValueError("pool URL is empty")
     text = url.strip()
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ValueError(f"pool URL {url!r} must not contain spaces or control characters")
     if "://" not in text:
+        # a scheme written without "://" (stratum+tcp//h:1, stratum+tcp:h:1) would otherwise
+        # be read as a host named after the scheme
+        head = _SCHEME_HEAD.match(text)
+        if head is not None or "/" in text:
+            raise ValueError(f"pool URL {url!r}: write the scheme as stratum+tcp:// "
+                             "(with \"://\") followed by host:port")
         text = "stratum+tcp://" + text
     try:
         parts = urlsplit(text)
@@ -122,6 +153,8 @@ def parse_pool_url(url: str, user: str | None = None, password: str | None = Non
     host = parts.hostname
     if not host:
         raise ValueError(f"pool URL {url!r} has no host")
+    if not _valid_host(host):
+        raise ValueError(f"pool URL {url!r}: {host!r} is not a valid host name or IP address")
     try:
         port = parts.port
     except ValueError:
@@ -139,6 +172,29 @@ def parse_pool_url(url: str, user: str | None = None, password: str | None = Non
                         password=password if password is not None else url_pass)
 
 
+def connect_error_words(exc: BaseException) -> str:
+    """A failed connect in words a user can act on ("connection refused", "unknown
+    host") instead of errno text."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "no answer (timed out)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "the pool's TLS certificate was not accepted"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable"
+        if exc.strerror:
+            return exc.strerror[:1].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
 @dataclass
 class _Outcome:
     got_job: bool = False
@@ -146,6 +202,8 @@ class _Outcome:
     reconnect: Reconnect | None = None
     failback_to: int | None = None
     reason: str = ""
+    #: the reason in a user's words, where it differs (a status display shows it)
+    problem: str = ""
 
 
 class StratumClient:
@@ -206,6 +264,11 @@ class StratumClient:
         self.last_submit_ms: float | None = None
         #: the pool a session is open or being opened with (None between attempts)
         self.attempting: PoolEndpoint | None = None
+        #: why each pool's last session failed, in plain words (e.g. "cannot connect to
+        #: h:1: connection refused"), by pool index; cleared once the pool sends a job
+        self.last_errors: dict[int, str] = {}
+        #: while waiting to reconnect: (pool index, time.monotonic() of the next attempt)
+        self.retry_at: tuple[int, float] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._futures: dict[int, asyncio.Future[Verdict]] = {}
         self._closing = False
@@ -267,8 +330,11 @@ class StratumClient:
                 continue
             if outcome.got_job:
                 failures, delay = 0, self.backoff_initial
+                self.last_errors.pop(idx, None)
             else:
                 failures += 1
+                if outcome.problem or outcome.reason:
+                    self.last_errors[idx] = outcome.problem or outcome.reason
             if outcome.auth_failed or failures >= self.retries_per_pool:
                 if len(self.pools) > 1:
                     log.warning("stratum: giving up on %s for now (%s)", pool, outcome.reason)
@@ -276,7 +342,9 @@ class StratumClient:
                 if idx != 0:
                     continue  # try the next pool at once; back off once per full round
             log.info("stratum: reconnecting in %.1fs", delay)
+            self.retry_at = (idx, time.monotonic() + delay)
             await self._sleep(delay)
+            self.retry_at = None
             delay = min(delay * 2, self.backoff_max)
         wake.clear()
 
@@ -398,8 +466,12 @@ class StratumClient:
         try:
             reader, writer = await self._open(pool, host, port)
         except (TimeoutError, OSError, ssl.SSLError) as exc:
-            outcome.reason = f"connect to {host}:{port} failed: {exc or type(exc).__name__}"
-            log.warning("stratum: %s", outcome.reason)
+            # the reason users read (the CLI's and the app's log lines) in words, not errno
+            # text; this record keeps the exception's own text for whoever debugs
+            outcome.reason = f"connect to {host}:{port} failed: {connect_error_words(exc)}"
+            log.warning("stratum: connect to %s:%d failed: %s", host, port,
+                        exc or type(exc).__name__)
+            outcome.problem = f"cannot connect to {host}:{port}: {connect_error_words(exc)}"
             self.attempting = None
             await self._emit(self.on_event, Disconnected(str(pool), outcome.reason))
             return outcome

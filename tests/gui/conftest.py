@@ -20,6 +20,8 @@ except ImportError as exc:
 
 from sgm.miner import Miner, MinerConfig  # noqa: E402
 from sgm_gui.bridge import EngineBridge  # noqa: E402
+from sgm_gui.main_window import MainWindow  # noqa: E402
+from sgm_gui.settings import GuiSettings  # noqa: E402
 from tests.conftest import wait_until  # noqa: E402
 
 #: generous: a loaded 2-core box calibrates slowly
@@ -63,3 +65,27 @@ def bridge(qtbot) -> Iterator[EngineBridge]:
     for m in made:
         m.stop()
 
+
+@pytest.fixture
+def open_window(qtbot, bridge, tmp_path):
+    """open_window(config) -> a shown MainWindow that started mining; always closed (and
+    mining stopped) at teardown."""
+    windows: list[MainWindow] = []
+
+    def make(config: MinerConfig, settings: GuiSettings | None = None,
+             warnings: list[str] | None = None, start: bool = True) -> MainWindow:
+        w = MainWindow(bridge, config, settings or GuiSettings(),
+                       settings_path=tmp_path / "sgm.json", warnings=warnings)
+        w.resize(1100, 700)
+        w.show()
+        windows.append(w)
+        if start:
+            with qtbot.waitSignal(bridge.started, timeout=START_TIMEOUT_MS):
+                w.start_mining()
+        return w
+
+    yield make
+    for w in windows:
+        if w.isVisible() or bridge.running:
+            with qtbot.waitSignal(w.closed, timeout=30_000, raising=False):
+                w.request_quit()

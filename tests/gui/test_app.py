@@ -25,38 +25,12 @@ from PySide6.QtGui import QImage
 from sgm.miner import MinerConfig
 from sgm_gui import app as gui_app
 from sgm_gui.icon import make_icon, render_icon_png
-from sgm_gui.main_window import MainWindow
 from sgm_gui.models.device_table import COL_ENABLED
-from sgm_gui.settings import GuiSettings, load_settings
+from sgm_gui.settings import load_settings
 
 from .conftest import START_TIMEOUT_MS, embedded, engine_threads, wait_no_engine_threads
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def open_window(qtbot, bridge, tmp_path):
-    """open_window(config) -> a shown MainWindow that started mining; always closed (and
-    mining stopped) at teardown."""
-    windows: list[MainWindow] = []
-
-    def make(config: MinerConfig, settings: GuiSettings | None = None,
-             warnings: list[str] | None = None, start: bool = True) -> MainWindow:
-        w = MainWindow(bridge, config, settings or GuiSettings(),
-                       settings_path=tmp_path / "sgm.json", warnings=warnings)
-        w.resize(1100, 700)
-        w.show()
-        windows.append(w)
-        if start:
-            with qtbot.waitSignal(bridge.started, timeout=START_TIMEOUT_MS):
-                w.start_mining()
-        return w
-
-    yield make
-    for w in windows:
-        if w.isVisible() or bridge.running:
-            with qtbot.waitSignal(w.closed, timeout=30_000, raising=False):
-                w.request_quit()
 
 
 def snapshots(bridge) -> list[dict]:
@@ -119,7 +93,7 @@ def test_charts_get_points_and_the_status_bar_counters_equal_the_engines(qtbot, 
     assert s["accepted"] > 0
     assert c["rejected"] == f"Rejected {s['rejected']:,}"
     assert c["stale"] == f"Stale {s['stale']:,}"
-    assert c["best"] == f"Best {s['best_share_diff']:.4g}"
+    assert c["best"] == f"Best share {s['best_share_diff']:.4g}"
     assert c["rate"] == "0 H/s"                          # stopped
     table = {n: w.model.row(n).accepted for n in w.model.names()}
     assert table == {d["name"]: d["accepted"] for d in s["devices"]}
@@ -176,7 +150,9 @@ def test_a_wrong_type_in_one_config_field_is_shown_and_the_rest_loads(qtbot, bri
         w.start_mining()
     qtbot.waitUntil(lambda: w.model.names() == ["cpu0"], timeout=30_000)
     qtbot.waitUntil(lambda: not w.model.row("cpu0").enabled, timeout=30_000)   # from the file
-    assert "Every device is switched off" in w.session_label.text()
+    qtbot.waitUntil(lambda: "every device is switched off" in w.session_label.text(),
+                    timeout=10_000)
+    assert w.lbl_state.text() == "Stopped"
     assert w.model.row("cpu0").hashes == 0     # switched off from the start, never hashed
     assert "threads" in w.banner.text()          # settings warnings outlive a good start
 
@@ -224,19 +200,23 @@ def test_sgm_gui_scripted_run_mines_and_writes_the_summary_and_screenshot(tmp_pa
     assert saved["gui"]["geometry"]
 
 
-def test_a_pool_added_in_the_panel_is_saved_and_mined(qtbot, bridge, open_window, tmp_path):
-    """The user adds a pool while the embedded pool is mined: the settings file gets it
-    (in the CLI's shape) and mining restarts on it."""
+def test_a_pool_added_in_the_panel_is_saved_and_mined(qtbot, bridge, open_window, tmp_path,
+                                                     monkeypatch):
+    """The user adds a pool while the embedded pool is mined and confirms the restart: the
+    settings file gets it (in the CLI's shape) and mining restarts on it."""
     from sgm.pool import PoolThread
 
     pool = PoolThread(difficulty_bits=16, jobs=None, job_interval=30.0).start()
     try:
         w = open_window(embedded(threads=1, bits=16))
+        asked: list[str] = []
+        monkeypatch.setattr(w, "confirm", lambda title, text, action: asked.append(text) or True)
         qtbot.waitUntil(lambda: w.model.rowCount() == 1, timeout=30_000)
         w.tabs.setCurrentWidget(w.pool_panel)
         w.pool_panel.set_form(pool.url, "wallet.rig", "pw")
         with qtbot.waitSignals([bridge.stopped, bridge.started], timeout=START_TIMEOUT_MS):
             w.pool_panel.add_button.click()
+        assert len(asked) == 1 and "counters" in asked[0]
         saved = json.loads((tmp_path / "sgm.json").read_text())
         assert saved["pools"] == [{"url": pool.url, "user": "wallet.rig", "pass": "pw"}]
         miner = bridge.made[-1]
@@ -361,7 +341,8 @@ def test_a_file_with_problems_is_not_rewritten_unless_the_user_changes_a_setting
     w2 = open_window(embedded(threads=1), settings, warnings, start=False)
     w2.act_close_to_tray.setChecked(True)          # the user changes a setting
     saved = json.loads(cfg.read_text())
-    assert saved["gui"]["close_to_tray"] is True and saved["jobs"] == 7 and "threads" not in saved
+    assert saved["gui"]["close_to_tray"] is True and saved["jobs"] == 7
+    assert saved["threads"] == "two"       # unread: kept until the user sets threads
     assert (tmp_path / "sgm.json.bak").read_text() == original
 
 

@@ -118,3 +118,47 @@ def test_run_measurement_is_sgm_bench() -> None:
                                       "samples"}
     with pytest.raises(ValueError, match="unknown benchmark device"):
         run_measurement("abacus", 0.05, 1, None, None)
+
+
+def test_a_run_shows_a_progress_bar_and_a_time_estimate(qtbot) -> None:
+    """Two thread counts: a two-step bar that fills as each figure comes, an estimate in
+    the status line from the start, and the bar gone at the end."""
+    widget = BenchTab(seconds=0.05, repeats=1, impls=[IMPL], thread_counts=[1, 2])
+    qtbot.addWidget(widget)
+    widget.show()
+    values: list[int] = []
+    widget.progress_bar.valueChanged.connect(values.append)
+    with qtbot.waitSignal(widget.finished, timeout=120_000):
+        assert widget.run()
+        assert widget.progress_bar.isVisible() and widget.progress_bar.maximum() == 2
+        assert "about" in widget.status_label.text() and " s" in widget.status_label.text()
+        assert widget.time_left() is not None and widget.time_left() > 0
+    assert values[-1] == 2 and 1 in values
+    assert not widget.progress_bar.isVisible()
+
+
+def test_a_run_while_mining_says_the_figures_are_shared(qtbot) -> None:
+    widget = BenchTab(seconds=0.05, repeats=1, impls=[IMPL], thread_counts=[1])
+    qtbot.addWidget(widget)
+    widget.mining_now = lambda: True
+    with qtbot.waitSignal(widget.finished, timeout=120_000):
+        widget.run()
+        assert "shares the processor" in widget.status_label.text()
+
+
+def test_cpu_and_opencl_results_stay_side_by_side(qtbot) -> None:
+    """A CPU run then an OpenCL run (PoCL's CPU device where there is no GPU): the table
+    keeps both; another CPU run replaces only the CPU rows."""
+    widget = BenchTab(seconds=0.05, repeats=1, impls=[IMPL], thread_counts=[1])
+    qtbot.addWidget(widget)
+    for device in ("cpu", "opencl", "cpu"):
+        widget.device_combo.setCurrentIndex(widget.device_combo.findData(device))
+        with qtbot.waitSignal(widget.finished, timeout=300_000):
+            assert widget.run()
+    kinds = [widget.table.item(row, 0).text() for row in range(widget.table.rowCount())]
+    assert kinds.count("cpu") == 1 and kinds.count("opencl") >= 1
+    assert kinds[0] == "cpu"
+    row = kinds.index("opencl")          # compute units, not the CPU Threads option
+    assert widget.table.item(row, 2).text().endswith(" CUs")
+    widget.device_combo.setCurrentIndex(widget.device_combo.findData("opencl"))
+    assert not widget.threads_spin.isEnabled()

@@ -203,7 +203,7 @@ def test_the_engines_share_totals_replace_counting_samples(panel: ChartsPanel) -
     assert panel.share_totals() == {"accepted": 1200, "rejected": 2, "stale": 1}
     x, y = _data(panel._shares["accepted"].item)
     assert y.tolist() == [500.0, 1200.0, 1200.0] and x[-1] == t0 + 3
-    assert panel.point_counts()["difficulty:accepted"] == 1 + 2   # 2 a second at most here
+    assert panel.point_counts()["difficulty:accepted"] == 1 + 5   # every share drawn
     assert "1,200" in panel.count_label.toPlainText()
     # totals first seen a while into the session rise from 0 at its first sample
     panel.clear()
@@ -261,6 +261,7 @@ def test_a_flood_of_shares_keeps_each_seconds_best_and_covers_the_window(panel: 
     inside = t >= t0 + 600
     best = y[inside][y[inside] >= 1e6]
     assert sorted(best.tolist()) == [1e6 + s for s in range(600, 1200)]   # every second's best
+    assert "sampled" in panel.diff_plot.titleLabel.text and panel.shares_thinned > 0
     assert counts["accepted"] == 600
 
 
@@ -339,3 +340,15 @@ def test_points_arrive_in_each_plot_while_mining(panel: ChartsPanel, qtbot) -> N
     # many shares a second: each second keeps a few points, always its best share
     assert 2 <= counts["difficulty:accepted"] <= len(accepted)
     assert diffs.max() == max(e.difficulty for e in accepted)
+
+
+def test_every_share_is_plotted_while_the_ring_holds_them(panel: ChartsPanel) -> None:
+    """231 shares over a minute (4 a second): 231 difficulty points, and the title says
+    every share is drawn (it plotted about 2 a second before)."""
+    t0 = 1_800_000_000.0
+    for i in range(231):
+        panel.add_share(t0 + i / 4, "accepted", 1.0 + i)
+    panel.refresh(t0 + 60)
+    assert panel.point_counts()["difficulty:accepted"] == 231
+    assert panel.shares_thinned == 0
+    assert "every share" in panel.diff_plot.titleLabel.text

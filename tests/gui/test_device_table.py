@@ -88,12 +88,18 @@ def test_the_on_column_asks_the_engine_and_shows_pending_until_confirmed(qtbot):
     model.apply()
     assert model.data(idx) == "off" and not model.row("cpu1").pending
     assert model.disabled_devices() == ["cpu1"]
-    # the 5 s rate of a device that did no work over the last second reads 0
+    # the 5 s rate of a device on that did no work over the last second reads 0; one
+    # switched off shows no work figures at all (blank, greyed), only its totals
+    model.update_from_summary({"devices": [device("cpu0", rate=5e5),
+                                           device("cpu1", enabled=False, rate=4e5)]},
+                              rates_now={"cpu0": 0.0, "cpu1": 0.0})
+    model.apply()
+    assert model.data(model.index(0, COL_RATE_5S)) == "0 H/s"
+    assert model.data(model.index(1, COL_RATE_5S)) == ""
     model.update_from_summary({"devices": [device("cpu0", rate=5e5),
                                            device("cpu1", enabled=False, rate=4e5)]},
                               rates_now={"cpu0": 5e5, "cpu1": 0.0})
     model.apply()
-    assert model.data(model.index(1, COL_RATE_5S)) == "0 H/s"
     assert model.data(model.index(0, COL_RATE_5S)) == "500.00 kH/s"
 
 

@@ -51,7 +51,7 @@ def test_records_logged_on_a_plain_thread_appear_on_the_gui_thread(pane: LogPane
         pane.detach()
     assert pane.text().count("from a worker") == 150
     assert edits_on == {threading.get_ident()}        # the document changed on this thread only
-    assert "WARNING" in pane.text() and logger.name in pane.text()
+    assert "WARNING" in pane.text() and logger.name not in pane.text()   # no logger names
     assert pane.handler not in logger.handlers
 
 
@@ -83,7 +83,7 @@ def test_the_handler_only_emits_a_signal(qtbot) -> None:
     t.start()
     t.join()
     qtbot.waitUntil(lambda: len(got) == 1, timeout=30000)
-    assert got[0] == ("ERROR", "sgm.x: boom now", record.created)
+    assert got[0] == ("ERROR", "boom now", record.created)   # no logger name for users
     assert handler.emitter.record is not None
 
 
@@ -146,3 +146,31 @@ def test_attach_detach(pane: LogPane, logger) -> None:
 def test_bad_max_lines(bad, qtbot) -> None:
     with pytest.raises(ValueError, match="max_lines"):
         LogPane(max_lines=bad)
+
+
+def test_choosing_debug_shows_debug_lines(pane: LogPane, qtbot) -> None:
+    """The DEBUG choice showed nothing more: the loggers still logged at INFO."""
+    logger = logging.getLogger("sgm.test_debug_choice")
+    logger.setLevel(logging.INFO)
+    pane.attach(logger)
+    try:
+        logger.debug("hidden detail")
+        pane.set_level("DEBUG")
+        logger.debug("visible detail")
+        qtbot.waitUntil(lambda: "visible detail" in pane.view.toPlainText(), timeout=10_000)
+        assert "hidden detail" not in pane.view.toPlainText()
+        assert logger.getEffectiveLevel() == logging.DEBUG
+    finally:
+        pane.detach()
+        logger.setLevel(logging.NOTSET)
+
+
+def test_lines_from_two_paths_are_drawn_in_time_order(pane: LogPane, qtbot) -> None:
+    """A telemetry line that arrives after a later logging record (its batch was 0.1 s
+    late) is drawn in its place, not after it."""
+    now = time.time()
+    pane.append("INFO", "second", now)
+    pane.append("INFO", "first", now - 0.05)      # came later by the slower path
+    qtbot.waitUntil(lambda: "second" in pane.text(), timeout=10_000)
+    text = pane.text()
+    assert text.index("first") < text.index("second")

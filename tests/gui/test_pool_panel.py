@@ -201,7 +201,7 @@ def test_the_embedded_pool_is_shown_when_no_pool_is_configured(panel: PoolPanel,
     try:
         def shown() -> bool:
             panel.set_status(miner.pool_status())
-            return "last submit" in panel.local_label.text()
+            return "submit round trip" in panel.local_label.text()
 
         qtbot.waitUntil(shown, timeout=30000)
     finally:

@@ -7,6 +7,7 @@ kept, the .bak being the previous file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -17,8 +18,8 @@ import pytest
 
 from sgm.miner import PoolConfig
 from sgm.miner_cli import _parser, build_config
-from sgm_gui.settings import (GuiSettings, default_config_path, load_settings, save_settings,
-                              validate_pool)
+from sgm_gui.settings import (GuiSettings, UnreadableSettingsFile, default_config_path,
+                              load_settings, save_settings, validate_pool)
 
 GOOD = GuiSettings(
     pools=[PoolConfig("stratum+tcp://pool.example.com:3333", "wallet.rig1", "secret"),
@@ -60,6 +61,7 @@ def test_wrong_type_in_one_field_loads_the_rest_and_warns(tmp_path: Path) -> Non
         "gui": {"disabled_devices": ["cpu0"], "close_to_tray": True, "geometry": "AAAA"},
     })
     path.write_text(text)
+    os.chmod(path, 0o600)           # (a password in a file others can read is warned about)
     settings, warnings = load_settings(path)
     assert settings.threads is None                       # that field fell back ...
     assert settings.pools == [PoolConfig("stratum+tcp://pool.example.com:3333", "w.1", "p")]
@@ -119,7 +121,11 @@ def test_malformed_file_gives_defaults_and_is_left_untouched(tmp_path: Path, tex
 def test_saving_over_a_malformed_file_keeps_it(tmp_path: Path) -> None:
     path = tmp_path / "sgm.json"
     path.write_text('{"pools": [')
-    save_settings(path, GOOD)
+    with pytest.raises(UnreadableSettingsFile):   # never replaced without the user's consent
+        save_settings(path, GOOD)
+    assert path.read_bytes() == b'{"pools": ['
+    assert not (tmp_path / "sgm.json.bak").exists()
+    save_settings(path, GOOD, replace_unreadable=True)
     assert load_settings(path) == (GOOD, [])
     assert (tmp_path / "sgm.json.bak").read_text() == '{"pools": ['
     assert (tmp_path / "sgm.json.invalid").read_text() == '{"pools": ['
@@ -157,8 +163,51 @@ def test_mode_of_an_existing_file_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "sgm.json"
     path.write_text("{}")
     os.chmod(path, 0o640)
-    save_settings(path, GOOD)
+    no_secret = GuiSettings(pools=[PoolConfig("stratum+tcp://pool.example.com:3333", "w", "x")])
+    save_settings(path, no_secret)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_file_others_can_read_that_holds_passwords_is_warned_and_tightened(
+        tmp_path: Path, caplog) -> None:
+    """A hand-written 0644 file with a pool password: a warning at load naming the mode,
+    and the next save writes it 0600 and says so in the log."""
+    path = tmp_path / "sgm.json"
+    path.write_text(json.dumps({"pools": [{"url": "stratum+tcp://pool.example.com:3333",
+                                           "user": "w", "pass": "hunter2"}]}))
+    os.chmod(path, 0o644)
+    settings, warnings = load_settings(path)
+    assert len(warnings) == 1 and "0644" in warnings[0] and "passwords" in warnings[0]
+    with caplog.at_level(logging.WARNING, logger="sgm.gui.settings"):
+        save_settings(path, settings)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert any("readable by you only" in r.getMessage() for r in caplog.records)
+    os.chmod(path, 0o600)
+    assert load_settings(path)[1] == []
+
+
+def test_a_value_that_could_not_be_read_stays_in_the_file_until_the_user_changes_it(
+        tmp_path: Path) -> None:
+    """"threads": "two" survives saves of other settings, byte for byte in its place; a bad
+    pool entry too; once the user sets threads the new value is written."""
+    path = tmp_path / "sgm.json"
+    bad_pool = {"url": "stratum+tcp//bad", "user": "w", "pass": "x"}
+    path.write_text(json.dumps({"threads": "two", "pools": [
+        {"url": "stratum+tcp://pool.example.com:3333", "user": "w", "pass": "x"}, bad_pool],
+        "gui": {"geometry": 5}}))
+    settings, warnings = load_settings(path)
+    assert settings.unread == {"threads", "pools", "gui.geometry"} and len(warnings) == 3
+    settings.disabled_devices = ["cpu1"]             # one device toggle
+    save_settings(path, settings)
+    data = json.loads(path.read_text())
+    assert data["threads"] == "two" and data["pools"][1] == bad_pool
+    assert data["gui"]["geometry"] == 5 and data["gui"]["disabled_devices"] == ["cpu1"]
+    save_settings(path, settings)                   # and the save after (.bak is no refuge)
+    assert json.loads(path.read_text())["threads"] == "two"
+    settings.threads = 3
+    settings.unread.discard("threads")              # the user set threads in the app
+    save_settings(path, settings)
+    assert json.loads(path.read_text())["threads"] == 3
 
 
 def test_a_failed_write_leaves_the_file_alone(tmp_path: Path, monkeypatch) -> None:
