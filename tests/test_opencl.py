@@ -23,7 +23,7 @@ import pytest
 
 from sgm import _native
 from sgm.devices import DEFAULT_DEVICES, check_device_selection, opencl as ocl
-from sgm.devices.opencl import precomputation as ocl_pre, runtime as ocl_runtime
+from sgm.devices.opencl import runtime as ocl_runtime
 from sgm.hashing import bits_to_target, nbits_to_target
 from tests.conftest import load_vectors, wait_until
 
@@ -77,22 +77,53 @@ def scan(sc: ocl.OpenCLScanner, header: bytes, start: int, count: int, target: i
 
 
 # ------------------------------------------------------------------------- the kernel
+def _rotr(x: int, n: int) -> int:
+    return ((x >> n) | (x << (32 - n))) & 0xFFFFFFFF
+
+
+# SHA-256 written out here from FIPS 180-4, independently of the code under test
+_K = [int((p ** (1 / 3) % 1) * 2**32) for p in
+      (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61)]
+
+
 def test_precompute_matches_an_independent_model():
-    """The host's nonce-free words against a straight SHA-256 schedule/round model."""
-    rng = random.Random(7)
-    header = bytes(rng.getrandbits(8) for _ in range(80))
-    ms = _native.sha256_midstate(header[:64])
-    args = ocl.precompute(ms, header[64:76])
-    assert len(args) == 27 and all(0 <= a < 1 << 32 for a in args)
-    assert args[26] == 1     # `one`: the NVIDIA build's multiplier for additions as IMADs
-    assert args[:8] == struct.unpack("<8I", ms)
-    w = list(struct.unpack(">3I", header[64:76])) + [0, 0x80000000] + [0] * 10 + [640]
-    w[3] = 0   # the nonce, excluded from every precomputed word
-    for i in range(16, 18):
-        w.append((ocl_pre._ssig1(w[i - 2]) + w[i - 7] + ocl_pre._ssig0(w[i - 15]) + w[i - 16]) & ocl_pre._M)
-    w16, w17, k16, k17 = args[18:22]
-    assert (w16, w17) == (w[16], w[17])
-    assert k16 == (ocl_pre._K[16] + w16) & ocl_pre._M and k17 == (ocl_pre._K[17] + w17) & ocl_pre._M
+    """The host's nonce-free words against a straight SHA-256 schedule/round model: rounds
+    0..2 of block 2, round 3 without W3, h + K + W of rounds 4..6, the schedule words."""
+    M = 0xFFFFFFFF
+    bsig0 = lambda x: _rotr(x, 2) ^ _rotr(x, 13) ^ _rotr(x, 22)      # noqa: E731
+    bsig1 = lambda x: _rotr(x, 6) ^ _rotr(x, 11) ^ _rotr(x, 25)      # noqa: E731
+    ssig0 = lambda x: _rotr(x, 7) ^ _rotr(x, 18) ^ (x >> 3)          # noqa: E731
+    ssig1 = lambda x: _rotr(x, 17) ^ _rotr(x, 19) ^ (x >> 10)        # noqa: E731
+    assert _K[0] == 0x428a2f98 and _K[17] == 0xefbe4786
+    for seed in range(5):
+        rng = random.Random(seed)
+        header = bytes(rng.getrandbits(8) for _ in range(80))
+        ms = _native.sha256_midstate(header[:64])
+        args = ocl.precompute(ms, header[64:76])
+        assert len(args) == 27 and all(0 <= a < 1 << 32 for a in args)
+        assert args[26] == 1     # `one`: the NVIDIA build's multiplier for additions as IMADs
+        assert args[:8] == struct.unpack("<8I", ms)
+        w = list(struct.unpack(">3I", header[64:76])) + [0, 0x80000000] + [0] * 10 + [640]
+        a, b, c, d, e, f, g, h = struct.unpack("<8I", ms)
+        for i in range(3):
+            t1 = (h + bsig1(e) + ((e & f) ^ (~e & g)) + _K[i] + w[i]) & M
+            t2 = (bsig0(a) + ((a & b) ^ (a & c) ^ (b & c))) & M
+            h, g, f, e, d, c, b, a = g, f, e, (d + t1) & M, c, b, a, (t1 + t2) & M
+        assert args[8:13] == (a, b, c, e, f)
+        t1_3 = (h + bsig1(e) + ((e & f) ^ (~e & g)) + _K[3]) & M        # W3 = nonce left out
+        assert args[13] == (t1_3 + bsig0(a) + ((a & b) ^ (a & c) ^ (b & c))) & M
+        assert args[14] == (d + t1_3) & M
+        assert args[15:18] == ((g + _K[4] + w[4]) & M, (f + _K[5]) & M, (e + _K[6]) & M)
+        w[3] = 0   # the nonce, excluded from every precomputed word
+        for i in range(16, 18):
+            w.append((ssig1(w[i - 2]) + w[i - 7] + ssig0(w[i - 15]) + w[i - 16]) & M)
+        w16, w17, k16, k17, w18p, w19p, p31, p32 = args[18:26]
+        assert (w16, w17) == (w[16], w[17])
+        assert k16 == (_K[16] + w16) & M and k17 == (_K[17] + w17) & M
+        # W18 = s1(W16) + W11 + s0(W3) + W2; W19 = s1(W17) + W12 + s0(W4) + W3
+        assert w18p == (ssig1(w16) + w[2]) & M
+        assert w19p == (ssig1(w17) + ssig0(0x80000000)) & M
+        assert p31 == (ssig0(w16) + 640) & M and p32 == (ssig0(w17) + w16) & M
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -32,6 +32,8 @@ cdef extern from "include/sgm_dispatch.h" nogil:
     void sgm_midstate(const uint8_t *block, uint32_t *out)
     void sgm_work_prepare(sgm_work *wk)
     void sgm_sha256d_state(const sgm_work *wk, uint32_t nonce, uint32_t *out)
+    int SGM_OPENCL_ARGS
+    void sgm_opencl_args(const sgm_work *wk, uint32_t *out)
 
 
 cdef class AbortFlag:

@@ -47,6 +47,9 @@ def scan(
     abort: AbortFlag | None = ...,
     max_results: int = ...,
 ) -> ScanResult: ...
+def opencl_args(
+    midstate: bytes | bytearray | memoryview, tail: bytes | bytearray | memoryview
+) -> tuple[int, ...]: ...
 def sha256d_final_state(
     midstate: bytes | bytearray | memoryview, tail: bytes | bytearray | memoryview, nonce: int
 ) -> bytes: ...

@@ -274,6 +274,18 @@ def scan(midstate, tail, start, count, target, *, impl=None, AbortFlag abort=Non
                       res.status == SGM_SCAN_FULL, SGM_IMPLS[idx].name.decode())
 
 
+def opencl_args(midstate, tail) -> tuple:
+    """The OpenCL kernel's 26 nonce-independent arguments of one header (midstate of
+    header[0:64], tail header[64:76]), from the same precomputation the CPU kernels use."""
+    cdef bytes ms = _as_bytes(midstate, "midstate", 32)
+    cdef bytes tl = _as_bytes(tail, "tail", 12)
+    cdef sgm_work wk
+    _fill_work(&wk, ms, tl, 0)
+    cdef uint32_t out[26]
+    sgm_opencl_args(&wk, out)
+    return tuple(int(out[k]) for k in range(SGM_OPENCL_ARGS))
+
+
 def sha256d_final_state(midstate, tail, nonce) -> bytes:
     """sha256d of the header (midstate, tail, nonce) via the native scalar path: 32 hash bytes
     (the same bytes hashlib's sha256(sha256(header)).digest() gives).  For tests and re-checks."""

@@ -169,4 +169,26 @@ static void sgm_work_prepare(sgm_work *wk) {
     wk->w19_part = SGM_s1(wk->w17) + SGM_s0(0x80000000u);         /* + W3 */
 }
 
+/* The OpenCL kernel's 26 nonce-independent arguments (kernels/sha256d.cl, in its order),
+ * derived from a prepared work: the midstate, the state after rounds 0..2 of block 2 with
+ * round 3's nonce-free part folded into A4/E4, the h + K + W of rounds 4..6, and the
+ * schedule words and partial sums that do not depend on the nonce. */
+#define SGM_OPENCL_ARGS 26
+static void sgm_opencl_args(const sgm_work *wk, uint32_t *out) {
+    const uint32_t *s = wk->st3;     /* a, b, c, d, e, f, g, h after round 2 */
+    int i;
+    for (i = 0; i < 8; i++) out[i] = wk->midstate[i];
+    out[8] = s[0]; out[9] = s[1]; out[10] = s[2]; out[11] = s[4]; out[12] = s[5];
+    out[13] = wk->t1_3 + SGM_S0(s[0]) + SGM_MAJ(s[0], s[1], s[2]);   /* A4 without W3 */
+    out[14] = s[3] + wk->t1_3;                                        /* E4 without W3 */
+    out[15] = s[6] + SGM_K[4] + 0x80000000u;   /* round 4: its h is g after round 2 */
+    out[16] = s[5] + SGM_K[5];                 /* round 5: f */
+    out[17] = s[4] + SGM_K[6];                 /* round 6: e */
+    out[18] = wk->w16; out[19] = wk->w17;
+    out[20] = SGM_K[16] + wk->w16; out[21] = SGM_K[17] + wk->w17;
+    out[22] = wk->w18_part; out[23] = wk->w19_part;
+    out[24] = SGM_s0(wk->w16) + 640u;
+    out[25] = SGM_s0(wk->w17) + wk->w16;
+}
+
 #endif /* SGM_SHA256_H */
