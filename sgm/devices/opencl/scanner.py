@@ -30,12 +30,13 @@ log = logging.getLogger(__name__)
 RESULT_CAPACITY = 4095
 #: Result words read back with every launch (counter + first candidates); more cost a read.
 RESULT_PREFIX = 64
-#: Launches in flight at once (the device never waits for the host between launches, and
-#: a host thread paused for less than two launches costs nothing).
+#: Launches in flight at once: the device never waits for the host between launches.
 DEFAULT_DEPTH = 3
-#: Target time of one launch: GPUs switch jobs within ~2 launches; a CPU device (PoCL) has
-#: a larger per-launch cost, so its launches are longer.
-KERNEL_TIME_GPU = 0.005
+#: Target time of one launch.  Three launches of 20 ms keep 60 ms of work queued, so a pause
+#: of the host thread (or of any Python thread holding the GIL) shorter than 50 ms never
+#: idles the device; the price is that a clean job's first launch may wait behind up to
+#: three stale ones (60 ms, once per block).  A CPU device (PoCL) has the same.
+KERNEL_TIME_GPU = 0.02
 KERNEL_TIME_CPU = 0.02
 MAX_LAUNCH = 1 << 30
 _POLL = 0.0002          # shortest sleep while waiting for a launch past its expected end
