@@ -96,14 +96,17 @@ def test_bad_values_of_the_right_type_are_refused_too(tmp_path: Path) -> None:
                                           "junk"]}))
     settings, warnings = load_settings(path)
     assert settings.threads is None and settings.devices is None
-    assert settings.pools == [PoolConfig("stratum+tcp://good.example:1", "u", "x")]
+    # a pool without a user is what `sgm -c` mines too (the form asks for one, a file may not)
+    assert settings.pools == [PoolConfig("stratum+tcp://good.example:1", "u", "x"),
+                              PoolConfig("stratum+tcp://nouser.example:2", "", "x")]
     text = "\n".join(warnings)
     assert '"threads"' in text and "1..1024" in text
     assert '"devices"' in text and "floppy" in text
-    assert "pools[1]" in text and "scheme" in text
-    assert "pools[2]" in text and "user" in text
-    assert "pools[3]" in text
+    assert '"pools[1]"' in text and "scheme" in text
+    assert '"pools[3]"' in text
+    assert '"close_to_tray"' in text and "not a key" in text   # it belongs under "gui"
     assert len(warnings) == 5
+    assert settings.unread == {"threads", "devices", "pools", "close_to_tray"}
 
 
 @pytest.mark.parametrize("text", ['{"pools": [', "[1, 2]", "", "\xff\xfe"])
