@@ -358,7 +358,8 @@ _KEY_LIST: tuple[Key, ...] = (
         "no summary file", flag="summary_json"),
     Key("quiet", boolean, "run", "print only the final statistics", "using false",
         flag="quiet"),
-    Key("verbose", boolean, "run", "log more", "using false", flag="verbose"),
+    Key("verbose", boolean, "run", "log more (INFO and up on stderr)", "using false",
+        flag="verbose"),
     Key("api-listen", boolean, "run", "serve the cgminer-compatible API", "API off",
         flag="api_listen"),
     Key("api-port", whole(0, 65535), "run", "the API's port (default 4028)", "using 4028",
@@ -509,9 +510,9 @@ def read_config(data: Mapping[str, Any], where: str, *, strict: bool, reader: Re
     if reader == "app" and isinstance(data.get("solo"), bool) and data["solo"]:
         bad("solo", "is on: solo mining runs under sgm only (sgm --solo -c FILE)",
             "the app mines the pools")
-    if not strict and "cert" in out.values and out.values.get("no-verify"):
-        # the safer of two contradicting keys wins in the app
-        bad("no-verify", "contradicts \"cert\" (a private CA): give one of them",
+    if "cert" in out.values and out.values.get("no-verify"):
+        # lenient: the safer of two contradicting keys wins
+        bad("no-verify", "contradicts cert (a private CA): give one of them",
             "certificates are checked")
         del out.values["no-verify"]
     return out
@@ -548,8 +549,8 @@ def _read_section(section: dict[str, Any], keys: dict[str, Key], prefix: str,
 # --------------------------------------------------------------------------- flags
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on the command line, by config key, checked as the file's values
-    are (an option not given, or a switch left off, is absent).  ``-o/-u/-p`` become "pools" (one node with ``--solo``);
-    raises ConfigError for -o/-u/-p that do not pair up."""
+    are (an option not given, or a switch left off, is absent).  ``-o/-u/-p`` become
+    "pools" (one node with ``--solo``); raises ConfigError naming the flag at fault."""
     out: dict[str, Any] = {}
     for key in _KEY_LIST:
         if key.flag is None:
