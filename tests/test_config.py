@@ -252,6 +252,30 @@ def test_sgm_mines_with_every_miner_key_from_the_file(tmp_path):
     assert result["elapsed_s"] >= 3 and result["accepted"] > 0
 
 
+def test_one_file_with_a_bad_value_stops_sgm_and_the_app_mines_the_rest(tmp_path):
+    """Real processes: `sgm -c FILE --time-limit 3` exits 2 naming the key before any
+    hashing; `sgm-gui -c FILE` says which key it could not read and mines with the rest
+    of the file (one CPU thread, the file's share target)."""
+    summary = tmp_path / "summary.json"
+    path = write(tmp_path, {"threads": 1, "devices": "cpu", "difficulty": 12,
+                            "suggest-diff": "high"})
+    bin_dir = Path(sys.executable).parent
+    r = subprocess.run([str(bin_dir / "sgm"), "-c", str(path), "--time-limit", "3"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert f"config file {path}: suggest-diff must be a positive number" in r.stderr
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    r = subprocess.run([str(bin_dir / "sgm-gui"), "-c", str(path), "--quit-after", "4",
+                        "--summary-json", str(summary)], capture_output=True, text=True,
+                       timeout=180, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert '"suggest-diff" must be a positive number' in r.stderr
+    result = json.loads(summary.read_text())
+    assert [d["name"] for d in result["devices"]] == ["cpu0"] and result["accepted"] > 0
+    assert json.loads(path.read_text())["suggest-diff"] == "high"     # left as it was
+
+
 # ------------------------------------------------------------------ the schema itself
 def test_the_readme_documents_every_key():
     readme = (ROOT / "README.md").read_text()
