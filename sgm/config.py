@@ -34,6 +34,7 @@ from sgm.devices import DEFAULT_DEVICES, check_device_selection
 
 if TYPE_CHECKING:
     from sgm.miner import MinerConfig, PoolConfig
+    from sgm.solo.client import SoloConfig
 
 __all__ = [
     "APP_KEYS", "GUI_KEYS", "KEYS", "ConfigError", "ConfigFile", "FieldError", "Key",
@@ -476,7 +477,7 @@ def read_config(data: Mapping[str, Any], where: str, *, strict: bool, reader: Re
     out = ConfigFile()
     checked = _CHECKED[reader]
     # the pools entry of a solo config is the node (checked as one when mining starts)
-    solo = solo or ("solo" in checked and data.get("solo") is True)
+    solo = solo or (KEYS["solo"].scope in checked and data.get("solo") is True)
 
     def bad(key: str, message: str, fallback: str) -> None:
         if strict:
@@ -624,7 +625,7 @@ def miner_config(values: Mapping[str, Any], *, jobs_default: int | None = 3) -> 
     return cfg
 
 
-def _solo_config(values: Mapping[str, Any], pools: list[PoolEntry]) -> Any:
+def _solo_config(values: Mapping[str, Any], pools: list[PoolEntry]) -> SoloConfig:
     from sgm.solo.client import SoloConfig
 
     if len(pools) != 1:
