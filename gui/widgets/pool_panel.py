@@ -275,6 +275,11 @@ class PoolPanel(QtWidgets.QWidget):
         suggest_error.setStyleSheet(f"color: {ERROR_COLOUR};")
         suggest_error.setAccessibleName("suggest_diff error")
         suggest_error.setVisible(False)
+        # like the form's messages: its line is kept while hidden, so nothing jumps
+        policy = suggest_error.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        suggest_error.setSizePolicy(policy)
+        suggest_error.setMinimumHeight(suggest_error.fontMetrics().lineSpacing())
         self.errors["suggest_diff"] = suggest_error
         suggest_row = QtWidgets.QHBoxLayout()
         suggest_row.addWidget(suggest_caption)
