@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -22,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sgm.api import UsageError, pool_flags, positive_float, positive_int
+from sgm.api import UsageError, positive_float, positive_int
 
 log = logging.getLogger("sgm.gui")
 
@@ -46,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pool user (wallet.worker), one per -o")
     g.add_argument("-p", "--pass", dest="password", action="append", default=[],
                    metavar="PASS", help="pool password, one per -o")
+    g.add_argument("--suggest-diff", type=positive_float, default=None, metavar="D",
+                   help="ask the pool for share difficulty D (mining.suggest_difficulty; "
+                   "fractions allowed; wins over the config file's suggest-diff)")
     d = p.add_argument_group("embedded pool (no -o)")
     d.add_argument("--difficulty", type=positive_int, default=None, metavar="BITS",
                    help=f"leading zero bits of the share target (default {DEFAULT_BITS})")
@@ -72,63 +74,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _lenient_number(data: dict[str, Any], key: str, kind: type, path: Path,
-                    warnings: list[str]) -> Any:
-    """A CLI key of the config file (difficulty, jobs, duration) read the app's way: a bad
-    value is a warning and the default, never a refusal to start."""
-    value = data.get(key)
-    if value is None:
-        return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 \
-        and math.isfinite(value) and (kind is float or isinstance(value, int))
-    if not ok:
-        warnings.append(f"Settings file {path}: \"{key}\" must be a positive "
-                        f"{'whole ' if kind is int else ''}number, got {value!r}; using the default")
-        return None
-    return kind(value)
-
-
-def _file_extras(path: Path, warnings: list[str]) -> dict[str, Any]:
-    """The embedded-pool keys of the config file, if it is a readable JSON object (the
-    settings loader already reported a file that is not)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {"difficulty": _lenient_number(data, "difficulty", int, path, warnings),
-            "jobs": _lenient_number(data, "jobs", int, path, warnings),
-            "duration": _lenient_number(data, "duration", float, path, warnings)}
-
-
 def build_config(args: argparse.Namespace, settings: Any, path: Path,
                  warnings: list[str]) -> Any:
-    """The MinerConfig: flags win over the config file; raises UsageError."""
-    from sgm.api import DEFAULT_DEVICES, MinerConfig, PoolConfig
+    """The MinerConfig, made the way ``sgm -c`` makes it: the file's values (read by the
+    schema when the settings were loaded), the window's own settings over them, the
+    command-line flags over those, and :func:`sgm.api.miner_config`.  The one difference
+    is the embedded pool's default job count (forever, not 3).  Appends the engine's words
+    about insecure or idle options to ``warnings``; raises UsageError."""
+    from sgm.api import ConfigError, PoolEntry, config_warnings, flag_values, miner_config
 
-    if args.url or args.user or args.password:   # the same pairing as sgm's
-        pools = [PoolConfig(*flags) for flags in pool_flags(args.url, args.user, args.password)]
-    else:
-        pools = list(settings.pools)
-    extras = _file_extras(path, warnings)
-    devices = args.devices if args.devices is not None else (
-        settings.devices or ",".join(DEFAULT_DEVICES))
-    kinds = tuple(k.strip() for k in devices.split(",") if k.strip())
-    cfg = MinerConfig(
-        pools=pools,
-        threads=args.threads if args.threads is not None else settings.threads,
-        device_kinds=kinds,
-        local_jobs=args.jobs if args.jobs is not None else extras.get("jobs"),
-        local_difficulty_bits=(args.difficulty if args.difficulty is not None
-                               else extras.get("difficulty") or DEFAULT_BITS),
-        local_job_interval=float(args.duration if args.duration is not None
-                                 else extras.get("duration") or DEFAULT_JOB_SECONDS),
-    )
+    values: dict[str, Any] = dict(getattr(settings, "file_values", {}) or {})
+    # what the window holds wins over the file (the user may have changed it since)
+    owned = {"threads": settings.threads, "suggest-diff": settings.suggest_diff,
+             "devices": tuple(k.strip() for k in settings.devices.split(",") if k.strip())
+             if settings.devices else None}
+    for key, value in owned.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
     try:
-        cfg.validate()
-    except ValueError as exc:
+        flags = flag_values(args)
+        values.update(flags)
+        if "pools" not in flags:
+            values["pools"] = [PoolEntry(p.url, p.user, p.password) for p in settings.pools]
+        cfg = miner_config(values, jobs_default=None)
+    except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    warnings.extend(config_warnings(cfg))
     return cfg
 
 

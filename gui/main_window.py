@@ -326,6 +326,8 @@ class MainWindow(QMainWindow):
         self.pool_panel = PoolPanel()
         self.pool_panel.set_pools(list(self.config.pools))
         self.pool_panel.pools_changed.connect(self._on_pools_changed)
+        self.pool_panel.set_suggest_diff(self.config.suggest_difficulty)
+        self.pool_panel.suggest_diff_changed.connect(self._on_suggest_diff_changed)
         self.tabs.addTab(self.pool_panel, "P&ools")
 
         self.log_pane = LogPane()
@@ -601,6 +603,28 @@ class MainWindow(QMainWindow):
         log.info("pools changed: restarting mining on %s", where)
         self._set_state(f"Restarting on {where}…", "Restarting…")
         self.bridge.restart(self.config, list(self.settings.disabled_devices))
+
+    def _on_suggest_diff_changed(self, value: float | None) -> None:
+        """The user set the share difficulty asked of the pools (None: the pool decides):
+        saved, and sent by a restart when a pool is mined (the user confirms first, Cancel
+        puts the field back); the embedded pool does not take suggestions."""
+        mining = (self.bridge.running or self.bridge.busy) and bool(self.config.pools)
+        words = "the pool's own difficulty" if value is None else f"share difficulty {value:g}"
+        if mining and not self.confirm(
+                "Restart mining?",
+                f"Mining restarts to ask the pools for {words}.\n\nThe counters (accepted, "
+                "rejected, best share) and the uptime start again from zero.",
+                "Restart mining"):
+            self.pool_panel.set_suggest_diff(self.config.suggest_difficulty)
+            self.statusBar().showMessage("Share difficulty unchanged: mining goes on", 5000)
+            return
+        self.settings.suggest_diff = value
+        self._save_settings("suggest-diff")
+        self.config = dataclasses.replace(self.config, suggest_difficulty=value)
+        if mining:
+            log.info("asking the pools for %s: restarting mining", words)
+            self._set_state(f"Restarting to ask for {words}…", "Restarting…")
+            self.bridge.restart(self.config, list(self.settings.disabled_devices))
 
     def ask_threads(self) -> None:
         """Settings > CPU threads…: 0 means one per core; the dialog says that mining

@@ -3,8 +3,13 @@
 Why one file: a user who set pools up in the window can mine the same pools headless with
 ``sgm -c ~/.config/sgm/sgm.json``, and the reverse.  So the app writes exactly the CLI's shapes
 (``pools`` as ``[{"url", "user", "pass"}]``, ``threads`` an int, ``devices`` the ``--devices``
-text) and puts what only the window needs under the ``"gui"`` key, which the CLI accepts and
-ignores.  Keys the app does not own (``difficulty``, ``jobs``, ...) survive every save.
+text, ``suggest-diff`` a number) and puts what only the window needs under the ``"gui"`` key,
+which the CLI accepts and ignores.  Keys the app does not own (``difficulty``, ``jobs``, ...)
+survive every save.
+
+The file is read by the engine's schema (:func:`sgm.api.read_config`, the same one
+``sgm -c`` uses, in its lenient mode), so every key means the same to both; the app's
+MinerConfig is then made the CLI's way (``sgm_gui.app.build_config``).
 
 Loading never raises and never writes: a bad field gives one warning naming it and falls back
 to its default while every other field loads; unparseable JSON gives defaults and a warning and
@@ -20,8 +25,6 @@ owner-only (0600) at the next save, which the log says.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -33,18 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sgm.api import PoolConfig, check_device_selection, normalize_pool_url
+from sgm.api import GUI_KEYS, KEYS, FieldError, PoolConfig, check_pool, json_type, read_config
 
 log = logging.getLogger("sgm.gui.settings")
 
 #: Layout of the "gui" object; a newer file's extra keys are kept, never dropped.
 SCHEMA_VERSION = 1
 #: Keys of the CLI's config file that the app writes (everything else is kept as found).
-OWNED_KEYS = ("pools", "threads", "devices")
+OWNED_KEYS = ("pools", "threads", "devices", "suggest-diff")
 #: Keys inside "gui" that the app writes.
-OWNED_GUI_KEYS = ("version", "disabled_devices", "geometry", "close_to_tray")
-#: Same range MinerConfig.validate() accepts.
-THREADS_RANGE = (1, 1024)
+OWNED_GUI_KEYS = tuple(GUI_KEYS)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class GuiSettings:
     pools: list[PoolConfig] = field(default_factory=list)   # [] = the embedded local pool
     threads: int | None = None                               # CPU threads (None: one per core)
     devices: str | None = None                               # the CLI's --devices text
+    suggest_diff: float | None = None                        # share difficulty asked of pools
     disabled_devices: list[str] = field(default_factory=list)  # switched off in the device table
     geometry: str | None = None                              # base64 of saveGeometry()
     close_to_tray: bool = False
@@ -61,6 +63,9 @@ class GuiSettings:
     #: "gui.geometry", ...): saves keep the file's value until the user changes the setting
     #: (then the window discards the key here)
     unread: set[str] = field(default_factory=set, compare=False)
+    #: every key of the file the app reads, as sgm.config.read_config made it (the miner's
+    #: keys the window does not edit -- difficulty, impl, cert ... -- reach the miner from here)
+    file_values: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 class UnreadableSettingsFile(ValueError):
@@ -76,67 +81,26 @@ def default_config_path() -> Path:
 
 
 # --------------------------------------------------------------------------- validation
-def _has_control_chars(text: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
-
-
 def validate_pool(url: str, user: str, password: str) -> dict[str, str]:
     """``{field: message}`` for "url" / "user" / "password"; ``{}`` when the pool is good.
 
-    The URL goes through the engine's own parser, so the form refuses exactly what mining
-    would refuse later, with the same words.
+    The schema's own check (:func:`sgm.api.check_pool`: the URL through the engine's
+    parser), so the form refuses exactly what mining would refuse later, with the same
+    words; on top of it the form asks for a user, which a file may leave out.
     """
     errors: dict[str, str] = {}
     if not isinstance(url, str) or not url.strip():
         errors["url"] = "Enter the pool URL, e.g. stratum+tcp://pool.example.com:3333"
-    else:
-        try:
-            normalize_pool_url(url)
-        except ValueError as exc:
-            errors["url"] = str(exc)[:1].upper() + str(exc)[1:]
     if not isinstance(user, str) or not user.strip():
         errors["user"] = "Enter the pool user (usually wallet.worker); it cannot be empty"
-    elif _has_control_chars(user) or user != user.strip():
-        errors["user"] = "The user must not contain spaces at either end or control characters"
     if not isinstance(password, str):
         errors["password"] = "The password must be text"
-    elif _has_control_chars(password):
-        errors["password"] = "The password must not contain control characters (tabs, newlines)"
+    checked = check_pool(url if isinstance(url, str) else "",
+                         user if isinstance(user, str) else "",
+                         password if isinstance(password, str) else "")
+    for name, message in checked.items():
+        errors.setdefault(name, message[:1].upper() + message[1:])
     return errors
-
-
-def _pool_from_entry(entry: Any, where: str) -> tuple[PoolConfig | None, str | None]:
-    """One ``pools[i]`` object of the file -> (PoolConfig, None) or (None, warning)."""
-    if not isinstance(entry, dict):
-        return None, f"{where}: must be an object with \"url\", \"user\" and \"pass\"; skipped"
-    url, user = entry.get("url"), entry.get("user", "")
-    password = entry.get("pass", entry.get("password", "x"))
-    for name, value in (("url", url), ("user", user), ("pass", password)):
-        if not isinstance(value, str):
-            return None, (f"{where}: \"{name}\" must be a string, got "
-                          f"{_json_type(value)}; pool skipped")
-    errors = validate_pool(url, user, password)
-    if errors:
-        detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
-        return None, f"{where} ({url}): {detail}; pool skipped"
-    return PoolConfig(url.strip(), user, password), None
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a value's type, for messages a user can map onto the file."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 # --------------------------------------------------------------------------- load
@@ -168,62 +132,26 @@ def load_settings(path: str | os.PathLike[str]) -> tuple[GuiSettings, list[str]]
         warnings.append(f"Settings file {path} is nested too deeply to read; using the defaults")
         return settings, warnings
     if not isinstance(data, dict):
-        warnings.append(f"Settings file {path} must hold a JSON object, got {_json_type(data)}; "
+        warnings.append(f"Settings file {path} must hold a JSON object, got {json_type(data)}; "
                         "using the defaults, the file is left as it is")
         return settings, warnings
 
+    # the schema's lenient reading: a bad value costs only its own key (listed in
+    # settings.unread, so saves keep it in the file as it is)
     where = f"Settings file {path}"
-
-    def bad(key: str, message: str) -> None:
-        warnings.append(f"{where}: \"{key}\" {message}")
-        settings.unread.add(key)
-
-    # pools: each entry stands alone, so one bad pool does not cost the others
-    raw_pools = data.get("pools")
-    if raw_pools is not None:
-        if not isinstance(raw_pools, list):
-            bad("pools", f"must be a list of pools, got {_json_type(raw_pools)}; "
-                "using the embedded local pool")
-        else:
-            for i, entry in enumerate(raw_pools):
-                pool, warning = _pool_from_entry(entry, f"{where}: pools[{i}]")
-                if pool is not None:
-                    settings.pools.append(pool)
-                else:
-                    warnings.append(warning or f"{where}: pools[{i}] skipped")
-                    settings.unread.add("pools")   # the skipped entry stays in the file
-
-    threads = data.get("threads")
-    if threads is not None:
-        lo, hi = THREADS_RANGE
-        if isinstance(threads, bool) or not isinstance(threads, int):
-            bad("threads", f"must be a whole number, got {_json_type(threads)}; "
-                "using one thread per core")
-        elif not lo <= threads <= hi:
-            bad("threads", f"must be in {lo}..{hi}, got {threads}; using one thread per core")
-        else:
-            settings.threads = threads
-
-    devices = data.get("devices")
-    if devices is not None:
-        if not isinstance(devices, str):
-            bad("devices", f"must be a string like \"cpu,opencl-gpu\", got {_json_type(devices)}; "
-                "using the default devices")
-        else:
-            kinds = tuple(k.strip() for k in devices.split(",") if k.strip())
-            try:
-                check_device_selection(kinds)
-            except ValueError as exc:
-                bad("devices", f"{exc}; using the default devices")
-            else:
-                settings.devices = ",".join(kinds)
-
-    gui = data.get("gui")
-    if gui is not None:
-        if not isinstance(gui, dict):
-            bad("gui", f"must be an object, got {_json_type(gui)}; using the window's defaults")
-        else:
-            _load_gui_section(gui, settings, lambda key, msg: bad(f"gui.{key}", msg))
+    read = read_config(data, where, strict=False, reader="app")
+    warnings.extend(problem.text(where) for problem in read.problems)
+    settings.unread = set(read.unread)
+    values = settings.file_values = read.values
+    settings.pools = [entry.pool_config() for entry in values.get("pools", [])]
+    settings.threads = values.get("threads")
+    if "devices" in values:
+        settings.devices = ",".join(values["devices"])
+    settings.suggest_diff = values.get("suggest-diff")
+    gui = values.get("gui", {})
+    settings.disabled_devices = list(gui.get("disabled_devices", []))
+    settings.geometry = gui.get("geometry")
+    settings.close_to_tray = bool(gui.get("close_to_tray", False))
     exposed = _readable_by_others(path)
     if exposed and _holds_passwords(data):
         warnings.append(f"Settings file {path} holds pool passwords and other users can read "
@@ -232,38 +160,6 @@ def load_settings(path: str | os.PathLike[str]) -> tuple[GuiSettings, list[str]]
     for message in warnings:
         log.warning("%s", message)
     return settings, warnings
-
-
-def _load_gui_section(gui: dict[str, Any], settings: GuiSettings, bad) -> None:
-    """The window's own fields, each checked on its own (see load_settings)."""
-    disabled = gui.get("disabled_devices")
-    if disabled is not None:
-        if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
-            bad("disabled_devices", "must be a list of device names (strings); "
-                "every device starts switched on")
-        else:
-            settings.disabled_devices = list(dict.fromkeys(disabled))  # order kept, no repeats
-
-    geometry = gui.get("geometry")
-    if geometry is not None:
-        if not isinstance(geometry, str):
-            bad("geometry", f"must be a base64 string, got {_json_type(geometry)}; "
-                "using the default window size")
-        else:
-            try:
-                base64.b64decode(geometry.encode("ascii"), validate=True)
-            except (binascii.Error, UnicodeEncodeError, ValueError):
-                bad("geometry", "is not valid base64; using the default window size")
-            else:
-                settings.geometry = geometry
-
-    close_to_tray = gui.get("close_to_tray")
-    if close_to_tray is not None:
-        if not isinstance(close_to_tray, bool):
-            bad("close_to_tray", f"must be true or false, got {_json_type(close_to_tray)}; "
-                "using false")
-        else:
-            settings.close_to_tray = close_to_tray
 
 
 def _readable_by_others(path: Path) -> int:
@@ -287,11 +183,13 @@ def _holds_passwords(data: dict[str, Any]) -> bool:
 def settings_to_json(settings: GuiSettings, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The file's JSON object: ``base`` (what the file held) with the app's keys replaced.
 
-    ``threads`` / ``devices`` of None are removed, so the CLI uses its own defaults.
+    ``threads`` / ``devices`` / ``suggest-diff`` of None are removed, so the CLI uses its
+    own defaults.
     """
     data: dict[str, Any] = dict(base or {})
     data["pools"] = [{"url": p.url, "user": p.user, "pass": p.password} for p in settings.pools]
-    for key, value in (("threads", settings.threads), ("devices", settings.devices)):
+    for key, value in (("threads", settings.threads), ("devices", settings.devices),
+                       ("suggest-diff", settings.suggest_diff)):
         if value is None:
             data.pop(key, None)
         else:
@@ -325,18 +223,20 @@ def settings_to_json(settings: GuiSettings, base: dict[str, Any] | None = None) 
 
 
 def _check_savable(settings: GuiSettings) -> None:
-    """Refuse to write a file the CLI (or the next start) would reject; ValueError says why."""
+    """Refuse to write a file the CLI (or the next start) would reject: every value the
+    app writes goes through the schema's own check; ValueError says why."""
     for i, pool in enumerate(settings.pools):
-        errors = validate_pool(pool.url, pool.user, pool.password)
+        errors = check_pool(pool.url, pool.user, pool.password)
         if errors:
             raise ValueError(f"pool {i + 1} ({pool.url}): " + "; ".join(errors.values()))
-    if settings.threads is not None:
-        lo, hi = THREADS_RANGE
-        if isinstance(settings.threads, bool) or not isinstance(settings.threads, int) \
-                or not lo <= settings.threads <= hi:
-            raise ValueError(f"threads must be a whole number in {lo}..{hi}, got {settings.threads!r}")
-    if settings.devices is not None:
-        check_device_selection(tuple(k.strip() for k in settings.devices.split(",") if k.strip()))
+    for key, value in (("threads", settings.threads), ("devices", settings.devices),
+                       ("suggest-diff", settings.suggest_diff)):
+        if value is None:
+            continue
+        try:
+            KEYS[key].parse(value)
+        except FieldError as exc:
+            raise ValueError(f"{key} {exc}") from None
 
 
 def _read_existing(path: Path) -> tuple[dict[str, Any] | None, bool]:

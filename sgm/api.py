@@ -11,6 +11,9 @@ What is here:
   telemetry event types its subscriptions deliver;
 * validation helpers the app's forms share with the engine (one parser, one set of words):
   :func:`normalize_pool_url`, :func:`check_device_selection`, the CLI's argument helpers;
+* the config file's schema (:mod:`sgm.config`): :func:`read_config` (the app reads its
+  file leniently), :func:`flag_values` and :func:`miner_config` (the one way a key
+  reaches the miner, as under ``sgm -c``), :func:`check_pool`;
 * the benchmark entry point :func:`run_benchmark` (what ``sgm bench`` measures) and
   :func:`benchmark_plan` (how many steps and about how long, for a progress bar);
 * :data:`__version__` and :data:`LICENSE` for an About box.
@@ -22,17 +25,33 @@ from importlib import metadata
 from typing import Any
 
 from sgm.cli_args import UsageError, pool_flags, positive_float, positive_int
+from sgm.config import (
+    APP_KEYS,
+    GUI_KEYS,
+    KEYS,
+    ConfigError,
+    FieldError,
+    PoolEntry,
+    Problem,
+    check_pool,
+    config_warnings,
+    flag_values,
+    json_type,
+    miner_config,
+    read_config,
+)
 from sgm.devices import DEFAULT_DEVICES, check_device_selection, cpu_count
 from sgm.miner import Miner, MinerConfig, PoolConfig
 from sgm.stratum.client import PoolEndpoint, parse_pool_url
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent, Subscription
 
 __all__ = [
-    "DEFAULT_DEVICES", "DeviceEvent", "Event", "JobEvent", "LICENSE", "LogEvent", "Miner",
-    "MinerConfig", "PoolConfig", "PoolEndpoint", "ShareEvent", "Subscription", "UsageError",
-    "__version__", "benchmark_plan", "check_device_selection", "cpu_count",
-    "normalize_pool_url", "parse_pool_url", "pool_flags", "positive_float", "positive_int",
-    "run_benchmark",
+    "APP_KEYS", "DEFAULT_DEVICES", "GUI_KEYS", "KEYS", "LICENSE", "ConfigError", "DeviceEvent",
+    "Event", "FieldError", "JobEvent", "LogEvent", "Miner", "MinerConfig", "PoolConfig",
+    "PoolEndpoint", "PoolEntry", "Problem", "ShareEvent", "Subscription", "UsageError", "__version__",
+    "benchmark_plan", "check_device_selection", "check_pool", "config_warnings", "cpu_count",
+    "flag_values", "json_type", "miner_config", "normalize_pool_url", "parse_pool_url",
+    "pool_flags", "positive_float", "positive_int", "read_config", "run_benchmark",
 ]
 
 #: The licence the project is released under (pyproject.toml's SPDX expression).

@@ -9,22 +9,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import signal
-import ssl
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sgm.cli_args import UsageError, int_in, pool_flags, positive_float, positive_int
-from sgm.devices import DEFAULT_DEVICES, DeviceSelectionError, check_device_selection
+from sgm.cli_args import UsageError, int_in, positive_float, positive_int
+from sgm.config import KEYS, config_warnings, flag_values, miner_config, read_config
+from sgm.devices import DeviceSelectionError
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent
 
 if TYPE_CHECKING:
-    from sgm.solo.client import SoloConfig
+    from sgm.miner import MinerConfig
 
 log = logging.getLogger("sgm")
 
@@ -39,19 +39,8 @@ LIVE_STATUS_INTERVAL = 1.0   # the live status line on a terminal
 PRINTER_REPORTED_LOGGERS = ("sgm.stratum",)
 #: Seconds to wait at exit for the Printer to print the events still buffered.
 PRINTER_DRAIN_TIMEOUT = 5.0
-CONFIG_KEYS = {
-    "pools", "threads", "devices", "impl", "batch-time", "time-limit", "summary-json",
-    "quiet", "verbose", "jobs", "difficulty", "duration", "no-version-rolling",
-    "opencl-kernel-time", "reserve-cpu-core",
-    # solo mining and pool options
-    "solo", "coinbase-addr", "rpc-cookie", "suggest-diff", "cert", "no-verify",
-    # the desktop app's own settings (window, tray, devices switched off); sgm ignores them
-    "gui",
-    # operations: monitoring API, metrics, log files
-    "api-listen", "api-port", "api-allow", "metrics-listen", "log-file", "sharelog",
-    # the farm view's rigs (sgm farm -c, the desktop app's Rigs tab); mining ignores them
-    "rigs",
-}
+#: Every key a config file may hold (the schema is sgm.config.KEYS).
+CONFIG_KEYS = frozenset(KEYS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,233 +137,62 @@ def _version() -> str:
 
 
 def _load_config(path: str) -> dict[str, Any]:
+    """The config file's JSON object; UsageError when it cannot be read or is not one."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config file {path}: not UTF-8 text ({exc.reason})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"config file {path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise UsageError(f"config file {path}: nested too deeply to read") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path}: expected a JSON object")
-    unknown = sorted(set(data) - CONFIG_KEYS)
-    if unknown:
-        raise UsageError(f"config file {path}: unknown key(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(CONFIG_KEYS))}")
     return data
 
 
-def _typed(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) and kind is not bool:
-        raise UsageError(f"{where}: {key} must be {getattr(kind, '__name__', kind)}, got a boolean")
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise UsageError(f"{where}: {key} must be {names}, got {type(value).__name__}")
-    return value
-
-
-def build_config(args: argparse.Namespace):
-    """Merge the config file (if any) under the command-line flags; validate everything."""
-    from sgm.miner import MinerConfig, PoolConfig
-
-    file_cfg: dict[str, Any] = _load_config(args.config) if args.config else {}
-    where = f"config file {args.config}"
-
-    def pick(flag_value: Any, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        if flag_value is not None:
-            return flag_value
-        value = _typed(file_cfg, key, kind, where)
-        return default if value is None else value
-
-    solo = bool(args.solo) or bool(_typed(file_cfg, "solo", bool, where))
-    if not solo:
-        for flag, value in (("--coinbase-addr", args.coinbase_addr),
-                            ("--rpc-cookie", args.rpc_cookie)):
+def build_config(args: argparse.Namespace) -> tuple[MinerConfig, dict[str, Any]]:
+    """The config file (if any) read strictly by the schema, the command-line flags over
+    it, the MinerConfig made the one way (sgm.config.miner_config) and the run's own
+    options; raises UsageError (exit status 2) naming the key or flag at fault."""
+    solo_flags = {"--coinbase-addr": args.coinbase_addr, "--rpc-cookie": args.rpc_cookie}
+    flags = flag_values(args)
+    values: dict[str, Any] = {}
+    if args.config:
+        values = read_config(_load_config(args.config), f"config file {args.config}",
+                             strict=True, reader="sgm", solo=bool(args.solo)).values
+    values.update(flags)
+    if not values.get("solo"):
+        for flag, value in solo_flags.items():
             if value is not None:
                 raise UsageError(f"{flag} only applies to --solo")
-    tls, warnings = _tls_options(args, file_cfg, where)
-
-    pools: list[PoolConfig] = []
-    solo_cfg = _solo_config(args, file_cfg, where) if solo else None
-    if solo_cfg is not None:
-        if tls["suggest_difficulty"] is not None:
-            raise UsageError("--suggest-diff is a pool option; it does not apply to --solo")
-    elif args.url or args.user or args.password:
-        pools = [PoolConfig(*flags) for flags in pool_flags(args.url, args.user, args.password)]
-    else:
-        raw_pools = _typed(file_cfg, "pools", list, where) or []
-        for i, entry in enumerate(raw_pools):
-            if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
-                raise UsageError(f"{where}: pools[{i}] must be an object with a \"url\" string")
-            user = entry.get("user", "")
-            pw = entry.get("pass", entry.get("password", "x"))
-            if not isinstance(user, str) or not isinstance(pw, str):
-                raise UsageError(f"{where}: pools[{i}] user/pass must be strings")
-            pools.append(PoolConfig(entry["url"], user, pw))
-
-    devices_text = pick(args.devices, "devices", str, ",".join(DEFAULT_DEVICES))
-    kinds = tuple(k.strip() for k in devices_text.split(",") if k.strip())
-    try:
-        check_device_selection(kinds)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    threads = pick(args.threads, "threads", int, None)
-    if threads is not None and threads < 1:
-        raise UsageError(f"{where}: threads must be >= 1")
-    jobs = pick(args.jobs, "jobs", int, 3)
-    bits = pick(args.difficulty, "difficulty", int, 20)
-    duration = pick(args.duration, "duration", (int, float), 15.0)
-    batch_time = pick(args.batch_time, "batch-time", (int, float), 0.1)
-    time_limit = pick(args.time_limit, "time-limit", (int, float), None)
-    for name, value in (("jobs", jobs), ("duration", duration), ("batch-time", batch_time)):
-        if not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
-            raise UsageError(f"{name} must be a positive number, got {value}")
-    if not 1 <= bits <= 255:
-        raise UsageError(f"--difficulty must be 1..255 leading zero bits, got {bits}")
-    if time_limit is not None and (not time_limit > 0 or not math.isfinite(time_limit)):
-        raise UsageError(f"time-limit must be a positive number, got {time_limit}")
-    cfg = MinerConfig(
-        pools=pools, threads=threads, device_kinds=kinds,
-        impl=pick(args.impl, "impl", str, None), batch_time=float(batch_time),
-        local_jobs=jobs, local_difficulty_bits=bits, local_job_interval=float(duration),
-        version_rolling=not (args.no_version_rolling or bool(file_cfg.get("no-version-rolling"))),
-        solo=solo_cfg, **tls,
-        opencl_kernel_time=pick(args.opencl_kernel_time, "opencl-kernel-time", (int, float), None),
-        reserve_core_per_gpu=bool(pick(args.reserve_cpu_core, "reserve-cpu-core", bool, False)),
-    )
-    uses_tls = any(p.url.strip().lower().startswith(("stratum+ssl", "stratum+tcps", "stratum+tls",
-                                                      "ssl:", "tls:")) for p in pools) or \
-        (solo_cfg is not None and solo_cfg.url.strip().lower().startswith("https:"))
-    if (tls["ssl_cafile"] is not None or not tls["ssl_verify"]) and not uses_tls:
-        warnings.append("--cert/--no-verify have no effect: no stratum+ssl:// pool "
-                        "(or https:// node) is used")
-    try:
-        cfg.validate()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    extras = {
-        "time_limit": time_limit,
-        "summary_json": pick(args.summary_json, "summary-json", str, None),
-        "quiet": bool(pick(args.quiet, "quiet", bool, False)),
-        "verbose": bool(pick(args.verbose, "verbose", bool, False)),
-        "warnings": warnings,
+    cfg = miner_config(values)
+    extras: dict[str, Any] = {
+        "time_limit": values.get("time-limit"),
+        "summary_json": values.get("summary-json"),
+        "quiet": bool(values.get("quiet", False)),
+        "verbose": bool(values.get("verbose", False)),
+        "warnings": config_warnings(cfg),
     }
-    extras.update(_ops_options(args, file_cfg, where))
+    extras.update(_ops_options(args, values))
     return cfg, extras
 
 
-def _ops_options(args: argparse.Namespace, file_cfg: dict[str, Any], where: str) -> dict[str, Any]:
-    """--api-*, --metrics-listen, --log-file, --sharelog (flags over config keys), checked."""
-    from sgm.ops.cgminer_api import parse_allow
-    from sgm.ops.metrics import parse_listen
-
-    def pick(flag_value: Any, key: str, kind: type | tuple[type, ...]) -> Any:
-        return flag_value if flag_value is not None else _typed(file_cfg, key, kind, where)
-
-    api = bool(pick(args.api_listen, "api-listen", bool))
-    port = pick(args.api_port, "api-port", int)
-    if port is None:
-        port = API_PORT
-    elif not 0 <= port <= 65535:
-        raise UsageError(f"{where}: api-port must be 0..65535, got {port}")
-    allow = pick(args.api_allow, "api-allow", str)
-    try:
-        parse_allow(allow)
-    except ValueError as exc:
-        raise UsageError(f"--api-allow: {exc}") from None
+def _ops_options(args: argparse.Namespace, values: dict[str, Any]) -> dict[str, Any]:
+    """--api-*, --metrics-listen, --log-file, --sharelog (flags over config keys)."""
+    api = bool(values.get("api-listen", False))
+    port = values.get("api-port")
+    allow = values.get("api-allow")
     if (allow is not None or args.api_port is not None) and not api:
         raise UsageError("--api-port/--api-allow need --api-listen (the API is off by default)")
-    metrics = pick(args.metrics_listen, "metrics-listen", str)
-    metrics_addr = None
-    if metrics is not None:
-        try:
-            metrics_addr = parse_listen(metrics)
-        except ValueError as exc:
-            raise UsageError(f"--metrics-listen {exc}") from None
-    return {"api": api, "api_port": port, "api_allow": allow, "metrics": metrics_addr,
-            "log_file": pick(args.log_file, "log-file", str),
-            "sharelog": pick(args.sharelog, "sharelog", str),
+    return {"api": api, "api_port": API_PORT if port is None else port, "api_allow": allow,
+            "metrics": values.get("metrics-listen"),
+            "log_file": values.get("log-file"), "sharelog": values.get("sharelog"),
             "config_path": args.config}
-
-
-def _tls_options(args: argparse.Namespace, file_cfg: dict[str, Any],
-                 where: str) -> tuple[dict[str, Any], list[str]]:
-    """--suggest-diff, --cert, --no-verify (flags over config keys), checked."""
-    warnings: list[str] = []
-    suggest = args.suggest_diff
-    if suggest is None:
-        suggest = _typed(file_cfg, "suggest-diff", (int, float), where)
-        if suggest is not None:
-            try:
-                suggest = float(suggest)
-            except OverflowError:
-                suggest = math.inf
-            if not suggest > 0 or not math.isfinite(suggest):
-                raise UsageError(f"{where}: suggest-diff must be a positive number, got {suggest}")
-    cafile = args.cert if args.cert is not None else _typed(file_cfg, "cert", str, where)
-    no_verify = bool(args.no_verify) or bool(_typed(file_cfg, "no-verify", bool, where))
-    if cafile is not None:
-        if no_verify:
-            raise UsageError("--cert and --no-verify contradict each other: give one of them")
-        try:
-            ssl.create_default_context(cafile=cafile)
-        except FileNotFoundError:
-            raise UsageError(f"--cert {cafile}: no such file") from None
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise UsageError(f"--cert {cafile}: not a usable CA certificate (PEM): "
-                             f"{getattr(exc, 'strerror', None) or exc}") from None
-    if no_verify:
-        warnings.append("--no-verify: TLS certificates are not checked; anyone on the path "
-                        "can impersonate the pool")
-    return ({"suggest_difficulty": float(suggest) if suggest is not None else None,
-             "ssl_cafile": cafile, "ssl_verify": not no_verify}, warnings)
-
-
-def _solo_config(args: argparse.Namespace, file_cfg: dict[str, Any], where: str) -> SoloConfig:
-    """The node, its credentials and the payout address for --solo."""
-    from sgm.solo.client import SoloConfig
-
-    user: str | None = None
-    password: str | None = None
-    if args.url:
-        if len(args.url) != 1:
-            raise UsageError("--solo mines one node: give a single -o http://HOST:PORT")
-        url = args.url[0]
-        if len(args.user) > 1 or len(args.password) > 1:
-            raise UsageError("--solo: give at most one -u and one -p")
-        user = args.user[0] if args.user else None
-        password = args.password[0] if args.password else None
-    else:
-        if args.user or args.password:
-            raise UsageError("-u/-p given without -o: name the node's URL with -o")
-        raw_pools = _typed(file_cfg, "pools", list, where) or []
-        if len(raw_pools) != 1 or not isinstance(raw_pools[0], dict) \
-                or not isinstance(raw_pools[0].get("url"), str):
-            raise UsageError("--solo needs the node's URL: -o http://USER:PASS@HOST:PORT "
-                             "(or one entry in the config file's pools)")
-        entry = raw_pools[0]
-        url = entry["url"]
-        user = entry.get("user")
-        password = entry.get("pass", entry.get("password"))
-        if not isinstance(user, (str, type(None))) or not isinstance(password, (str, type(None))):
-            raise UsageError(f"{where}: pools[0] user/pass must be strings")
-    address = args.coinbase_addr if args.coinbase_addr is not None else \
-        _typed(file_cfg, "coinbase-addr", str, where)
-    if not address:
-        raise UsageError("--solo needs --coinbase-addr ADDRESS (where the block reward goes)")
-    cookie = args.rpc_cookie if args.rpc_cookie is not None else \
-        _typed(file_cfg, "rpc-cookie", str, where)
-    cfg = SoloConfig(url=url, address=address, user=user, password=password,
-                     cookie_file=cookie)
-    try:
-        cfg.validate()
-    except ValueError as exc:
-        raise UsageError(f"--solo: {exc}") from None
-    return cfg
 
 
 # --------------------------------------------------------------------------- output

@@ -237,7 +237,7 @@ def test_bad_mining_input_exits_2_with_a_message(args, fragment):
     [
         ("{not json", "invalid JSON"),
         ("[1, 2]", "JSON object"),
-        ('{"threads": "two"}', "threads must be int"),
+        ('{"threads": "two"}', "threads must be a whole number in 1..1024, got a string"),
         ('{"colour": "blue"}', "unknown key"),
         ('{"pools": [{"user": "x"}]}', "pools[0]"),
     ],

@@ -163,14 +163,14 @@ def test_bad_values_exit_2_with_a_message(argv, pattern, capsys, tmp_path, tls_c
 @pytest.mark.parametrize("content,pattern", [
     ({"suggest-diff": 0}, "suggest-diff must be a positive number"),
     ({"suggest-diff": -1.5}, "suggest-diff must be a positive number"),
-    ({"suggest-diff": "2"}, "suggest-diff must be int or float, got str"),
+    ({"suggest-diff": "2"}, "suggest-diff must be a positive number, got a string"),
     ({"suggest-diff": True}, "suggest-diff must be .*boolean"),
     ({"suggest-diff": 10 ** 400}, "suggest-diff must be a positive number"),
-    ({"cert": 5}, "cert must be str"),
+    ({"cert": 5}, "cert must be a string, got 5"),
     ({"cert": "/nonexistent.pem"}, "no such file"),
-    ({"no-verify": "yes"}, "no-verify must be bool"),
-    ({"solo": 1}, "solo must be bool"),
-    ({"coinbase-addr": ["x"]}, "coinbase-addr must be str"),
+    ({"no-verify": "yes"}, "no-verify must be true or false"),
+    ({"solo": 1}, "solo must be true or false"),
+    ({"coinbase-addr": ["x"]}, "coinbase-addr must be a string, got a list"),
 ])
 def test_bad_config_values_exit_2(tmp_path, capsys, content, pattern):
     import re

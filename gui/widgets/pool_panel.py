@@ -7,6 +7,11 @@ is stored until the values are good.  Accepted edits are announced with ``pools_
 (the window saves them and hands them to the miner); ``set_pools`` never emits, so loading
 settings cannot echo back as an edit.
 
+Below the form, the share difficulty to ask the pools for (``suggest-diff`` in the config
+file, ``--suggest-diff`` on the command line): pools that start every miner at a high
+difficulty (public-pool: 16,384) leave a small miner without a share for minutes.  An
+accepted change is announced with ``suggest_diff_changed``; ``set_suggest_diff`` never emits.
+
 Live status (state, difficulty, last submit round trip) comes from ``Miner.pool_status()``
 rows and is matched to pools by URL and user, never by row number, because the list may have
 been edited since the miner started.
@@ -19,7 +24,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from sgm.api import PoolConfig, normalize_pool_url
+from sgm.api import KEYS, FieldError, PoolConfig, normalize_pool_url
 
 from ..settings import validate_pool
 
@@ -167,6 +172,7 @@ class PoolPanel(QtWidgets.QWidget):
     """The pool table and its form (see the module docstring)."""
 
     pools_changed = QtCore.Signal(list)   # list[PoolConfig] after an accepted user edit
+    suggest_diff_changed = QtCore.Signal(object)   # float | None (the pool decides)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -248,6 +254,41 @@ class PoolPanel(QtWidgets.QWidget):
         self.up_button.clicked.connect(lambda: self.move_selected(-1))
         self.down_button.clicked.connect(lambda: self.move_selected(+1))
 
+        # the share difficulty asked of the pools: one value for all of them, as sgm's
+        # --suggest-diff; applied (and saved) only when Apply or Enter accepts it
+        self._suggest_diff: float | None = None
+        self.suggest_diff_edit = QtWidgets.QLineEdit()
+        self.suggest_diff_edit.setPlaceholderText("the pool decides")
+        self.suggest_diff_edit.setToolTip(
+            "Share difficulty sgm asks every pool for when it connects "
+            "(mining.suggest_difficulty); fractions allowed, e.g. 0.5.\nA pool that starts "
+            "miners at a high difficulty may leave a small one without a share for "
+            "minutes.\nEmpty: the pool decides.  The config file's \"suggest-diff\".")
+        self.suggest_diff_button = QtWidgets.QPushButton("Appl&y")
+        self.suggest_diff_button.setToolTip("Ask the pools for this share difficulty "
+                                            "(mining restarts to send it)")
+        suggest_caption = QtWidgets.QLabel("Share difficulty to as&k for")
+        suggest_caption.setBuddy(self.suggest_diff_edit)
+        suggest_error = QtWidgets.QLabel()
+        suggest_error.setObjectName("suggest_diff_error")
+        suggest_error.setWordWrap(True)
+        suggest_error.setStyleSheet(f"color: {ERROR_COLOUR};")
+        suggest_error.setAccessibleName("suggest_diff error")
+        suggest_error.setVisible(False)
+        # like the form's messages: its line is kept while hidden, so nothing jumps
+        policy = suggest_error.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        suggest_error.setSizePolicy(policy)
+        suggest_error.setMinimumHeight(suggest_error.fontMetrics().lineSpacing())
+        self.errors["suggest_diff"] = suggest_error
+        suggest_row = QtWidgets.QHBoxLayout()
+        suggest_row.addWidget(suggest_caption)
+        suggest_row.addWidget(self.suggest_diff_edit, 1)
+        suggest_row.addWidget(self.suggest_diff_button)
+        self.suggest_diff_edit.textEdited.connect(lambda _text: self._clear_error("suggest_diff"))
+        self.suggest_diff_edit.returnPressed.connect(self.apply_suggest_diff)
+        self.suggest_diff_button.clicked.connect(self.apply_suggest_diff)
+
         hint = QtWidgets.QLabel("Pools are tried in this order: the first that answers is "
                                 "mined, the others are failovers.")
         hint.setWordWrap(True)
@@ -257,6 +298,8 @@ class PoolPanel(QtWidgets.QWidget):
         layout.addWidget(self.local_label)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addLayout(suggest_row)
+        layout.addWidget(suggest_error)
 
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self._update_buttons()
@@ -277,6 +320,39 @@ class PoolPanel(QtWidgets.QWidget):
         """Show Miner.pool_status() rows: state, difficulty and last submit per pool."""
         self.model.set_status(status)
         self._update_local_label(status)
+
+    def set_suggest_diff(self, value: float | None) -> None:
+        """Show the share difficulty asked of the pools (None: the pool decides); does not
+        emit suggest_diff_changed."""
+        self._suggest_diff = value
+        self.suggest_diff_edit.setText("" if value is None else f"{value:g}")
+        self._clear_error("suggest_diff")
+
+    def suggest_diff(self) -> float | None:
+        """The share difficulty last accepted (None: the pool decides)."""
+        return self._suggest_diff
+
+    def apply_suggest_diff(self) -> bool:
+        """Accept the field's difficulty (empty: the pool decides), checked as the config
+        file's "suggest-diff" is; emits suggest_diff_changed when it changed.  False (with
+        a message under the field) when refused."""
+        raw = self.suggest_diff_edit.text().strip()
+        value: float | None = None
+        if raw:
+            try:
+                value = KEYS["suggest-diff"].parse(float(raw))
+            except (ValueError, FieldError):
+                self._show_error("suggest_diff", f"The share difficulty must be a positive "
+                                 f"number such as 0.5 or 16384, got {raw!r}; leave it empty "
+                                 "to let the pool decide")
+                self.suggest_diff_edit.setFocus()
+                return False
+        self._clear_error("suggest_diff")
+        if value == self._suggest_diff:
+            return True
+        self._suggest_diff = value
+        self.suggest_diff_changed.emit(value)
+        return True
 
     def selected_row(self) -> int | None:
         rows = self.table.selectionModel().selectedRows()

@@ -6,6 +6,7 @@ miner mining a real embedded pool through the configured URL).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,73 @@ def test_an_edit_is_saved_and_read_back_on_the_next_start(panel: PoolPanel, qtbo
     restarted.set_pools(loaded.pools)
     assert restarted.pools() == [A, B]
     assert [cell(restarted, r, 1) for r in range(2)] == [A.url, B.url]
+
+
+# ------------------------------------------------------------------ suggested difficulty
+@pytest.mark.parametrize("text", ["0", "-2", "abc", "inf", "nan", "1e400"])
+def test_a_bad_suggested_difficulty_is_refused_with_a_message(panel: PoolPanel, qtbot,
+                                                              text: str) -> None:
+    panel.set_suggest_diff(4.0)
+    panel.suggest_diff_edit.clear()
+    qtbot.keyClicks(panel.suggest_diff_edit, text)
+    with qtbot.assertNotEmitted(panel.suggest_diff_changed):
+        qtbot.mouseClick(panel.suggest_diff_button, QtCore.Qt.LeftButton)
+    assert "positive number" in panel.error_text("suggest_diff")
+    assert panel.suggest_diff() == 4.0
+
+
+def test_a_suggested_difficulty_is_announced_once_and_empty_means_the_pool_decides(
+        panel: PoolPanel, qtbot) -> None:
+    seen: list[float | None] = []
+    panel.suggest_diff_changed.connect(seen.append)
+    panel.set_suggest_diff(None)                       # loading settings never emits
+    assert panel.suggest_diff_edit.text() == "" and seen == []
+    qtbot.keyClicks(panel.suggest_diff_edit, "0.0625")
+    qtbot.keyClick(panel.suggest_diff_edit, QtCore.Qt.Key_Return)
+    qtbot.mouseClick(panel.suggest_diff_button, QtCore.Qt.LeftButton)   # unchanged: silent
+    panel.suggest_diff_edit.clear()
+    qtbot.mouseClick(panel.suggest_diff_button, QtCore.Qt.LeftButton)
+    assert seen == [0.0625, None]
+    assert panel.error_text("suggest_diff") == ""
+
+
+def test_the_suggested_difficulty_set_in_the_editor_is_saved_and_sent_to_the_pool(
+        qtbot, bridge, open_window, tmp_path: Path, monkeypatch) -> None:
+    """Issue 16 defect 4: the user types a share difficulty into the pool editor while
+    mining a real pool; mining restarts (confirmed), the restarted session sends
+    mining.suggest_difficulty with that value (seen on the wire), and the value is in the
+    settings file, from which the next start's MinerConfig carries it."""
+    from sgm_gui import app as gui_app
+    from tests.test_solo_pool_options import RecordingProxy
+
+    pool = PoolThread(difficulty_bits=16, jobs=None, job_interval=60.0).start()
+    proxy = RecordingProxy(pool.port).start()
+    url = f"stratum+tcp://127.0.0.1:{proxy.port}"
+    try:
+        w = open_window(MinerConfig(threads=1, device_kinds=("cpu",),
+                                    pools=[PoolConfig(url, "wallet.sd", "x")]))
+        asked: list[str] = []
+        monkeypatch.setattr(w, "confirm", lambda title, text, action: asked.append(text) or True)
+        qtbot.waitUntil(lambda: any(m.get("method") == "mining.authorize"
+                                    for m in proxy.lines()), timeout=30_000)
+        assert not any(m.get("method") == "mining.suggest_difficulty" for m in proxy.lines())
+        w.tabs.setCurrentWidget(w.pool_panel)
+        qtbot.keyClicks(w.pool_panel.suggest_diff_edit, "0.0625")
+        with qtbot.waitSignals([bridge.stopped, bridge.started], timeout=60_000):
+            qtbot.mouseClick(w.pool_panel.suggest_diff_button, QtCore.Qt.LeftButton)
+        assert asked and "0.0625" in asked[0]
+        qtbot.waitUntil(lambda: any(m.get("method") == "mining.suggest_difficulty"
+                                    for m in proxy.lines()), timeout=30_000)
+        [suggest] = [m for m in proxy.lines() if m.get("method") == "mining.suggest_difficulty"]
+        assert suggest["params"] == [0.0625]
+        assert bridge.made[-1].config.suggest_difficulty == 0.0625
+        saved = json.loads((tmp_path / "sgm.json").read_text())
+        assert saved["suggest-diff"] == 0.0625
+    finally:
+        proxy.stop()
+        pool.stop()
+    settings, warnings = load_settings(tmp_path / "sgm.json")
+    assert warnings == [] and settings.suggest_diff == 0.0625
+    args = gui_app.build_parser().parse_args(["-c", str(tmp_path / "sgm.json")])
+    assert gui_app.build_config(args, settings, tmp_path / "sgm.json", []) \
+        .suggest_difficulty == 0.0625

@@ -96,14 +96,17 @@ def test_bad_values_of_the_right_type_are_refused_too(tmp_path: Path) -> None:
                                           "junk"]}))
     settings, warnings = load_settings(path)
     assert settings.threads is None and settings.devices is None
-    assert settings.pools == [PoolConfig("stratum+tcp://good.example:1", "u", "x")]
+    # a pool without a user is what `sgm -c` mines too (the form asks for one, a file may not)
+    assert settings.pools == [PoolConfig("stratum+tcp://good.example:1", "u", "x"),
+                              PoolConfig("stratum+tcp://nouser.example:2", "", "x")]
     text = "\n".join(warnings)
     assert '"threads"' in text and "1..1024" in text
     assert '"devices"' in text and "floppy" in text
-    assert "pools[1]" in text and "scheme" in text
-    assert "pools[2]" in text and "user" in text
-    assert "pools[3]" in text
+    assert '"pools[1]"' in text and "scheme" in text
+    assert '"pools[3]"' in text
+    assert '"close_to_tray"' in text and "not a key" in text   # it belongs under "gui"
     assert len(warnings) == 5
+    assert settings.unread == {"threads", "devices", "pools", "close_to_tray"}
 
 
 @pytest.mark.parametrize("text", ['{"pools": [', "[1, 2]", "", "\xff\xfe"])
@@ -281,3 +284,49 @@ def test_validate_pool(url: str, user: str, password: str, fields: set[str]) -> 
     errors = validate_pool(url, user, password)
     assert set(errors) == fields
     assert all(isinstance(m, str) and len(m) > 10 for m in errors.values())
+
+
+def test_suggest_diff_round_trips_and_a_bad_one_stays_in_the_file_until_set(
+        tmp_path: Path) -> None:
+    """The app owns suggest-diff now (issue 16 defect 4): saved and read back; a value it
+    could not read ("high") survives saves of other settings (issue 14 defect 5) until the
+    user sets one, and `sgm -c` reads what the app wrote."""
+    path = tmp_path / "sgm.json"
+    save_settings(path, GuiSettings(suggest_diff=0.5))
+    assert json.loads(path.read_text())["suggest-diff"] == 0.5
+    assert load_settings(path)[0].suggest_diff == 0.5
+    cfg, _ = build_config(_parser().parse_args(["-c", str(path)]))
+    assert cfg.suggest_difficulty == 0.5
+
+    path.write_text(json.dumps({"suggest-diff": "high", "threads": 2}))
+    os.chmod(path, 0o600)
+    settings, warnings = load_settings(path)
+    assert settings.suggest_diff is None and settings.threads == 2
+    assert settings.unread == {"suggest-diff"}
+    assert len(warnings) == 1 and '"suggest-diff"' in warnings[0] \
+        and "the pool chooses" in warnings[0]
+    settings.disabled_devices = ["cpu0"]                  # a device toggle
+    save_settings(path, settings)
+    assert json.loads(path.read_text())["suggest-diff"] == "high"
+    settings.suggest_diff = 8.0
+    settings.unread.discard("suggest-diff")               # the user set it in the app
+    save_settings(path, settings)
+    assert json.loads(path.read_text())["suggest-diff"] == 8.0
+    with pytest.raises(ValueError, match="suggest-diff"):
+        save_settings(path, GuiSettings(suggest_diff=-1.0))
+
+
+def test_every_miner_key_the_app_does_not_edit_survives_a_save(tmp_path: Path) -> None:
+    """impl, batch-time, no-version-rolling ...: read by the app for the miner, written
+    back exactly as they were."""
+    path = tmp_path / "sgm.json"
+    original = {"impl": "scalar", "batch-time": 0.2, "no-version-rolling": True, "jobs": 4,
+                "api-listen": True, "rigs": ["10.0.0.2:4028"]}
+    path.write_text(json.dumps(original))
+    settings, warnings = load_settings(path)
+    assert warnings == []
+    assert settings.file_values["batch-time"] == 0.2 and settings.file_values["jobs"] == 4
+    settings.close_to_tray = True
+    save_settings(path, settings)
+    data = json.loads(path.read_text())
+    assert {k: data[k] for k in original} == original
