@@ -258,7 +258,7 @@ class Printer:
         output stays readable (and cheap) in any flood; the counts are exact."""
         second = int(time.monotonic())
         if second != self._second:
-            self._flush_held()
+            self.flush_held()
             self._second, self._shown = second, 0
         if self._shown < SHARE_LINES_PER_SECOND:
             self._shown += 1
@@ -268,7 +268,7 @@ class Printer:
             self._held[key] = self._held.get(key, 0) + 1
         return True
 
-    def _flush_held(self) -> None:
+    def flush_held(self) -> None:
         with self._held_lock:
             held, self._held = self._held, {}
         if held:
@@ -278,7 +278,7 @@ class Printer:
 
     def status(self, text: str) -> None:
         """The live status line (terminal) or a plain status line."""
-        self._flush_held()
+        self.flush_held()
         if not self.live:
             self.line(f"status: {text}")
             return
@@ -287,7 +287,7 @@ class Printer:
             self._write(f"\r\x1b[K{self._status}")
 
     def end_status(self) -> None:
-        self._flush_held()
+        self.flush_held()
         with self._lock:
             if self._status:
                 self._status = ""
@@ -606,6 +606,7 @@ def _mine(miner: Any, cfg: Any, extras: dict[str, Any], printer: Printer,
         # after stop(): the last share verdicts are buffered by now; print them (bounded
         # wait) before the final statistics
         sub.close(timeout=PRINTER_DRAIN_TIMEOUT)
+        printer.flush_held()     # the last second's summed-up share lines
         for s, handler in old.items():
             signal.signal(s, handler)
     summary = miner.summary()

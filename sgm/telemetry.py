@@ -374,6 +374,8 @@ class Subscription:
         self._buf: collections.deque[Event] = collections.deque(maxlen=maxsize)
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        self._gave_up = False
+        self._batch_left = 0      # events of the dispatcher's batch not yet started
         self._in_callback = False
         #: Events discarded: the buffer was full (oldest first), or close() gave up on them.
         self.dropped = 0
@@ -412,7 +414,10 @@ class Subscription:
                 self.dropped += 1  # deque(maxlen) discards the oldest on append
             self._buf.append(event)
             self.delivered += 1
-            self._cond.notify()
+            # readers wait only on an empty buffer and take all they find: wake one when it
+            # stops being empty, not at every event (a share flood is thousands a second)
+            if len(self._buf) == 1:
+                self._cond.notify()
 
     # dispatcher thread (callback subscriptions) -----------------------------
 
@@ -426,18 +431,29 @@ class Subscription:
                     cond.wait()
                 if not buf:
                     return  # closed and drained (or emptied by a close() that gave up)
-                event = buf.popleft()
+                # everything buffered at once: one lock round trip per batch, not per event
+                batch = list(buf)
+                buf.clear()
                 self._in_callback = True
+            done = 0
+            self._batch_left = len(batch)
             try:
-                callback(event)
-            except Exception:
-                self.errors += 1
-                log.exception("telemetry subscriber %r raised on %s; event skipped",
-                              callback, type(event).__name__)
+                for event in batch:
+                    if self._gave_up:    # close() stopped waiting: it counted the rest dropped
+                        break
+                    done += 1
+                    self._batch_left = len(batch) - done
+                    try:
+                        callback(event)
+                    except Exception:
+                        self.errors += 1
+                        log.exception("telemetry subscriber %r raised on %s; event skipped",
+                                      callback, type(event).__name__)
             finally:
                 with cond:
                     self._in_callback = False
-                    self.handled += 1
+                    self._batch_left = 0
+                    self.handled += done
                     cond.notify_all()
 
     # reader side (queue subscriptions) --------------------------------------
@@ -509,12 +525,14 @@ class Subscription:
             return True
         thread.join(timeout)
         with self._cond:
-            left = len(self._buf)
+            # buffered, plus what the dispatcher took and has not started on
+            left = len(self._buf) + self._batch_left
             stuck = self._in_callback
             if not thread.is_alive() or (not left and not stuck):
                 return True  # drained (the thread is ending, if not ended yet)
             self.dropped += left
             self._buf.clear()
+            self._gave_up = True
         log.warning("telemetry subscriber %r did not finish within %.1fs (%s); "
                     "%d buffered event(s) discarded", self.callback, timeout,
                     "its callback is still running" if stuck else "too slow", left)
