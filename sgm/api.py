@@ -13,7 +13,11 @@ What is here:
   :func:`normalize_pool_url`, :func:`check_device_selection`, the CLI's argument helpers;
 * the benchmark entry point :func:`run_benchmark` (what ``sgm bench`` measures) and
   :func:`benchmark_plan` (how many steps and about how long, for a progress bar);
-* :data:`__version__` and :data:`LICENSE` for an About box.
+* :data:`__version__` and :data:`LICENSE` for an About box;
+* the farm view's poller (what ``sgm farm`` asks each rig): :class:`Rig`,
+  :func:`parse_rig`, :func:`poll_rig` / :func:`poll_rigs` (coroutines that never raise: a
+  rig that cannot be read comes back as a :class:`RigStatus` saying why) and
+  :func:`farm_total`.
 """
 from __future__ import annotations
 
@@ -24,15 +28,16 @@ from typing import Any
 from sgm.cli_args import UsageError, pool_flags, positive_float, positive_int
 from sgm.devices import DEFAULT_DEVICES, check_device_selection, cpu_count
 from sgm.miner import Miner, MinerConfig, PoolConfig
+from sgm.ops.farm import Rig, RigStatus, farm_total, parse_rig, poll_rig, poll_rigs
 from sgm.stratum.client import PoolEndpoint, parse_pool_url
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent, Subscription
 
 __all__ = [
     "DEFAULT_DEVICES", "DeviceEvent", "Event", "JobEvent", "LICENSE", "LogEvent", "Miner",
-    "MinerConfig", "PoolConfig", "PoolEndpoint", "ShareEvent", "Subscription", "UsageError",
-    "__version__", "benchmark_plan", "check_device_selection", "cpu_count",
-    "normalize_pool_url", "parse_pool_url", "pool_flags", "positive_float", "positive_int",
-    "run_benchmark",
+    "MinerConfig", "PoolConfig", "PoolEndpoint", "Rig", "RigStatus", "ShareEvent",
+    "Subscription", "UsageError", "__version__", "benchmark_plan", "check_device_selection",
+    "cpu_count", "farm_total", "normalize_pool_url", "parse_pool_url", "parse_rig",
+    "pool_flags", "poll_rig", "poll_rigs", "positive_float", "positive_int", "run_benchmark",
 ]
 
 #: The licence the project is released under (pyproject.toml's SPDX expression).
