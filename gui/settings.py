@@ -3,8 +3,9 @@
 Why one file: a user who set pools up in the window can mine the same pools headless with
 ``sgm -c ~/.config/sgm/sgm.json``, and the reverse.  So the app writes exactly the CLI's shapes
 (``pools`` as ``[{"url", "user", "pass"}]``, ``threads`` an int, ``devices`` the ``--devices``
-text) and puts what only the window needs under the ``"gui"`` key, which the CLI accepts and
-ignores.  Keys the app does not own (``difficulty``, ``jobs``, ...) survive every save.
+text, ``rigs`` the ``"HOST:PORT"`` list ``sgm farm -c`` watches) and puts what only the
+window needs under the ``"gui"`` key, which the CLI accepts and ignores.  Keys the app does
+not own (``difficulty``, ``jobs``, ...) survive every save.
 
 Loading never raises and never writes: a bad field gives one warning naming it and falls back
 to its default while every other field loads; unparseable JSON gives defaults and a warning and
@@ -33,14 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sgm.api import PoolConfig, check_device_selection, normalize_pool_url
+from sgm.api import PoolConfig, check_device_selection, normalize_pool_url, parse_rig
 
 log = logging.getLogger("sgm.gui.settings")
 
 #: Layout of the "gui" object; a newer file's extra keys are kept, never dropped.
 SCHEMA_VERSION = 1
 #: Keys of the CLI's config file that the app writes (everything else is kept as found).
-OWNED_KEYS = ("pools", "threads", "devices")
+OWNED_KEYS = ("pools", "threads", "devices", "rigs")
 #: Keys inside "gui" that the app writes.
 OWNED_GUI_KEYS = ("version", "disabled_devices", "geometry", "close_to_tray")
 #: Same range MinerConfig.validate() accepts.
@@ -57,6 +58,8 @@ class GuiSettings:
     disabled_devices: list[str] = field(default_factory=list)  # switched off in the device table
     geometry: str | None = None                              # base64 of saveGeometry()
     close_to_tray: bool = False
+    #: the Rigs tab's miners, "HOST:PORT" as ``sgm farm -c`` reads them
+    rigs: list[str] = field(default_factory=list)
     #: keys whose value in the file could not be read ("threads", "pools", "gui",
     #: "gui.geometry", ...): saves keep the file's value until the user changes the setting
     #: (then the window discards the key here)
@@ -103,6 +106,16 @@ def validate_pool(url: str, user: str, password: str) -> dict[str, str]:
     elif _has_control_chars(password):
         errors["password"] = "The password must not contain control characters (tabs, newlines)"
     return errors
+
+
+def normalize_rig(text: str) -> str:
+    """``text`` as the config file keeps a rig: ``HOST:PORT`` (port 4028 when left out).
+    Raises ValueError with the farm parser's own words (the one ``sgm farm`` uses)."""
+    if not isinstance(text, str):
+        raise ValueError(f"a rig must be a \"HOST:PORT\" string, got {_json_type(text)}")
+    if _has_control_chars(text):
+        raise ValueError(f"{text!r}: a rig address must not contain control characters")
+    return str(parse_rig(text))
 
 
 def _pool_from_entry(entry: Any, where: str) -> tuple[PoolConfig | None, str | None]:
@@ -218,6 +231,24 @@ def load_settings(path: str | os.PathLike[str]) -> tuple[GuiSettings, list[str]]
             else:
                 settings.devices = ",".join(kinds)
 
+    raw_rigs = data.get("rigs")
+    if raw_rigs is not None:
+        if not isinstance(raw_rigs, list):
+            bad("rigs", f"must be a list of \"HOST:PORT\" strings, got {_json_type(raw_rigs)}; "
+                "the Rigs tab starts empty")
+        else:
+            # each rig stands alone; one that cannot be read keeps the whole list as the
+            # file has it (GuiSettings.unread) until the user edits the rigs
+            for i, entry in enumerate(raw_rigs):
+                try:
+                    rig = normalize_rig(entry)
+                except ValueError as exc:
+                    warnings.append(f"{where}: rigs[{i}]: {exc}; rig skipped")
+                    settings.unread.add("rigs")
+                    continue
+                if rig not in settings.rigs:
+                    settings.rigs.append(rig)
+
     gui = data.get("gui")
     if gui is not None:
         if not isinstance(gui, dict):
@@ -287,11 +318,15 @@ def _holds_passwords(data: dict[str, Any]) -> bool:
 def settings_to_json(settings: GuiSettings, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The file's JSON object: ``base`` (what the file held) with the app's keys replaced.
 
-    ``threads`` / ``devices`` of None are removed, so the CLI uses its own defaults.
+    ``threads`` / ``devices`` of None are removed, so the CLI uses its own defaults; so is an
+    empty ``rigs``.
     """
     data: dict[str, Any] = dict(base or {})
     data["pools"] = [{"url": p.url, "user": p.user, "pass": p.password} for p in settings.pools]
-    for key, value in (("threads", settings.threads), ("devices", settings.devices)):
+    # no rigs: no key (the file of someone who never opened the Rigs tab stays as it was)
+    rigs = list(settings.rigs) or None
+    for key, value in (("threads", settings.threads), ("devices", settings.devices),
+                       ("rigs", rigs)):
         if value is None:
             data.pop(key, None)
         else:
@@ -337,6 +372,9 @@ def _check_savable(settings: GuiSettings) -> None:
             raise ValueError(f"threads must be a whole number in {lo}..{hi}, got {settings.threads!r}")
     if settings.devices is not None:
         check_device_selection(tuple(k.strip() for k in settings.devices.split(",") if k.strip()))
+    for rig in settings.rigs:
+        if normalize_rig(rig) != rig:
+            raise ValueError(f"rig {rig!r} is not in the HOST:PORT form the file keeps")
 
 
 def _read_existing(path: Path) -> tuple[dict[str, Any] | None, bool]:
