@@ -55,14 +55,15 @@ TIMEOUT_S = 3.0
 #: Seconds of farm hash rate the plot shows.
 PLOT_WINDOW_S = 600.0
 
+#: Pools last: the widest text, it takes the room left (elided; the tooltip lists them all).
 COLUMNS = ("Rig", "State", "Version", "5 s", "Average", "Accepted", "Rejected", "Stale",
-           "HW errors", "Pools", "Last seen")
+           "HW errors", "Last seen", "Pools")
 (COL_RIG, COL_STATE, COL_VERSION, COL_5S, COL_AV, COL_ACC, COL_REJ, COL_STALE, COL_HW,
- COL_POOLS, COL_SEEN) = range(len(COLUMNS))
+ COL_SEEN, COL_POOLS) = range(len(COLUMNS))
 #: Texts the columns are sized for (the largest they plausibly show).
-_WIDTH_SAMPLES = ("192.168.100.200:4028", "Unreachable — Connection refused", "sgm 0.0.0.dev0",
+_WIDTH_SAMPLES = ("192.168.100.20:4028", "Unreachable — Connection refused", "sgm 0.0.0.dev0",
                   "999.99 GH/s", "999.99 GH/s", "9,999,999", "99,999", "99,999", "99,999",
-                  "stratum+tcp://127.0.0.1:33333 (+1)", "59 min ago")
+                  "59 min ago", "pool.example.com:3333")
 
 #: What a row's State says, by RigStatus.state.
 STATE_WORDS = {"ok": "OK", "unreachable": "Unreachable", "malformed": "Malformed",
@@ -92,7 +93,11 @@ def pools_text(pools: list[dict[str, Any]]) -> str:
         return "—"
     active = next((p for p in pools if p.get("active")), pools[0])
     more = len(pools) - 1
-    return str(active.get("url") or "?") + (f" (+{more})" if more else "")
+    url = str(active.get("url") or "?")
+    # plain Stratum is the usual case: its scheme is left out for room (the tooltip has it);
+    # any other scheme (stratum+ssl://, http:// for solo) is shown
+    url = url.removeprefix("stratum+tcp://")
+    return url + (f" (+{more})" if more else "")
 
 
 def pools_tooltip(pools: list[dict[str, Any]]) -> str:
@@ -242,13 +247,14 @@ class RigsTab(QtWidgets.QWidget):
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
         layout = QtWidgets.QVBoxLayout(self)
+        # one line (a wrapped label asks for the height of its narrowest layout and leaves a
+        # gap); what does not fit is in the tooltip
         intro = QtWidgets.QLabel(
-            "Miners watched through their cgminer API: sgm started with --api-listen, "
-            "cgminer, bfgminer, most ASIC firmwares.  The list is saved in the settings file "
-            "(\"rigs\", the list 'sgm farm -c' reads).")
-        intro.setWordWrap(True)
+            "Miners with a cgminer API: sgm --api-listen, cgminer, bfgminer, ASIC firmwares. "
+            "Saved as \"rigs\" in the settings file, the list 'sgm farm -c' reads.")
+        intro.setToolTip(intro.text())
         intro.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
-                            QtWidgets.QSizePolicy.Policy.Preferred)
+                            QtWidgets.QSizePolicy.Policy.Fixed)
         layout.addWidget(intro)
 
         form = QtWidgets.QHBoxLayout()
@@ -298,6 +304,8 @@ class RigsTab(QtWidgets.QWidget):
             width = max(fm.horizontalAdvance(sample), hfm.horizontalAdvance(title)) + 16
             if col == COL_STATE:
                 width = min(width, 240)     # a long reason is elided; the tooltip has it all
+            elif COL_5S <= col <= COL_SEEN:
+                width = max(fm.horizontalAdvance(sample), hfm.horizontalAdvance(title)) + 10
             self.table.setColumnWidth(col, width)
         delete = QtGui.QShortcut(QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Delete),
                                  self.table)
@@ -470,11 +478,11 @@ class RigsTab(QtWidgets.QWidget):
     def _show_row(self, row: int, s: RigStatus) -> None:
         seen_ever = s.last_seen is not None
         figures = [s.version or "—", format_rate(s.mhs_5s * 1e6), format_rate(s.mhs_av * 1e6),
-                   f"{s.accepted:,}", f"{s.rejected:,}", f"{s.stale:,}", f"{s.hw_errors:,}",
-                   pools_text(s.pools)]
+                   f"{s.accepted:,}", f"{s.rejected:,}", f"{s.stale:,}", f"{s.hw_errors:,}"]
+        pools = pools_text(s.pools)
         if not seen_ever:
-            figures = ["—"] * len(figures)
-        texts = [s.rig, state_text(s), *figures, format_seen(s.last_seen, time.time())]
+            figures, pools = ["—"] * len(figures), "—"
+        texts = [s.rig, state_text(s), *figures, format_seen(s.last_seen, time.time()), pools]
         grey = QtGui.QBrush(QtGui.QColor(STALE_FIGURES))
         for col, text in enumerate(texts):
             item = self._item(row, col)
@@ -485,7 +493,7 @@ class RigsTab(QtWidgets.QWidget):
                 item.setToolTip(state_text(s) + (
                     "\nThe figures are those of its last answer" if s.state != "ok"
                     and seen_ever else ""))
-            elif COL_VERSION <= col <= COL_POOLS:
+            elif COL_VERSION <= col <= COL_HW or col == COL_POOLS:
                 # the last good figures stay readable, greyed, while the rig does not answer
                 item.setData(QtCore.Qt.ItemDataRole.ForegroundRole,
                              None if s.state == "ok" else grey)

@@ -196,7 +196,9 @@ def test_each_row_is_its_miners_summary_and_the_bad_rigs_say_why(miners, make_ta
             assert tab.cell(row, COL_REJ) == f"{s.rejected:,}"
             assert tab.cell(row, COL_STALE) == f"{s.stale:,}"
             assert tab.cell(row, COL_HW) == "0"
-            assert tab.cell(row, COL_POOLS) == miners[row][0].local_pool.url
+            url = miners[row][0].local_pool.url
+            assert tab.cell(row, COL_POOLS) == url.removeprefix("stratum+tcp://")
+            assert url in tab.table.item(row, COL_POOLS).toolTip()
             assert tab.cell(row, COL_SEEN) != "never"
 
         # --- the unreachable rig: marked, with the reason, no figures, never seen
