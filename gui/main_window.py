@@ -1,4 +1,4 @@
-"""The main window: devices, charts, pools, log and benchmark tabs over one EngineBridge.
+"""The main window: devices, charts, pools, log, benchmark and rigs tabs over one EngineBridge.
 
 Data flow (why it stays responsive under any share rate): the bridge's signals arrive on
 the GUI thread (queued) and the slots here only store plain data and set dirty flags; one
@@ -64,6 +64,7 @@ from .widgets.bench_tab import BenchTab
 from .widgets.charts import ChartsPanel
 from .widgets.log_pane import LogPane
 from .widgets.pool_panel import PoolPanel
+from .widgets.rigs_tab import RigsTab
 
 log = logging.getLogger("sgm.gui")
 
@@ -339,6 +340,13 @@ class MainWindow(QMainWindow):
         self.bench_tab = BenchTab()
         self.bench_tab.mining_now = lambda: self.bridge.running
         self.tabs.addTab(self.bench_tab, "&Benchmark")
+
+        # other miners watched through their cgminer APIs (polled off this thread)
+        self.rigs_tab = RigsTab(list(self.settings.rigs))
+        self.rigs_tab.rigs_changed.connect(self._on_rigs_changed)
+        # no mnemonic: every letter of "Rigs" is taken (Run benchmark, Settings, ...);
+        # Ctrl+Tab reaches it like every tab
+        self.tabs.addTab(self.rigs_tab, "Rigs")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         # Ctrl+Tab / Ctrl+PgDn (and back) switch tabs wherever the focus is, the table too
         for keys, step in (("Ctrl+Tab", 1), ("Ctrl+PgDown", 1), ("Ctrl+Shift+Tab", -1),
@@ -653,6 +661,11 @@ class MainWindow(QMainWindow):
             log.info("CPU threads: %s; restarting mining", threads or "one per core")
             self.bridge.restart(self.config, list(self.settings.disabled_devices))
 
+    def _on_rigs_changed(self, rigs: list[str]) -> None:
+        """The user added or removed a rig: saved in the file's "rigs" (sgm farm -c)."""
+        self.settings.rigs = list(rigs)
+        self._save_settings("rigs")
+
     def _on_close_to_tray(self, checked: bool) -> None:
         self.settings.close_to_tray = bool(checked)
         self._save_settings("gui.close_to_tray")
@@ -949,6 +962,7 @@ class MainWindow(QMainWindow):
         # the ordered shutdown: 1. the display timer, 2. (on the bridge's worker) the
         # telemetry consumer, 3. Miner.stop with its timeout; a benchmark is cancelled
         self.timer.stop()
+        self.rigs_tab.shutdown()     # its polls are cancelled; its thread ends
         self._close_deadline = time.monotonic() + CLOSE_GRACE_S
         self.bench_tab.cancel()      # its thread ends after the current measurement
         self.bridge.stop()

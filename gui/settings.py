@@ -3,7 +3,8 @@
 Why one file: a user who set pools up in the window can mine the same pools headless with
 ``sgm -c ~/.config/sgm/sgm.json``, and the reverse.  So the app writes exactly the CLI's shapes
 (``pools`` as ``[{"url", "user", "pass"}]``, ``threads`` an int, ``devices`` the ``--devices``
-text, ``suggest-diff`` a number) and puts what only the window needs under the ``"gui"`` key,
+text, ``suggest-diff`` a number, ``rigs`` the ``"HOST:PORT"`` list ``sgm farm -c``
+watches) and puts what only the window needs under the ``"gui"`` key,
 which the CLI accepts and ignores.  Keys the app does not own (``difficulty``, ``jobs``, ...)
 survive every save.
 
@@ -36,14 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sgm.api import GUI_KEYS, KEYS, FieldError, PoolConfig, check_pool, json_type, read_config
+from sgm.api import GUI_KEYS, KEYS, FieldError, PoolConfig, check_pool, json_type, parse_rig, read_config
 
 log = logging.getLogger("sgm.gui.settings")
 
 #: Layout of the "gui" object; a newer file's extra keys are kept, never dropped.
 SCHEMA_VERSION = 1
 #: Keys of the CLI's config file that the app writes (everything else is kept as found).
-OWNED_KEYS = ("pools", "threads", "devices", "suggest-diff")
+OWNED_KEYS = ("pools", "threads", "devices", "suggest-diff", "rigs")
 #: Keys inside "gui" that the app writes.
 OWNED_GUI_KEYS = tuple(GUI_KEYS)
 
@@ -59,6 +60,8 @@ class GuiSettings:
     disabled_devices: list[str] = field(default_factory=list)  # switched off in the device table
     geometry: str | None = None                              # base64 of saveGeometry()
     close_to_tray: bool = False
+    #: the Rigs tab's miners, "HOST:PORT" as ``sgm farm -c`` reads them
+    rigs: list[str] = field(default_factory=list)
     #: keys whose value in the file could not be read ("threads", "pools", "gui",
     #: "gui.geometry", ...): saves keep the file's value until the user changes the setting
     #: (then the window discards the key here)
@@ -101,6 +104,16 @@ def validate_pool(url: str, user: str, password: str) -> dict[str, str]:
     for name, message in checked.items():
         errors.setdefault(name, message[:1].upper() + message[1:])
     return errors
+
+
+def normalize_rig(text: str) -> str:
+    """``text`` as the config file keeps a rig: ``HOST:PORT`` (port 4028 when left out).
+    Raises ValueError with the farm parser's own words (the one ``sgm farm`` uses)."""
+    if not isinstance(text, str):
+        raise ValueError(f"a rig must be a \"HOST:PORT\" string, got {json_type(text)}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"{text!r}: a rig address must not contain control characters")
+    return str(parse_rig(text))
 
 
 # --------------------------------------------------------------------------- load
@@ -152,6 +165,17 @@ def load_settings(path: str | os.PathLike[str]) -> tuple[GuiSettings, list[str]]
     settings.disabled_devices = list(gui.get("disabled_devices", []))
     settings.geometry = gui.get("geometry")
     settings.close_to_tray = bool(gui.get("close_to_tray", False))
+    # rigs: the schema checks the list; each rig stands alone, and one that cannot be read
+    # keeps the whole list as the file has it (GuiSettings.unread) until the user edits rigs
+    for i, entry in enumerate(values.get("rigs", []) or []):
+        try:
+            rig = normalize_rig(entry)
+        except ValueError as exc:
+            warnings.append(f"{where}: rigs[{i}]: {exc}; rig skipped")
+            settings.unread.add("rigs")
+            continue
+        if rig not in settings.rigs:
+            settings.rigs.append(rig)
     exposed = _readable_by_others(path)
     if exposed and _holds_passwords(data):
         warnings.append(f"Settings file {path} holds pool passwords and other users can read "
@@ -184,12 +208,14 @@ def settings_to_json(settings: GuiSettings, base: dict[str, Any] | None = None) 
     """The file's JSON object: ``base`` (what the file held) with the app's keys replaced.
 
     ``threads`` / ``devices`` / ``suggest-diff`` of None are removed, so the CLI uses its
-    own defaults.
+    own defaults; so is an empty ``rigs``.
     """
     data: dict[str, Any] = dict(base or {})
     data["pools"] = [{"url": p.url, "user": p.user, "pass": p.password} for p in settings.pools]
+    # no rigs: no key (the file of someone who never opened the Rigs tab stays as it was)
+    rigs = list(settings.rigs) or None
     for key, value in (("threads", settings.threads), ("devices", settings.devices),
-                       ("suggest-diff", settings.suggest_diff)):
+                       ("suggest-diff", settings.suggest_diff), ("rigs", rigs)):
         if value is None:
             data.pop(key, None)
         else:
@@ -237,6 +263,9 @@ def _check_savable(settings: GuiSettings) -> None:
             KEYS[key].parse(value)
         except FieldError as exc:
             raise ValueError(f"{key} {exc}") from None
+    for rig in settings.rigs:
+        if normalize_rig(rig) != rig:
+            raise ValueError(f"rig {rig!r} is not in the HOST:PORT form the file keeps")
 
 
 def _read_existing(path: Path) -> tuple[dict[str, Any] | None, bool]:

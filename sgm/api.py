@@ -16,7 +16,11 @@ What is here:
   reaches the miner, as under ``sgm -c``), :func:`check_pool`;
 * the benchmark entry point :func:`run_benchmark` (what ``sgm bench`` measures) and
   :func:`benchmark_plan` (how many steps and about how long, for a progress bar);
-* :data:`__version__` and :data:`LICENSE` for an About box.
+* :data:`__version__` and :data:`LICENSE` for an About box;
+* the farm view's poller (what ``sgm farm`` asks each rig): :class:`Rig`,
+  :func:`parse_rig`, :func:`poll_rig` / :func:`poll_rigs` (coroutines that never raise: a
+  rig that cannot be read comes back as a :class:`RigStatus` saying why) and
+  :func:`farm_total`.
 """
 from __future__ import annotations
 
@@ -42,16 +46,18 @@ from sgm.config import (
 )
 from sgm.devices import DEFAULT_DEVICES, check_device_selection, cpu_count
 from sgm.miner import Miner, MinerConfig, PoolConfig
+from sgm.ops.farm import Rig, RigStatus, farm_total, parse_rig, poll_rig, poll_rigs
 from sgm.stratum.client import PoolEndpoint, parse_pool_url
 from sgm.telemetry import DeviceEvent, Event, JobEvent, LogEvent, ShareEvent, Subscription
 
 __all__ = [
-    "APP_KEYS", "DEFAULT_DEVICES", "GUI_KEYS", "KEYS", "LICENSE", "ConfigError", "DeviceEvent",
-    "Event", "FieldError", "JobEvent", "LogEvent", "Miner", "MinerConfig", "PoolConfig",
-    "PoolEndpoint", "PoolEntry", "Problem", "ShareEvent", "Subscription", "UsageError", "__version__",
-    "benchmark_plan", "check_device_selection", "check_pool", "config_warnings", "cpu_count",
-    "flag_values", "json_type", "miner_config", "normalize_pool_url", "parse_pool_url",
-    "pool_flags", "positive_float", "positive_int", "read_config", "run_benchmark",
+    "APP_KEYS", "ConfigError", "DEFAULT_DEVICES", "DeviceEvent", "Event", "FieldError", "GUI_KEYS",
+    "JobEvent", "KEYS", "LICENSE", "LogEvent", "Miner", "MinerConfig", "PoolConfig",
+    "PoolEndpoint", "PoolEntry", "Problem", "Rig", "RigStatus", "ShareEvent", "Subscription",
+    "UsageError", "__version__", "benchmark_plan", "check_device_selection", "check_pool",
+    "config_warnings", "cpu_count", "farm_total", "flag_values", "json_type", "miner_config",
+    "normalize_pool_url", "parse_pool_url", "parse_rig", "poll_rig", "poll_rigs", "pool_flags",
+    "positive_float", "positive_int", "read_config", "run_benchmark",
 ]
 
 #: The licence the project is released under (pyproject.toml's SPDX expression).

@@ -50,7 +50,7 @@ Reader = Literal["sgm", "app"]
 #: The scopes each reader checks; the other known keys are accepted and left alone.
 _CHECKED: dict[str, frozenset[str]] = {
     "sgm": frozenset({"miner", "solo", "run"}),
-    "app": frozenset({"miner", "gui"}),
+    "app": frozenset({"miner", "gui", "farm"}),   # the app also keeps the Rigs tab's list
 }
 
 

@@ -6,7 +6,8 @@ Run under an X server with a window manager, e.g. (see docs/screenshots/README.m
     DISPLAY=:7 HOME=$(mktemp -d) python docs/screenshots/shoot.py refused out.png
 
 Scenarios: ``mining`` (the embedded pool), ``refused`` (a pool on a closed port),
-``stopped`` (Stop all after mining started), ``pools`` (the Pools tab with a URL error).
+``stopped`` (Stop all after mining started), ``pools`` (the Pools tab with a URL error),
+``rigs`` (the Rigs tab watching three ``sgm --api-listen`` processes and a dead address).
 The whole screen is grabbed after ``--after`` seconds, then the app quits cleanly.
 """
 from __future__ import annotations
@@ -14,15 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import subprocess
 import sys
-from pathlib import Path
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=("mining", "refused", "stopped", "pools"))
+    p.add_argument("scenario", choices=("mining", "refused", "stopped", "pools", "rigs"))
     p.add_argument("out")
     p.add_argument("--after", type=float, default=8.0)
     opts = p.parse_args()
@@ -50,10 +51,24 @@ def main() -> int:
     path = default_config_path()
     settings, warnings = load_settings(path)
     config = gui_app.build_config(args, settings, path, warnings)
+    rigs: list[subprocess.Popen[bytes]] = []
+    if opts.scenario == "rigs":
+        # three miners of their own, each with its cgminer API on a free loopback port,
+        # and an address where nothing listens
+        for bits in (17, 18, 19):
+            port = _free_port()
+            rigs.append(subprocess.Popen(
+                [sys.executable, "-m", "sgm", "-t", "1", "--devices", "cpu", "-q",
+                 "--difficulty", str(bits), "--jobs", "100", "--duration", "60",
+                 "--time-limit", str(opts.after + 60), "--api-listen", "--api-port", str(port)]))
+            settings.rigs.append(f"127.0.0.1:{port}")
+        settings.rigs.append(f"127.0.0.1:{closed.getsockname()[1]}")
     bridge = EngineBridge()
     window = MainWindow(bridge, config, settings, settings_path=path, warnings=warnings)
     window.show()
     window.start_mining()
+    if opts.scenario == "rigs":
+        window.tabs.setCurrentWidget(window.rigs_tab)
 
     if opts.scenario == "stopped":
         QTimer.singleShot(int(opts.after * 500), window.stop_all)
@@ -77,7 +92,16 @@ def main() -> int:
     QTimer.singleShot(int(opts.after * 1000), shoot)
     app.exec()
     closed.close()
+    for proc in rigs:
+        proc.terminate()
+        proc.wait(30)
     return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":
