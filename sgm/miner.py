@@ -34,6 +34,8 @@ from sgm.telemetry import Event, Subscription, Telemetry
 
 log = logging.getLogger(__name__)
 
+#: Seconds a stop keeps submitting the shares already found before counting them stale.
+STOP_SUBMIT_GRACE = 2.0
 #: How long start() waits for the network thread (pool client, embedded pool) to come up.
 NET_START_TIMEOUT = 30.0
 #: Shares submitted but not yet answered, at most.  A device that finds more waits for a
@@ -137,6 +139,7 @@ class Miner:
         self._submit_slots = threading.BoundedSemaphore(MAX_SUBMITS_IN_FLIGHT)
         self._started_at = 0.0
         self._stopped_at: float | None = None
+        self._stop_deadline = 0.0
         self._running = False
         #: shares the pool received but never answered (counted neither way)
         self.unanswered = 0
@@ -213,6 +216,9 @@ class Miner:
         """Stop devices, wait briefly for shares in flight, close the network side."""
         if not self._running:
             return
+        # shares already found are still submitted for a moment (the pool's connection is
+        # up until the end); past this they are counted stale, never sent
+        self._stop_deadline = time.monotonic() + min(STOP_SUBMIT_GRACE, timeout)
         self._running = False
         self.scheduler.close()
         for d in self.devices:
@@ -533,11 +539,10 @@ class Miner:
 
         Blocks while MAX_SUBMITS_IN_FLIGHT shares await the pool's answer, so a flood of
         shares (a very low difficulty) slows the devices instead of piling up."""
-        while not self._submit_slots.acquire(timeout=0.1):
-            if not self._running:
-                self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
-                log.info("%s: share %s not submitted: the miner is stopping", device, share.nonce)
-                return
+        if not self._wait_submit_slot():
+            self.telemetry.record_stale(device, share.job_id, share.nonce_int, share.difficulty)
+            log.info("%s: share %s not submitted: the miner is stopping", device, share.nonce)
+            return
         loop = self._loop
         client: StratumClient | SoloClient | None = self.solo or self.client
         if loop is None or client is None or loop.is_closed():
@@ -577,17 +582,20 @@ class Miner:
                 if ready:        # send what has slots before waiting for more
                     self._send_batch(loop, client, ready)
                     ready = []
-                while not self._submit_slots.acquire(timeout=0.1):
-                    if not self._running:
-                        break
-                else:
-                    ready.append((share, device))
+                if not self._wait_submit_slot():
+                    self.telemetry.record_stale_count(device, 1)    # stopped: never sent
                     continue
-                self.telemetry.record_stale_count(device, 1)    # stopping: never sent
-                continue
             ready.append((share, device))
         if ready:
             self._send_batch(loop, client, ready)
+
+    def _wait_submit_slot(self) -> bool:
+        """Wait for a free submit slot; False once a stop's grace for shares ran out."""
+        while True:
+            if not self._running and time.monotonic() >= self._stop_deadline:
+                return False
+            if self._submit_slots.acquire(timeout=0.1):
+                return True
 
     def _send_batch(self, loop: asyncio.AbstractEventLoop, client: StratumClient | SoloClient,
                     ready: list[tuple[Share, str]]) -> None:

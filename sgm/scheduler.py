@@ -456,11 +456,8 @@ class Scheduler:
         return self._processed >= target
 
     def _min_valid_generation(self) -> int:
-        """Candidates of older generations are stale.  Once closed (the miner is stopping)
-        nothing can be submitted any more: every candidate left counts stale."""
+        """Candidates of older generations are stale (counted, never re-checked)."""
         with self._lock:
-            if self._closed:
-                return self._generation + 1
             return next(iter(self._valid)) if self._valid else self._generation + 1
 
     def _collect_loop(self) -> None:
@@ -511,7 +508,7 @@ class Scheduler:
         ended = -1
         out: list[tuple[Share, str]] | None = [] if self.submit_batch is not None else None
         for index, gen, mid, nonce, flags in items:
-            if gen <= ended or self._closed:
+            if gen <= ended:
                 stale[index] = stale.get(index, 0) + 1
                 continue
             with self._lock:
