@@ -651,6 +651,7 @@ class Miner:
     # ------------------------------------------------------------------ reporting
     def summary(self) -> dict[str, Any]:
         """Final (or current) statistics in the --summary-json shape of the contract."""
+        self.scheduler.sample_devices()     # the native workers' latest counts
         snap = self.telemetry.snapshot()
         end = self._stopped_at or time.monotonic()
         elapsed = max(1e-9, end - self._started_at) if self._started_at else snap["elapsed_s"]

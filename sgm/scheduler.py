@@ -478,11 +478,16 @@ class Scheduler:
                 time.sleep(0.05)
         self._sample()
 
-    def _sample(self) -> None:
+    def sample_devices(self) -> None:
+        """Fold every native device's counters into telemetry now (the collector does it
+        every SAMPLE_INTERVAL; a reader that must be exact, such as a summary, asks)."""
         with self._lock:
             devices = list(self._devices.values())
         for dev in devices:
             dev.sample()
+
+    def _sample(self) -> None:
+        self.sample_devices()
         self._prepare_ahead()
 
     def _drain_once(self, timeout: float) -> None:
