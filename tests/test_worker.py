@@ -27,6 +27,7 @@ from sgm.hashing import bits_to_target, meets_target, sha256d
 from sgm.jobs import Job
 from sgm.scheduler import Scheduler
 from sgm.telemetry import ShareEvent, Telemetry
+from tests.test_scheduler import NOTIFY
 
 HEADER = bytes.fromhex(  # Bitcoin block 125552's header (its nonce field is ignored)
     "01000000" "81cd02ab7e569e8bcd9317e2fe99f2de44d49ab2b8851ba4a308000000000000"
@@ -160,15 +161,6 @@ def test_a_worker_refuses_an_unknown_kernel():
 
 
 # ------------------------------------------------------------------ the scheduler side
-NOTIFY = [
-    "1", "9973803c689d114202d8fa6e7a812464ec5968614898bef00000000800000000",
-    "02000000010000000000000000000000000000000000000000000000000000000000000000ffffffff25036e052500",
-    "ffffffff02dbd4250000000000434104466d7fcae563e5cb09a0d1870bb580344804617879a14949cf22285f1b"
-    "ae3f276728176c3c6431f8eeda4538dc37c865e2784f3a9e77d044f33e407797e1278aac00000000",
-    [], "20000000", "1929ee8d", "6422ca0e", True,
-]
-
-
 def job(job_id: str, bits: int, nbits: str = "1929ee8d") -> Job:
     params = list(NOTIFY)
     params[0], params[6] = job_id, nbits

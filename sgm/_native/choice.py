@@ -48,7 +48,8 @@ def cache_path() -> Path:
     return cache_dir() / CACHE_FILE
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (what /proc/cpuinfo says), for people and cache keys."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -77,7 +78,7 @@ def _build_id() -> str:
 
 def machine_key() -> dict[str, Any]:
     """What a calibration is valid for."""
-    return {"cpu": _cpu_model(), "features": _sha256d.cpu_features(),
+    return {"cpu": cpu_model(), "features": _sha256d.cpu_features(),
             "build": _build_id(), "kernels": _sha256d.available_implementations()}
 
 

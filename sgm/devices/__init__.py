@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import re
 from dataclasses import dataclass, field
 
 from sgm import _native
+from sgm._native.choice import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,6 @@ class DeviceInfo:
     device_type: str = "CPU"        # OpenCL: "GPU" | "CPU" | "accelerator" | "other"
     driver_version: str = ""
     used_by_default: bool = True    # mined with when --devices is not given
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cpu_count() -> int:
