@@ -539,7 +539,7 @@ def test_an_opencl_error_mid_run_stops_that_device_alone(cl_device, caplog):
     finally:
         miner.stop()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and
-              r.name.startswith("sgm.devices.opencl")]
+              r.name.startswith("sgm.devices")]
     assert len(errors) == 1 and info.name in errors[0].getMessage()
     assert "DEVICE_NOT_AVAILABLE" in errors[0].getMessage()
     summary = miner.summary()

@@ -70,6 +70,11 @@ class Device(ABC):
         self._idle.set()
         #: (job generation, perf_counter) of the batch this device started last
         self._last_batch_start: tuple[int, float] = (0, 0.0)
+        #: why the device failed for good (a lost GPU, a dead link): it stays switched off
+        self.failure: str | None = None
+        self.host_cpu_s = 0.0             # CPU time of the worker thread (updated as it runs)
+        self.host_wall_s = 0.0            # its wall time
+        self._cpu0 = self._wall0 = 0.0
 
     def calibrate(self, seconds: float = 0.05) -> float:
         """Measure this device's speed (hashes/s) on a throw-away batch."""
@@ -91,6 +96,8 @@ class Device(ABC):
         self._attach(scheduler)
         self._thread = threading.Thread(target=self._loop, name=f"sgm-{self.name}", daemon=True)
         self._thread.start()
+        if self.failure is not None:      # failed already (while calibrating)
+            scheduler.telemetry.set_device_enabled(self.name, False, self.failure)
 
     def _attach(self, scheduler: Scheduler) -> None:  # noqa: B027 - an optional hook
         """Called by start() before the worker thread runs (native devices build their
@@ -117,10 +124,14 @@ class Device(ABC):
 
     @property
     def enabled(self) -> bool:
-        return self._enabled.is_set()
+        return self.failure is None and self._enabled.is_set()
 
     def set_enabled(self, enabled: bool, detail: str = "") -> None:
-        """Stop or resume hashing while mining; the other devices keep going."""
+        """Stop or resume hashing while mining; the other devices keep going.  A device
+        that failed for good (:meth:`fail`) stays off."""
+        if enabled and self.failure is not None:
+            log.warning("%s stays stopped after its error: %s", self.name, self.failure)
+            return
         if enabled == self.enabled:
             return
         if enabled:
@@ -131,6 +142,23 @@ class Device(ABC):
         if self._scheduler is not None:
             self._scheduler.telemetry.set_device_enabled(self.name, enabled, detail)
         log.info("%s %s", self.name, "started" if enabled else "stopped")
+
+    def fail(self, reason: str) -> None:
+        """The device is lost (one error log line): it is switched off for good, its work
+        goes back to the queue, and the other devices mine on."""
+        log.error("%s: %s; the device is stopped and its work goes back to the queue",
+                  self.name, reason)
+        self.set_enabled(False, reason)
+        self.failure = reason             # from now on it reads as disabled for good
+
+    @property
+    def host_cpu_share(self) -> float:
+        """CPU time of the worker thread / its wall time (0..1: the share of one core)."""
+        return self.host_cpu_s / self.host_wall_s if self.host_wall_s > 0 else 0.0
+
+    def _account(self) -> None:
+        self.host_cpu_s = time.thread_time() - self._cpu0
+        self.host_wall_s = time.perf_counter() - self._wall0
 
     @property
     def hashing(self) -> bool:
@@ -160,13 +188,21 @@ class Device(ABC):
     def _loop(self) -> None:
         if self.nice_worker:
             _lower_thread_priority()
-        while not self._terminate:
-            try:
-                self._work()
-            except Exception:  # noqa: BLE001 - a failing device must not take the miner down
-                log.exception("%s: unexpected error; the device is stopped", self.name)
-                self._idle.set()
-                self.set_enabled(False)
+        self._cpu0, self._wall0 = time.thread_time(), time.perf_counter()
+        try:
+            while not self._terminate:
+                try:
+                    self._work()
+                except Exception:  # noqa: BLE001 - a failing device must not take the miner down
+                    log.exception("%s: unexpected error; the device is stopped", self.name)
+                    self._idle.set()
+                    self.set_enabled(False)
+        finally:
+            self._account()
+            self._thread_ended()
+
+    def _thread_ended(self) -> None:  # noqa: B027 - an optional hook
+        """Called on the worker thread as it ends (release what the device holds)."""
 
     @abstractmethod
     def _work(self) -> None:

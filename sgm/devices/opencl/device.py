@@ -8,7 +8,7 @@ from collections import deque
 from typing import Any
 
 from sgm._native import AbortFlag
-from sgm.devices.base import MAX_CANDIDATES_PER_BATCH, BatchResult, Device, QueuedDevice
+from sgm.devices.base import MAX_CANDIDATES_PER_BATCH, BatchResult, QueuedDevice
 from sgm.devices.opencl.program import KERNEL_FILE
 from sgm.devices.opencl.runtime import opencl_errors
 from sgm.devices.opencl.scanner import OpenCLScanner, ScanJob
@@ -48,10 +48,6 @@ class OpenCLDevice(QueuedDevice):
         self.device_type = self.scanner.device_type      # "GPU", "CPU", ...
         self.abort = _WakingAbortFlag(self.scanner.wake)
         self._jobs: deque[ScanJob] = deque()      # submitted batches, oldest first
-        self.failure: str | None = None
-        self.host_cpu_s = 0.0                     # CPU time of the host thread
-        self.host_wall_s = 0.0
-        self._cpu0 = self._wall0 = 0.0
 
     # ------------------------------------------------------------ lifecycle
     def calibrate(self, seconds: float = 0.05) -> float:
@@ -61,38 +57,9 @@ class OpenCLDevice(QueuedDevice):
             self._fail(exc)
             return 1.0
 
-    def start(self, scheduler: Any) -> None:
-        super().start(scheduler)
-        if self.failure is not None:
-            self.set_enabled(False, detail=self.failure)
-
-    @property
-    def enabled(self) -> bool:
-        return self.failure is None and super().enabled
-
-    def set_enabled(self, enabled: bool, detail: str = "") -> None:
-        if enabled and self.failure is not None:
-            log.warning("%s stays stopped after its OpenCL error: %s", self.name, self.failure)
-            return
-        super().set_enabled(enabled, detail)
-
-    @property
-    def host_cpu_share(self) -> float:
-        """CPU time of the host thread / its wall time (0..1: the share of one core)."""
-        return self.host_cpu_s / self.host_wall_s if self.host_wall_s > 0 else 0.0
-
-    def _loop(self) -> None:
-        self._cpu0, self._wall0 = time.thread_time(), time.perf_counter()
-        try:
-            super()._loop()
-        finally:
-            self._account()
-            if self.failure is None:   # a lost device may not even finish its queue
-                self.scanner.close()
-
-    def _account(self) -> None:
-        self.host_cpu_s = time.thread_time() - self._cpu0
-        self.host_wall_s = time.perf_counter() - self._wall0
+    def _thread_ended(self) -> None:
+        if self.failure is None:   # a lost device may not even finish its queue
+            self.scanner.close()
 
     # ------------------------------------------------------------ the queued shape
     def submit(self, batch: Batch) -> None:
@@ -153,13 +120,7 @@ class OpenCLDevice(QueuedDevice):
         return BatchResult(job.done, sorted(job.nonces + job.bad))
 
     def _fail(self, exc: BaseException) -> None:
-        """An OpenCL error: this device stops (one log line); the others mine on."""
+        """An OpenCL error: this device stops for good (one log line); the others mine on."""
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        failure = f"OpenCL error: {first}"
-        log.error("%s: %s; the device is stopped and its work goes back to the queue",
-                  self.name, failure)
-        # never waited for (a lost device may not finish them): kept, not destroyed
-        self.scanner._orphans.extend(self.scanner.inflight)
-        self.scanner.inflight.clear()
-        Device.set_enabled(self, False, failure)
-        self.failure = failure          # from now on it reads as disabled for good
+        self.scanner.abandon()
+        self.fail(f"OpenCL error: {first}")

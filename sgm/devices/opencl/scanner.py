@@ -392,6 +392,13 @@ class OpenCLScanner:
         job = self.scan_range(ms, tail, 1 << 31, count, 0)
         return job.done / (time.perf_counter() - t0)
 
+    def abandon(self) -> None:
+        """The device is lost: forget what is in flight without waiting for it (kept, not
+        destroyed: a lost device may never finish them, and destroying a pending read
+        would wait)."""
+        self._orphans.extend(self.inflight)
+        self.inflight.clear()
+
     def close(self) -> None:
         """Wait for what is queued and forget it."""
         try:
