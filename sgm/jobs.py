@@ -389,6 +389,15 @@ class MidstateCache:
                 self._data.popitem(last=False)
         return prepared
 
+    def put(self, job: Job, prepared: PreparedWork) -> None:
+        """Keep a PreparedWork computed elsewhere (a job switch computes midstate 0 before
+        it clears the cache: this keeps it)."""
+        with self._lock:
+            self._data[(job.job_id, prepared.midstate_id)] = (job, prepared)
+            self._data.move_to_end((job.job_id, prepared.midstate_id))
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
     def drop_job(self, job_id: str) -> int:
         """Forget every entry of one job; returns how many were dropped."""
         with self._lock:

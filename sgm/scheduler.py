@@ -197,7 +197,7 @@ class Scheduler:
             self._valid.clear()
             self._seen.clear()
             self.cache.clear()
-            self.cache.get(job, 0)
+            self.cache.put(job, first)     # computed above: not again on the switch path
         self._valid[gen] = _Generation(job, job.target, job.version_mask)
         while len(self._valid) > MAX_VALID_GENERATIONS:
             self._valid.popitem(last=False)

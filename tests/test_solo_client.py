@@ -293,15 +293,19 @@ def test_the_node_going_away_pauses_once_and_coming_back_gives_a_clean_job(node,
             assert await wait_until_async(lambda: any(e.kind == "lost" for e in events))
             lost = [e for e in events if e.kind == "lost"]
             assert lost[0].pause and lost[0].level == "WARNING"
-            await asyncio.sleep(0.6)            # several retries with backoff...
+            # several retries with backoff (the node saw them: proof that time went by)...
+            calls = len(node.calls)
+            assert await wait_until_async(lambda: len(node.calls) >= calls + 3)
             assert len([e for e in events if e.kind == "lost"]) == 1    # ...said once
             n_calls = len(node.calls)
             assert n_calls < 40, "retrying without backoff"
             # a malformed template is no better than no node: still no job from it
             node.mode = None
             node.template.pop("bits")
-            await asyncio.sleep(0.5)
-            assert len(jobs) == 1
+            calls = len(node.calls)
+            # the client asked again and got the malformed template (a positive event)...
+            assert await wait_until_async(lambda: len(node.calls) >= calls + 2)
+            assert len(jobs) == 1                   # ...and made no job of it
             node.template = load_template()         # the same tip as before the outage
             if not longpoll:
                 node.template.pop("longpollid")

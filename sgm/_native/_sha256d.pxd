@@ -14,7 +14,7 @@ cdef extern from "include/sgm_dispatch.h" nogil:
         uint32_t target[8]
 
     ctypedef void (*sgm_scan_fn)(const sgm_work *w, uint32_t start, uint64_t count,
-                                 uint32_t *out, uint32_t cap, const int *abort,
+                                 uint32_t *out, uint32_t cap, const volatile int *abort,
                                  sgm_scan_result *res)
 
     ctypedef struct sgm_impl:
@@ -32,6 +32,8 @@ cdef extern from "include/sgm_dispatch.h" nogil:
     void sgm_midstate(const uint8_t *block, uint32_t *out)
     void sgm_work_prepare(sgm_work *wk)
     void sgm_sha256d_state(const sgm_work *wk, uint32_t nonce, uint32_t *out)
+    int sgm_flag_load(const volatile int *p)
+    void sgm_flag_store(volatile int *p, int v)
     int SGM_OPENCL_ARGS
     void sgm_opencl_args(const sgm_work *wk, uint32_t *out)
 

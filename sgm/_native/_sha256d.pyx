@@ -34,19 +34,19 @@ cdef class AbortFlag:
     """A flag another thread raises to stop running scans at their next check."""
 
     def __cinit__(self):
-        self.flag = 0
+        sgm_flag_store(&self.flag, 0)
 
     def set(self) -> None:
-        self.flag = 1
+        sgm_flag_store(&self.flag, 1)
 
     def clear(self) -> None:
-        self.flag = 0
+        sgm_flag_store(&self.flag, 0)
 
     def is_set(self) -> bool:
-        return self.flag != 0
+        return sgm_flag_load(&self.flag) != 0
 
     def __repr__(self):
-        return f"AbortFlag({'set' if self.flag else 'clear'})"
+        return f"AbortFlag({'set' if self.is_set() else 'clear'})"
 
 
 cdef class ScanResult:
@@ -261,7 +261,7 @@ def scan(midstate, tail, start, count, target, *, impl=None, AbortFlag abort=Non
         raise MemoryError("scan result buffer")
     cdef sgm_scan_result res
     cdef int local_abort = 0
-    cdef const int *ap = &abort.flag if abort is not None else &local_abort
+    cdef const volatile int *ap = &abort.flag if abort is not None else &local_abort
     cdef sgm_scan_fn fn = SGM_IMPLS[idx].fn
     cdef uint32_t k
     try:

@@ -42,6 +42,8 @@ from sgm._native._sha256d cimport (
     sgm_impl_available,
     sgm_scan_fn,
     sgm_scan_result,
+    sgm_flag_load,
+    sgm_flag_store,
     sgm_sha256d_state,
     sgm_work,
     sgm_work_prepare,
@@ -233,7 +235,7 @@ cdef class WorkTable:
                 if self._slots[i].used and self._slots[i].generation <= generation:
                     self._slots[i].used = 0
             for k in range(self._n_aborts):
-                self._aborts[k][0] = 1
+                sgm_flag_store(self._aborts[k], 1)
         PyThread_release_lock(self._lock)
 
     # ------------------------------------------------------------------ Python API
@@ -634,18 +636,18 @@ cdef class CpuWorker:
 
     @property
     def enabled(self):
-        return bool(self._enabled)
+        return bool(sgm_flag_load(&self._enabled))
 
     @enabled.setter
     def enabled(self, value):
-        self._enabled = 1 if value else 0
+        sgm_flag_store(&self._enabled, 1 if value else 0)
         if not value:
-            self.abort.flag = 1
+            sgm_flag_store(&self.abort.flag, 1)
 
     def terminate(self):
         """End run() at its next check (a running scan stops within ABORT_STRIDE nonces)."""
-        self._terminate = 1
-        self.abort.flag = 1
+        sgm_flag_store(&self._terminate, 1)
+        sgm_flag_store(&self.abort.flag, 1)
 
     def detach(self):
         """Stop being raised by the table (the worker is going away)."""
@@ -672,10 +674,10 @@ cdef class CpuWorker:
         cdef size_t n_push
         cdef int ended
         while True:
-            self.abort.flag = 0
-            if self._terminate:
+            sgm_flag_store(&self.abort.flag, 0)
+            if sgm_flag_load(&self._terminate):
                 return _RUN_STOPPED
-            if not self._enabled:
+            if not sgm_flag_load(&self._enabled):
                 return _RUN_DISABLED
             if not self._queue.pull_c(self._batch_nonces, &u):
                 return _RUN_NO_WORK

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -111,6 +112,10 @@ class Device(ABC):
         self._enabled.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                # kept: forgetting it would let a restart run a second worker beside it
+                log.warning("%s: worker thread did not stop within %.0f s", self.name, timeout)
+                return
             self._thread = None
         self._detach()
         if self._scheduler is not None:
@@ -345,8 +350,9 @@ class QueuedDevice(Device):
 
 
 def _lower_thread_priority() -> None:
-    """Make the calling thread (only it: Linux applies PRIO_PROCESS to a thread id) nice."""
-    if not hasattr(os, "setpriority"):
+    """Make the calling thread (only it: Linux applies PRIO_PROCESS to a thread id) nice.
+    Elsewhere a thread id is no process id, so nothing is changed there."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
         return
     try:
         tid = threading.get_native_id()

@@ -75,7 +75,7 @@ static void sgm_scan_scalar(const sgm_work *wk, uint32_t start, uint64_t count, 
     res->status = SGM_SCAN_DONE;
     while (i < count) {
         uint64_t stop = count - i > SGM_ABORT_STRIDE ? i + SGM_ABORT_STRIDE : count;
-        if (*abort) { res->status = SGM_SCAN_ABORTED; break; }
+        if (sgm_flag_load(abort)) { res->status = SGM_SCAN_ABORTED; break; }
         for (; i < stop; i++) {
             uint32_t nonce = start + (uint32_t)i;
             uint32_t h7 = sgm_scalar_e60(wk, sgm_bswap32(nonce)) + h7_add;

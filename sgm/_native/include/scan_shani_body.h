@@ -31,7 +31,7 @@ static void SGM_SHANI_FN(const sgm_work *wk, uint32_t start, uint64_t count, uin
     res->status = SGM_SCAN_DONE;
     while (i < count) {
         uint64_t stop = count - i > SGM_ABORT_STRIDE ? i + SGM_ABORT_STRIDE : count;
-        if (*abort) { res->status = SGM_SCAN_ABORTED; break; }
+        if (sgm_flag_load(abort)) { res->status = SGM_SCAN_ABORTED; break; }
         for (; i < stop; i += NS) {
             __m128i S0[NS], S1[NS], M0[NS], M1[NS], M2[NS], M3[NS], T[NS];
             uint32_t e60[NS];

@@ -169,7 +169,7 @@ static void V_SCAN_FN(const sgm_work *wk, uint32_t start, uint64_t count, uint32
     res->status = SGM_SCAN_DONE;
     while (i < count) {
         const uint64_t stop = count - i > SGM_ABORT_STRIDE ? i + SGM_ABORT_STRIDE : count;
-        if (*abort) { res->status = SGM_SCAN_ABORTED; break; }
+        if (sgm_flag_load(abort)) { res->status = SGM_SCAN_ABORTED; break; }
         for (; i < stop; i += V_NLANES) {
             const uint32_t n0 = start + (uint32_t)i;
             uint32_t mask = V_BATCH_FN(tab, n0);

@@ -78,6 +78,12 @@ static const uint32_t SGM_H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53
 
 SGM_INLINE uint32_t sgm_bswap32(uint32_t x) { return __builtin_bswap32(x); }
 
+/* Flags one thread raises and another polls (abort, enabled, stop): relaxed atomic loads
+ * and stores -- no ordering is needed beyond the flag itself, but the access must not tear
+ * or be cached by the compiler. */
+SGM_INLINE int sgm_flag_load(const volatile int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+SGM_INLINE void sgm_flag_store(volatile int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
 SGM_INLINE uint32_t sgm_load_be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
