@@ -96,6 +96,7 @@ class EngineBridge(QObject):
         self._consumer: threading.Thread | None = None
         self._consumer_stop = threading.Event()
         self._history: collections.deque[tuple[float, dict[str, int]]] = collections.deque()
+        self._history_lock = threading.Lock()
         #: devices seen switched off: their hash count then (rate 0 until it grows again)
         self._off_at: dict[str, int] = {}
         self._closed = False
@@ -234,7 +235,8 @@ class EngineBridge(QObject):
         with self._lock:
             self._miner, self._sub = miner, sub
             self._session_running = True
-            self._history.clear()
+            with self._history_lock:
+                self._history.clear()
             self._off_at.clear()
             self._consumer_stop.clear()
             self._consumer = threading.Thread(target=self._consume, args=(miner, sub),
@@ -342,11 +344,14 @@ class EngineBridge(QObject):
         summary = miner.summary()
         now = time.monotonic()
         hashes = {d["name"]: int(d["hashes"]) for d in summary["devices"]}
-        hist = self._history
-        hist.append((now, hashes))
-        while len(hist) > 2 and now - hist[1][0] >= RATE_WINDOW:
-            hist.popleft()
-        rates = instant_rates(hist)
+        # the consumer thread and a stop may both get here (a consumer that did not end in
+        # time): one at a time
+        with self._history_lock:
+            hist = self._history
+            hist.append((now, hashes))
+            while len(hist) > 2 and now - hist[1][0] >= RATE_WINDOW:
+                hist.popleft()
+            rates = instant_rates(hist)
         off = self._off_at
         for d in summary["devices"]:
             name = d["name"]

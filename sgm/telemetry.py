@@ -92,13 +92,6 @@ class DecayingRate:
         #: Hashes added since start.
         self.total: float = 0
 
-    def reset(self, start: float | None = None) -> None:
-        """Forget everything; averaging restarts at ``start`` (default: now)."""
-        self._start = float(self._clock() if start is None else start)
-        self._last = self._start
-        self._values = [0.0] * len(self._taus)
-        self.total = 0
-
     @property
     def start(self) -> float:
         return self._start
