@@ -589,6 +589,11 @@ class Miner:
         if ready:
             self._send_batch(loop, client, ready)
 
+    @property
+    def submits_in_flight(self) -> int:
+        """Shares sent (or being sent) whose answer has not come yet."""
+        return MAX_SUBMITS_IN_FLIGHT - self._submit_slots._value
+
     def _wait_submit_slot(self) -> bool:
         """Wait for a free submit slot; False once a stop's grace for shares ran out."""
         while True:

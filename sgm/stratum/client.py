@@ -316,6 +316,8 @@ class StratumClient:
             override = None
             if self._closing:
                 break
+            if self._switch_to is not None:   # switch_to() ended the session: no failure
+                continue
             if outcome.failback_to is not None:
                 log.info("stratum: failing back to %s", self.pools[outcome.failback_to])
                 idx, failures, delay = outcome.failback_to, 0, self.backoff_initial
@@ -475,7 +477,9 @@ class StratumClient:
             self.attempting = None
             await self._emit(self.on_event, Disconnected(str(pool), outcome.reason))
             return outcome
-        if self._closing:
+        if self._closing or self._switch_to is not None:
+            # closing, or switch_to() asked for another pool while this one was connecting
+            # (it had no writer to close then): run() takes the switch now
             self.attempting = None
             writer.close()
             return outcome
