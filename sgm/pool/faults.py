@@ -525,7 +525,7 @@ def random_fault(rng: random.Random) -> tuple[str, dict[str, Any]]:
     name = rng.choice(FAULTS)
     options: dict[str, Any] = {}
     if name == "stall":
-        options["seconds"] = rng.uniform(1.0, 3.0)
+        options["seconds"] = rng.uniform(1.0, 8.0)   # at times past a keep-alive of a few s
     elif name == "notify_flood":
         options["seconds"] = rng.uniform(0.5, 1.5)
     elif name == "reconnect_storm":
