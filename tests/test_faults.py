@@ -28,6 +28,7 @@ from sgm.pool.records import (
     UNAUTHORIZED,
     PoolStats,
 )
+from sgm.telemetry import ShareEvent
 
 #: the client's back-off ceiling in these tests (seconds); a reconnect must come within it
 BACKOFF_MAX = 3.0
@@ -53,6 +54,8 @@ class Outcome:
     book: FaultBook
     ledger: LedgerCheck
     summary: dict[str, Any]
+    #: the pool's answer as the miner counted it, per share: (job id, nonce) -> accepted
+    verdicts: dict[tuple[str, int], bool]
 
 
 class Rig:
@@ -63,6 +66,7 @@ class Rig:
                                     job_interval=5.0).start()
         self.miner = Miner(MinerConfig(pools=[PoolConfig(self.pool.url, "fault.test", "x")],
                                        threads=1, device_kinds=("cpu",)))
+        self.shares = self.miner.telemetry.subscribe(maxsize=100_000, kinds=ShareEvent)
         self.miner.start()
         client = self.miner.client
         assert client is not None
@@ -91,8 +95,13 @@ class Rig:
     def finish(self) -> Outcome:
         self.miner.stop(timeout=30.0)
         summary = self.miner.summary()
+        verdicts = {(e.job_id, e.nonce): e.accepted for e in self.shares.drain()
+                    if isinstance(e, ShareEvent) and e.accepted is not None
+                    and e.reason != "stale"}
+        assert self.shares.dropped == 0
         self.outcome = Outcome(self.pool.stats, self.pool.book,
-                               LedgerCheck.of(summary, self.miner.telemetry.snapshot()), summary)
+                               LedgerCheck.of(summary, self.miner.telemetry.snapshot()), summary,
+                               verdicts)
         return self.outcome
 
     def close(self) -> None:
@@ -126,6 +135,12 @@ def assert_sound(out: Outcome, *, lossless: bool = True) -> None:
     assert out.pool.submitted >= led.answered
     assert out.pool.submitted <= led.answered + led.unanswered + out.book.unanswered_submits
     assert out.pool.accepted == out.book.answered_true + out.book.flipped + _lost_true(out)
+    # each share's answer reached that share (answers matched by id, not by order)
+    wrong = {k: v for k, v in out.verdicts.items()
+             if out.book.answers.get(k, v) is not None and out.book.answers.get(k, v) != v}
+    assert wrong == {}, f"answers counted against the wrong shares: {wrong}"
+    assert len(out.verdicts) >= min(10, led.answered - led.rejected_stale)
+    assert all(k in out.book.answers for k in out.verdicts)
     if lossless:
         assert led.unanswered == 0
         assert led.accepted == out.book.answered_true

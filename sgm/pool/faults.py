@@ -112,6 +112,10 @@ FAULTS = ("close_mid_line", "stall", "garbage", "long_line", "invalid_json", "wr
           "reconnect_storm", "refuse_auth", "flip_answers", "reorder_answers")
 
 
+#: how many submits' answers FaultBook.answers keeps (the book stays bounded in a soak)
+MAX_ANSWERS_KEPT = 20_000
+
+
 @dataclass
 class FaultBook:
     """What the fault layer did (the pool's own books are :attr:`LocalPool.stats`)."""
@@ -132,6 +136,9 @@ class FaultBook:
     stale_by_fault: int = 0
     authorizations_refused: int = 0
     notifies_flooded: int = 0
+    #: the answer put on the wire for each submit, by (job id, nonce): True, False, or None
+    #: when it was never sent (the first MAX_ANSWERS_KEPT submits)
+    answers: dict[tuple[str, int], bool | None] = field(default_factory=dict)
     #: monotonic times of connects and disconnects (for reconnect gaps)
     connects: list[float] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)
@@ -193,6 +200,7 @@ class FaultPool(LocalPool):
     def snapshot_book(self) -> FaultBook:
         with self._book_lock:
             return dataclasses.replace(self.book, injected=dict(self.book.injected),
+                                       answers=dict(self.book.answers),
                                        connects=list(self.book.connects),
                                        disconnects=list(self.book.disconnects))
 
@@ -241,14 +249,19 @@ class FaultPool(LocalPool):
             super()._on_line(conn, line)
         finally:
             out, self._capture = self._capture, None
+        key: tuple[str, int] | None = None
+        if submit and isinstance(msg, Request):
+            p = msg.params
+            with contextlib.suppress(ValueError, TypeError, IndexError):
+                key = (str(p[1]), int(p[4], 16))
         for text in out:
             if submit:
-                text = self._answer(conn, text)
+                text = self._answer(conn, text, key)
                 if not text:
                     continue
             self._send(conn, text)
 
-    def _answer(self, conn: _Conn, text: str) -> str:
+    def _answer(self, conn: _Conn, text: str, key: tuple[str, int] | None) -> str:
         """A submit's answer after the lies in force; '' when it is held back."""
         try:
             resp = json.loads(text)
@@ -266,6 +279,8 @@ class FaultPool(LocalPool):
                     self.book.flipped += 1
         stalled = time.monotonic() < self._stall_until
         with self._book_lock:
+            if key is not None and len(self.book.answers) < MAX_ANSWERS_KEPT:
+                self.book.answers[key] = None if stalled else ok
             if stalled:
                 self.book.unanswered_submits += 1
             elif ok:
