@@ -61,9 +61,9 @@ class Outcome:
 class Rig:
     """A FaultPool and a Miner mining it with one CPU thread."""
 
-    def __init__(self, difficulty_bits: int = 20) -> None:
+    def __init__(self, difficulty_bits: int = 20, job_interval: float = 5.0) -> None:
         self.pool = FaultPoolThread(difficulty_bits=difficulty_bits, jobs=None,
-                                    job_interval=5.0).start()
+                                    job_interval=job_interval).start()
         self.miner = Miner(MinerConfig(pools=[PoolConfig(self.pool.url, "fault.test", "x")],
                                        threads=1, device_kinds=("cpu",)))
         self.shares = self.miner.telemetry.subscribe(maxsize=100_000, kinds=ShareEvent)
@@ -217,7 +217,19 @@ def test_line_over_64k_drops_the_connection_and_it_reconnects(rig: Rig) -> None:
 # ---------------------------------------------------------------- faults in the work
 
 
-def test_job_id_reused_with_different_data(rig: Rig) -> None:
+@pytest.fixture
+def quiet_rig() -> Iterator[Rig]:
+    """A rig whose pool sends no job of its own accord (only those a test makes)."""
+    r = Rig(job_interval=3600.0)
+    try:
+        r.mining()
+        yield r
+    finally:
+        r.close()
+
+
+def test_job_id_reused_with_different_data(quiet_rig: Rig) -> None:
+    rig = quiet_rig
     before = rig.pool.current_job()
     assert before is not None
     rig.pool.inject("reuse_job_id")

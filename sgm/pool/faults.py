@@ -358,26 +358,19 @@ class FaultPool(LocalPool):
             conn.extranonce1 = current
 
     def _right_for_replaced(self, conn: _Conn, p: list[Any]) -> bool:
-        """Whether a share the pool refused as low difficulty meets the target for data
-        the pool replaced under the same names (a reused job id, the old extranonce1)."""
-        jobs = list(self._reused.get(p[1], ()))
-        current = self._jobs.get(p[1])
-        en1s = [conn.extranonce1]
-        old = self._old_en1.get(conn.cid)
-        if old is not None:
-            en1s.append(old[1])
-        if current is not None:
-            jobs.append(current)
-        for job in jobs:
-            for en1 in en1s:
-                rules = ShareRules(extranonce1=en1, extranonce2_size=self.extranonce2_size,
-                                   version_mask=conn.version_mask, target=conn.target,
-                                   version_reading=self.version_reading)
-                try:
-                    check_share(job, p, rules, set(), now=time.time())
-                except Reject:
-                    continue
-                return True
+        """Whether a share the pool refused as low difficulty meets the target for data the
+        pool replaced under the same job id (a reused id).  Called while the extranonce1
+        that applies to the share's job is in place: a share of a job sent after an
+        extranonce change that still uses the old one stays refused as invalid."""
+        for job in self._reused.get(p[1], ()):
+            rules = ShareRules(extranonce1=conn.extranonce1, extranonce2_size=self.extranonce2_size,
+                               version_mask=conn.version_mask, target=conn.target,
+                               version_reading=self.version_reading)
+            try:
+                check_share(job, p, rules, set(), now=time.time())
+            except Reject:
+                continue
+            return True
         return False
 
     # ------------------------------------------------------------------ faults
