@@ -56,6 +56,8 @@ class HashWatch:
     def __init__(self, miner: Miner, every: float = 0.1) -> None:
         self.miner, self.every = miner, every
         self.longest = 0.0
+        #: when the longest gap began (monotonic)
+        self.longest_from = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="soak-hashwatch", daemon=True)
 
@@ -70,7 +72,8 @@ class HashWatch:
             now = time.monotonic()
             if hashes != last_hashes:
                 last_hashes, since = hashes, now
-            self.longest = max(self.longest, now - since)
+            if now - since > self.longest:
+                self.longest, self.longest_from = now - since, since
 
     def stop(self) -> None:
         self._stop.set()
@@ -165,6 +168,11 @@ def soak(seconds: float, *, threads: int = 1, difficulty_bits: int = 20, fault_e
         "longest_reconnect_s": round(max(gaps), 2) if gaps else 0.0,
         "backoff_bound_s": BACKOFF_MAX,
         "longest_hashing_gap_s": round(watch.longest, 2),
+        # what was injected from 10 s before the longest gap to its end (for the reader)
+        "faults_near_longest_gap": [
+            (at, name) for at, name in injected
+            if watch.longest_from - t0 - 10 <= at <= watch.longest_from - t0 + watch.longest],
+        "longest_gap_from_s": round(watch.longest_from - t0, 1),
     }
     result["ok"] = bool(not invalid and ledger.hw_errors == 0 and ledger.balances and recovered
                         and result["longest_reconnect_s"] <= BACKOFF_MAX + SLACK)

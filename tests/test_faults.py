@@ -310,3 +310,55 @@ def test_answers_out_of_order_reach_their_own_shares(rig: Rig) -> None:
     rig.mining(5)
     out = rig.finish()
     assert_sound(out)
+
+
+# ---------------------------------------------------------------- found by the soak run
+
+
+def test_notifies_without_a_subscribe_answer_do_not_hold_the_handshake() -> None:
+    """A pool that lost a session's subscribe answer (the soak's stall during a handshake)
+    but broadcasts a notify every 0.1 s: the session is dropped within the handshake
+    timeout and the next pool gives work.  Before the fix every line restarted the
+    timeout, and the miner sat 40 s without work."""
+    import asyncio
+
+    from sgm.pool.server import LocalPool
+    from sgm.stratum.client import StratumClient
+    from sgm.stratum.messages import encode_request
+    from sgm.stratum.protocol import Disconnected
+
+    async def main() -> None:
+        good = LocalPool(difficulty_bits=12, jobs=None, job_interval=60)
+        await good.start()
+        job = good.current_job
+        assert job is not None
+        notify = encode_request(None, "mining.notify", job.notify_params()).encode()
+
+        async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:                 # answers nothing, broadcasts for ever
+                    writer.write(notify)
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+            except (ConnectionError, OSError):
+                pass
+
+        bad = await asyncio.start_server(deaf, "127.0.0.1", 0)
+        bad_url = f"stratum+tcp://127.0.0.1:{bad.sockets[0].getsockname()[1]}"
+        events: list[Any] = []
+        client = StratumClient([(bad_url, "w", "x"), (good.url, "w", "x")],
+                               on_job=lambda j: None, on_event=events.append,
+                               handshake_timeout=1.0, retries_per_pool=1, backoff_initial=0.05)
+        task = asyncio.create_task(client.run())
+        try:
+            await client.wait_for_job(timeout=60)
+        finally:
+            await client.close()
+            await asyncio.gather(task, return_exceptions=True)
+            await good.stop()
+            bad.close()
+        assert client.current_pool is not None and client.current_pool.port == good.port
+        reasons = [e.reason for e in events if isinstance(e, Disconnected)]
+        assert any("no job from pool within 1s" in r for r in reasons), reasons
+
+    asyncio.run(main())
