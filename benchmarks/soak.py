@@ -23,6 +23,7 @@ import random
 import sys
 import threading
 import time
+import tracemalloc
 from typing import Any
 
 import _common  # noqa: F401  (path setup)
@@ -81,7 +82,8 @@ class HashWatch:
 
 
 def soak(seconds: float, *, threads: int = 1, difficulty_bits: int = 20, fault_every: float = 8.0,
-         seed: int | None = None, warmup: float | None = None) -> dict[str, Any]:
+         seed: int | None = None, warmup: float | None = None,
+         trace_memory: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     warmup = min(60.0, seconds / 4) if warmup is None else warmup
     pool = FaultPoolThread(difficulty_bits=difficulty_bits, jobs=None, job_interval=1.0).start()
@@ -98,11 +100,16 @@ def soak(seconds: float, *, threads: int = 1, difficulty_bits: int = 20, fault_e
     injected: list[tuple[float, str]] = []
     t0 = time.monotonic()
     rss_warm: int | None = None
+    traced_warm: tracemalloc.Snapshot | None = None
+    growth_sites: list[str] = []
     next_fault = t0 + warmup + rng.expovariate(1 / fault_every)
     try:
         while (now := time.monotonic()) - t0 < seconds:
             if rss_warm is None and now - t0 >= warmup:
                 rss_warm = rss_bytes()
+                if trace_memory:
+                    tracemalloc.start(8)
+                    traced_warm = tracemalloc.take_snapshot()
             if now >= next_fault:
                 name, options = random_fault(rng)
                 try:
@@ -121,6 +128,11 @@ def soak(seconds: float, *, threads: int = 1, difficulty_bits: int = 20, fault_e
             time.sleep(0.2)
         recovered = pool.book.unrecovered == 0 and pool.stats.connections >= 1
         rss_end = rss_bytes()
+        if trace_memory and tracemalloc.is_tracing():
+            grown = tracemalloc.take_snapshot().compare_to(traced_warm, "lineno")
+            growth_sites = [f"{g.size_diff / 1024:+.0f} KiB {g.count_diff:+d} blocks  {g.traceback}"
+                            for g in grown[:8]]
+            tracemalloc.stop()
         mined_s = time.monotonic() - t0
     finally:
         watch.stop()
@@ -174,6 +186,8 @@ def soak(seconds: float, *, threads: int = 1, difficulty_bits: int = 20, fault_e
             if watch.longest_from - t0 - 10 <= at <= watch.longest_from - t0 + watch.longest],
         "longest_gap_from_s": round(watch.longest_from - t0, 1),
     }
+    if trace_memory:
+        result["python_growth_sites"] = growth_sites
     result["ok"] = bool(not invalid and ledger.hw_errors == 0 and ledger.balances and recovered
                         and result["longest_reconnect_s"] <= BACKOFF_MAX + SLACK)
     return result
@@ -188,12 +202,14 @@ def main() -> int:
     ap.add_argument("--fault-every", type=float, default=8.0,
                     help="mean seconds between injected faults")
     ap.add_argument("--seed", type=int, help="random seed of the fault schedule")
+    ap.add_argument("--trace-memory", action="store_true",
+                    help="also list where Python memory grew after warm-up (tracemalloc; slower)")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
     seconds = args.seconds if args.seconds is not None else 60.0 * (args.minutes or 10.0)
     logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result = soak(seconds, threads=args.threads, difficulty_bits=args.difficulty_bits,
-                  fault_every=args.fault_every, seed=args.seed)
+                  fault_every=args.fault_every, seed=args.seed, trace_memory=args.trace_memory)
     for key, value in result.items():
         print(f"{key:<28} {value}")
     if args.json:
