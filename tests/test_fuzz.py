@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sgm.hashing import bits_to_target
@@ -129,3 +130,49 @@ def test_any_config_file_gives_a_config_or_a_usage_error(tmp_path_factory, conte
         return
     cfg.validate()  # what was accepted is a valid configuration
     assert cfg.local_jobs >= 1 and cfg.batch_time > 0 and cfg.device_kinds
+
+
+# ---------------------------------------------------------------- the four parsers, a short pass
+# (benchmarks/fuzz.py runs the same targets with 100,000 inputs each)
+
+def _short_pass(name: str, examples: int = 300) -> None:
+    from tests.fuzz_targets import targets
+
+    target = next(t for t in targets() if t.name == name)
+
+    @settings(max_examples=examples, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(target.strategy)
+    def fuzz(value):
+        target.run(value)    # raises for anything but the parser's documented error
+
+    fuzz()
+    assert target.refused + target.accepted >= examples // 2
+    assert target.refused > 0    # the inputs reach the parser's checks, not only its happy path
+
+
+def test_stratum_lines_give_events_or_protocol_errors():
+    _short_pass("stratum")
+
+
+def test_getblocktemplate_results_give_a_template_or_a_template_error():
+    _short_pass("template")
+
+
+def test_config_files_give_a_config_or_a_usage_error():
+    _short_pass("config", 200)
+
+
+def test_cgminer_api_requests_always_get_a_reply():
+    _short_pass("cgminer-api")
+
+
+def test_a_config_file_that_is_not_utf8_is_a_usage_error(tmp_path):
+    """Found by benchmarks/fuzz.py: the loader crashed with UnicodeDecodeError."""
+    from sgm.cli import UsageError
+    from sgm.miner_cli import _parser, build_config
+
+    path = tmp_path / "sgm.json"
+    path.write_bytes(b'{"threads": "\xff\xfe"}')
+    with pytest.raises(UsageError, match="not UTF-8"):
+        build_config(_parser().parse_args(["-c", str(path)]))

@@ -22,6 +22,9 @@ T = TypeVar("T")
 class PoolThread:
     """A LocalPool (built from ``pool_kwargs``) on a daemon loop thread."""
 
+    #: the pool built on the thread (sgm.pool.faults runs its FaultPool this way)
+    pool_class: type[LocalPool] = LocalPool
+
     def __init__(self, **pool_kwargs: Any) -> None:
         self._kwargs = pool_kwargs
         self.pool: LocalPool | None = None
@@ -53,7 +56,7 @@ class PoolThread:
     async def _main(self) -> None:
         self._stopped = asyncio.Event()
         try:
-            self.pool = LocalPool(**self._kwargs)
+            self.pool = self.pool_class(**self._kwargs)
             self.pool.on_finished.append(self._finished.set)
             await self.pool.start()
         except BaseException as exc:  # noqa: BLE001 - reported to start()
@@ -66,7 +69,7 @@ class PoolThread:
         finally:
             await self.pool.stop()
 
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 

@@ -496,14 +496,21 @@ class StratumClient:
             proto.start()
             writer.write(proto.data_to_send())
             await writer.drain()
+            # the first job must come within handshake_timeout of connecting, however many
+            # lines come meanwhile: a pool that lost the session's subscribe or authorize
+            # answer but keeps broadcasting notifies would otherwise hold it for ever
+            # (found by benchmarks/soak.py: a stall during the handshake, 40 s unhashed)
+            loop = asyncio.get_running_loop()
+            first_job_by = loop.time() + self.handshake_timeout
             while not self._closing:
                 # until the first job a silent pool is dropped quickly (reconnect / failover)
-                limit = self.idle_timeout if outcome.got_job else self.handshake_timeout
+                limit = self.idle_timeout if outcome.got_job else max(0.0, first_job_by - loop.time())
                 try:
                     line = await asyncio.wait_for(reader.readline(), limit)
                 except TimeoutError:
                     outcome.reason = (f"no data from pool for {limit:g}s" if outcome.got_job else
-                                      f"no job from pool within {limit:g}s of connecting")
+                                      f"no job from pool within {self.handshake_timeout:g}s of "
+                                      "connecting")
                     break
                 except ValueError:
                     outcome.reason = f"line from pool longer than {MAX_LINE_BYTES} bytes"
