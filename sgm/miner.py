@@ -583,7 +583,8 @@ class Miner:
                     self._send_batch(loop, client, ready)
                     ready = []
                 if not self._wait_submit_slot():
-                    self.telemetry.record_stale_count(device, 1)    # stopped: never sent
+                    # stopped: found, never sent
+                    self.telemetry.record_stale_count(device, 1, unchecked=False)
                     continue
             ready.append((share, device))
         if ready:
@@ -689,6 +690,15 @@ class Miner:
             "stale": int(snap["stale"]),     # = stale_dropped + rejected_stale
             "stale_dropped": int(snap["stale_dropped"]),     # never sent: its job went away
             "rejected_stale": int(snap["rejected_stale"]),   # sent, refused by the pool as stale
+            # the ledger: candidates = found + stale_unchecked + rules_dropped + duplicates
+            # + hw_errors; found = accepted + rejected + rejected_stale + unanswered + unsent
+            # (+ shares still awaiting an answer while mining)
+            "candidates": int(snap["candidates"]),
+            "found": int(snap["found"]),
+            "stale_unchecked": int(snap["stale_unchecked"]),
+            "rules_dropped": int(snap["rules_dropped"]),
+            "duplicates": int(snap["duplicates_suppressed"]),
+            "unsent": int(snap["unsent"]),
             "unanswered": self.unanswered,
             "blocks_found": self.solo.blocks_found if self.solo else 0,
             "blocks_accepted": self.solo.blocks_accepted if self.solo else 0,

@@ -493,6 +493,11 @@ class Scheduler:
     def _drain_once(self, timeout: float) -> None:
         items, stale = self.candidates.drain(DRAIN_MAX, timeout, self._min_valid_generation())
         try:
+            taken: dict[int, int] = dict(stale)
+            for item in items:
+                taken[item[0]] = taken.get(item[0], 0) + 1
+            for index, n in taken.items():
+                self.telemetry.record_candidates(self._device_name(index), n)
             for index, n in stale.items():
                 self.telemetry.record_stale_count(self._device_name(index), n)
             if items:
@@ -571,6 +576,7 @@ class Scheduler:
         if not wanted:
             log.debug("%s: nonce %08x of job %s no longer meets the pool's rules", device,
                       nonce, job.job_id)
+            self.telemetry.record_rules_dropped(device)
             return _DROPPED
         if duplicate:
             self.telemetry.record_duplicate(device)
@@ -596,6 +602,7 @@ class Scheduler:
         report through :meth:`report` instead; this is the same check, synchronously.
         """
         hw = 0
+        self.telemetry.record_candidates(device, len(nonces))
         for nonce in nonces:
             outcome = self._check(device, batch.generation, batch.job, batch.work, nonce,
                                   batch.target)

@@ -161,6 +161,13 @@ class DeviceStats:
     found: int = 0
     stale: int = 0              # never sent (job gone) + refused by the pool as stale
     rejected_stale: int = 0     # of those, refused by the pool as stale ("Job not found")
+    # the ledger: every candidate a device reported is one of found, stale_unchecked,
+    # rules_dropped, duplicates_suppressed or hw_errors; every found share one of accepted,
+    # rejected, rejected_stale, unanswered (the Miner's) or unsent
+    candidates: int = 0         # candidates the result path took from the device
+    stale_unchecked: int = 0    # of those, their job already gone (stale, never checked)
+    rules_dropped: int = 0      # met the target scanned, not the pool's rules of now
+    unsent: int = 0             # found and checked, never sent (stopping, not connected)
     duplicates_suppressed: int = 0
     hw_errors: int = 0
     best_share_diff: float = 0.0
@@ -218,13 +225,27 @@ class DeviceStats:
                 key = reason or "unknown"
                 self.rejected[key] = self.rejected.get(key, 0) + 1
 
-    def record_stale(self, n: int = 1, *, refused: bool = False) -> None:
-        """``refused``: the pool got the share and refused it as stale; otherwise it was
-        never sent (its job went away first)."""
+    def record_stale(self, n: int = 1, *, refused: bool = False,
+                     unchecked: bool = False) -> None:
+        """``refused``: the pool got the share and refused it as stale; ``unchecked``: a
+        candidate whose job was gone before it was checked; otherwise a share found and
+        checked that was never sent (its job went away first, or the miner stopped)."""
         with self._lock:
             self.stale += n
             if refused:
                 self.rejected_stale += n
+            elif unchecked:
+                self.stale_unchecked += n
+            else:
+                self.unsent += n
+
+    def record_candidates(self, n: int) -> None:
+        with self._lock:
+            self.candidates += n
+
+    def record_rules_dropped(self, n: int = 1) -> None:
+        with self._lock:
+            self.rules_dropped += n
 
     def record_duplicate(self, n: int = 1) -> None:
         with self._lock:
@@ -274,6 +295,10 @@ class DeviceStats:
                 "stale": self.stale,
                 "stale_dropped": self.stale - self.rejected_stale,
                 "rejected_stale": self.rejected_stale,
+                "candidates": self.candidates,
+                "stale_unchecked": self.stale_unchecked,
+                "rules_dropped": self.rules_dropped,
+                "unsent": self.unsent,
                 "duplicates_suppressed": self.duplicates_suppressed,
                 "hw_errors": self.hw_errors,
                 "best_share_diff": self.best_share_diff,
@@ -689,12 +714,25 @@ class Telemetry:
         self.total.record_stale(refused=refused)
         self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, False, "stale"))
 
-    def record_stale_count(self, device: str, n: int) -> None:
-        """``n`` candidates found for jobs that were already gone, never sent: counted in
-        one number (no event each -- in a flood there are thousands a second)."""
+    def record_stale_count(self, device: str, n: int, *, unchecked: bool = True) -> None:
+        """``n`` candidates found for jobs that were already gone (``unchecked``), or shares
+        found that were never sent, counted in one number (no event each -- in a flood
+        there are thousands a second)."""
         if n > 0:
-            self.device(device).record_stale(n)
-            self.total.record_stale(n)
+            self.device(device).record_stale(n, unchecked=unchecked)
+            self.total.record_stale(n, unchecked=unchecked)
+
+    def record_candidates(self, device: str, n: int) -> None:
+        """``n`` candidates of ``device`` reached the result path (the ledger's total)."""
+        if n > 0:
+            self.device(device).record_candidates(n)
+            self.total.record_candidates(n)
+
+    def record_rules_dropped(self, device: str, n: int = 1) -> None:
+        """A candidate met the target it was scanned with but not the pool's rules now (a
+        higher difficulty or a narrower version mask came meanwhile): not a share."""
+        self.device(device).record_rules_dropped(n)
+        self.total.record_rules_dropped(n)
 
     def record_duplicate(self, device: str, n: int = 1) -> None:
         """A share already submitted was found again and suppressed."""
@@ -737,6 +775,10 @@ class Telemetry:
             "stale": total["stale"],
             "stale_dropped": total["stale_dropped"],
             "rejected_stale": total["rejected_stale"],
+            "candidates": total["candidates"],
+            "stale_unchecked": total["stale_unchecked"],
+            "rules_dropped": total["rules_dropped"],
+            "unsent": total["unsent"],
             "duplicates_suppressed": total["duplicates_suppressed"],
             "hw_errors": total["hw_errors"],
             "best_share_diff": total["best_share_diff"],

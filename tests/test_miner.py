@@ -39,6 +39,18 @@ def assert_books_agree(pool_stats, summary) -> None:
     assert summary["accepted"] <= pool_stats.accepted <= summary["accepted"] + unanswered
     assert summary["rejected"] == pool_stats.rejected_total - refused_stale == 0, pool_stats.rejected
     assert summary["stale"] + unanswered >= refused_stale
+    assert_ledger_balances(summary)
+
+
+def assert_ledger_balances(summary) -> None:
+    """Every candidate a device reported is accounted for exactly once, and every share
+    found has one fate (the summary's ledger, at stop: nothing is in flight any more)."""
+    s = summary
+    assert s["candidates"] == (s["found"] + s["stale_unchecked"] + s["rules_dropped"]
+                               + s["duplicates"] + s["hw_errors"]), s
+    assert s["found"] == (s["accepted"] + s["rejected"] + s["rejected_stale"]
+                          + s["unanswered"] + s["unsent"]), s
+    assert s["stale"] == s["stale_unchecked"] + s["unsent"] + s["rejected_stale"], s
 
 
 @pytest.mark.slow

@@ -205,8 +205,8 @@ def test_shares_of_a_replaced_job_are_counted_stale_in_one_number_without_events
     assert not any(e.reason == "stale" for e in events if isinstance(e, ShareEvent))
     found = tel.device("cpu0").found
     assert found == len(sent)
-    # every candidate is accounted for: submitted or stale
-    assert found + stale == dev.worker.counters()[3]
+    # every candidate is accounted for: submitted or stale, and the ledger saw them all
+    assert found + stale == dev.worker.counters()[3] == tel.device("cpu0").candidates
 
 
 def test_a_block_ends_its_job_for_every_device_and_is_submitted_once():
