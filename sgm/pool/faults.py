@@ -545,29 +545,33 @@ def random_fault(rng: random.Random) -> tuple[str, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class LedgerCheck:
-    """The miner's share counts (its summary and telemetry snapshot) and how they add up.
+    """The miner's ledger (its summary) and whether it adds up exactly: every candidate a
+    device reported is found, stale before the check, dropped by the pool's rules of now,
+    a duplicate or a hardware error; every share found is accepted, rejected, refused
+    stale, unanswered or never sent."""
 
-    Every candidate passed on for submission (``found``) ends as accepted, rejected,
-    refused stale, unanswered, or never sent (its job or connection gone: counted in
-    ``stale_dropped``, which also holds candidates dropped before they were passed on, so
-    the balance is a pair of bounds until the summary splits the two)."""
-
+    candidates: int
     found: int
+    stale_unchecked: int
+    rules_dropped: int
     accepted: int
     rejected: int
     rejected_stale: int
     stale: int
     unanswered: int
+    unsent: int
     duplicates: int
     hw_errors: int
 
     @classmethod
-    def of(cls, summary: dict[str, Any], snapshot: dict[str, Any]) -> LedgerCheck:
-        return cls(found=int(snapshot["found"]), accepted=int(summary["accepted"]),
-                   rejected=int(summary["rejected"]), rejected_stale=int(summary["rejected_stale"]),
-                   stale=int(summary["stale"]), unanswered=int(summary["unanswered"]),
-                   duplicates=int(snapshot["duplicates_suppressed"]),
-                   hw_errors=int(summary["hw_errors"]))
+    def of(cls, summary: dict[str, Any], snapshot: dict[str, Any] | None = None) -> LedgerCheck:
+        return cls(candidates=int(summary["candidates"]), found=int(summary["found"]),
+                   stale_unchecked=int(summary["stale_unchecked"]),
+                   rules_dropped=int(summary["rules_dropped"]),
+                   accepted=int(summary["accepted"]), rejected=int(summary["rejected"]),
+                   rejected_stale=int(summary["rejected_stale"]), stale=int(summary["stale"]),
+                   unanswered=int(summary["unanswered"]), unsent=int(summary["unsent"]),
+                   duplicates=int(summary["duplicates"]), hw_errors=int(summary["hw_errors"]))
 
     @property
     def answered(self) -> int:
@@ -576,5 +580,6 @@ class LedgerCheck:
 
     @property
     def balances(self) -> bool:
-        low = self.answered + self.unanswered
-        return low <= self.found <= low + (self.stale - self.rejected_stale)
+        return (self.candidates == self.found + self.stale_unchecked + self.rules_dropped
+                + self.duplicates + self.hw_errors
+                and self.found == self.answered + self.unanswered + self.unsent)
