@@ -266,7 +266,10 @@ def test_stop_all_and_start_all_switch_every_device(qtbot, bridge, open_window):
     qtbot.waitUntil(lambda: not any(bridge.miner.device(n).hashing for n in model.names()),
                     timeout=30_000)
     frozen = bridge.miner.summary()["hashes"]
-    qtbot.wait(1000)
+    # two more snapshots from the engine (a positive event: time went by and was observed)
+    for _ in range(2):
+        with qtbot.waitSignal(bridge.snapshot, timeout=30_000):
+            pass
     assert bridge.miner.summary()["hashes"] == frozen and bridge.running   # pool still there
     assert w.counters()["rate"] == "0 H/s"
     at_stop = {n: model.row(n).hashes for n in model.names()}
