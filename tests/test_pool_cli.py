@@ -213,23 +213,30 @@ def test_vardiff_brings_a_fast_miner_to_the_aimed_rate():
         while conn().retargets < 3 or conn().difficulty < start * 100:
             assert time.monotonic() < deadline, f"vardiff did not react: {conn()}"
             time.sleep(0.2)
-        # settled: measure the share rate over a stretch after the last big move
+        # settled: the share rate over a 10 s stretch is near the aim.  A machine shared
+        # with other work changes this miner's hash rate under vardiff's feet, and vardiff
+        # follows it a window later; so a stretch off the band is measured again (vardiff's
+        # outcome is that it gets back there), and each stretch says what the miner's own
+        # hashes in it would have asked for, for the message if it never does.
+        windows: list[tuple[float, float, float]] = []
+        deadline = time.monotonic() + WAIT
         while True:
-            before = conn()
-            time.sleep(6.0)
+            assert time.monotonic() < deadline, f"vardiff did not settle near {aim}/min: {windows}"
+            t0, a0, h0 = time.monotonic(), conn().accepted, miner.summary()["hashes"]
+            time.sleep(10.0)
+            dt = time.monotonic() - t0
             after = conn()
-            assert time.monotonic() < deadline, f"vardiff did not settle: {after}"
-            if after.difficulty <= before.difficulty * 4 and after.difficulty >= before.difficulty / 4:
+            rate = (after.accepted - a0) / dt * 60
+            hashes = miner.summary()["hashes"] - h0
+            wanted = hashes / (aim / 60 * dt) / 2 ** 32     # the difficulty for the aim
+            windows.append((round(rate, 1), after.difficulty, wanted))
+            if aim / 4 <= rate <= aim * 4:
                 break
-        t0, a0 = time.monotonic(), conn().accepted
-        time.sleep(10.0)
-        rate = (conn().accepted - a0) / (time.monotonic() - t0) * 60
     finally:
         miner.stop()
         pt.stop()
-    # Poisson noise on ~20 shares and a machine shared with other work: a wide band, but
     # far from the flood (thousands a minute) it started at
-    assert aim / 4 <= rate <= aim * 4, (rate, after)
+    assert after.difficulty >= start * 100, windows
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 
 from sgm.miner import MinerConfig
 from sgm_gui import app as gui_app
@@ -311,6 +312,11 @@ def test_rejected_reasons_are_in_the_tooltip(qtbot, bridge, open_window):
     pool that rejects on demand does not exist here, so the snapshot is edited)."""
     w = open_window(embedded(threads=1, bits=20))
     qtbot.waitUntil(lambda: w._snap is not None, timeout=30_000)
+    # live snapshots keep arriving and would paint over the edited one before the
+    # window's next repaint on a loaded machine: take the window off the feed first
+    # (calls already queued are still delivered: let them land before the edit)
+    bridge.snapshot.disconnect(w._on_snapshot)
+    QApplication.processEvents()
     snap = dict(w._snap)
     snap["summary"] = dict(snap["summary"], rejected=3,
                            rejected_reasons={"low difficulty": 2, "duplicate": 1})
