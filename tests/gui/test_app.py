@@ -321,7 +321,7 @@ def test_rejected_reasons_are_in_the_tooltip(qtbot, bridge, open_window):
     snap["summary"] = dict(snap["summary"], rejected=3,
                            rejected_reasons={"low difficulty": 2, "duplicate": 1})
     w._on_snapshot(snap)
-    qtbot.waitUntil(lambda: w.counters()["rejected"] == "Rejected 3", timeout=5_000)
+    qtbot.waitUntil(lambda: w.counters()["rejected"] == "Rejected 3", timeout=30_000)
     tip = w.lbl_rejected.toolTip()
     assert "low difficulty: 2" in tip and "duplicate: 1" in tip
 
@@ -332,7 +332,7 @@ def test_the_embedded_pool_finishing_its_jobs_stops_mining(qtbot, bridge, open_w
     with qtbot.waitSignal(bridge.stopped, timeout=30_000):
         pass
     assert not bridge.running
-    qtbot.waitUntil(lambda: "issued all its jobs" in w.session_label.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "issued all its jobs" in w.session_label.text(), timeout=30_000)
 
 
 def test_a_file_with_problems_is_not_rewritten_unless_the_user_changes_a_setting(qtbot, bridge, open_window, tmp_path):

@@ -94,7 +94,7 @@ def test_both_messages_at_once_and_a_duplicate_is_refused(panel: PoolPanel, qtbo
 def test_good_values_emit_the_new_ordered_list(panel: PoolPanel, qtbot) -> None:
     panel.set_pools([A])
     fill(panel, qtbot, "  stratum+tcp://b.example.com:3334 ", "wallet.b", "pw")
-    with qtbot.waitSignal(panel.pools_changed, timeout=5000) as blocker:
+    with qtbot.waitSignal(panel.pools_changed, timeout=30_000) as blocker:
         qtbot.mouseClick(panel.add_button, QtCore.Qt.LeftButton)
     assert blocker.args == [[A, B]]
     assert panel.pools() == [A, B]

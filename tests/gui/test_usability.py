@@ -185,7 +185,7 @@ def test_the_table_is_one_tab_stop_and_ctrl_tab_switches_tabs(qtbot, bridge, ope
     qtbot.waitUntil(lambda: w.model.rowCount() == 2, timeout=30_000)
     w.activateWindow()
     w.table.setFocus()
-    qtbot.waitUntil(lambda: w.table.hasFocus(), timeout=5_000)
+    qtbot.waitUntil(lambda: w.table.hasFocus(), timeout=30_000)
     qtbot.keyClick(w.table, Qt.Key.Key_Tab)
     assert QApplication.focusWidget() is w.start_all_button
     w.table.setFocus()
