@@ -606,6 +606,9 @@ class Miner:
     def _send_batch(self, loop: asyncio.AbstractEventLoop, client: StratumClient | SoloClient,
                     ready: list[tuple[Share, str]]) -> None:
         """Submit shares that each hold a submit slot (released as each is answered)."""
+        if isinstance(client, StratumClient):
+            self._send_batch_stratum(loop, client, ready)
+            return
         async def submit_one(share: Share, device: str) -> None:
             try:
                 self._count_verdict(device, share, await client.submit(share))
@@ -627,6 +630,46 @@ class Miner:
         with self._pending_lock:
             self._pending.add(fut)
         fut.add_done_callback(self._forget_batch)
+
+    def _send_batch_stratum(self, loop: asyncio.AbstractEventLoop, client: StratumClient,
+                            ready: list[tuple[Share, str]]) -> None:
+        """One hand-over to the loop and one write for the whole batch; the verdicts come
+        back in batches too (one per read from the pool).  ``done`` lets stop() wait for
+        the batch's last verdict."""
+        done: Future[None] = Future()
+        left = len(ready)
+
+        def sink(items: list[tuple[Share, str, Verdict]]) -> None:    # on the loop
+            nonlocal left
+            try:
+                self._count_verdicts(items)
+            finally:
+                self._submit_slots.release(len(items))
+                left -= len(items)
+                if left <= 0 and not done.done():
+                    done.set_result(None)
+
+        with self._pending_lock:
+            self._pending.add(done)
+        done.add_done_callback(self._forget_batch)
+        try:
+            loop.call_soon_threadsafe(client.submit_many, ready, sink)
+        except RuntimeError:  # the loop closed meanwhile (stopping): never sent, counted stale
+            sink([(share, device, Verdict(False, NOT_CONNECTED, sent=False)) for share, device in ready])
+
+    def _count_verdicts(self, items: list[tuple[Share, str, Verdict]]) -> None:
+        """Count a batch of verdicts: the accepted and rejected ones in one telemetry call."""
+        judged: list[tuple[str, str, int, float, bool, str | None]] = []
+        for share, device, verdict in items:
+            if verdict.accepted is None or verdict.stale:
+                self._count_verdict(device, share, verdict)
+                continue
+            judged.append((device, share.job_id, share.nonce_int, share.difficulty,
+                           bool(verdict.accepted), verdict.reason))
+            if not verdict.accepted:   # the CLI prints the REJECTED line from telemetry
+                log.info("%s: share %s rejected: %s", device, share.nonce, verdict.reason)
+        if judged:
+            self.telemetry.record_share_results(judged)
 
     def _forget_batch(self, fut: Future[Any]) -> None:
         with self._pending_lock:

@@ -26,6 +26,7 @@ pools or sockets: found shares leave through the ``submit`` callback given by th
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -35,12 +36,14 @@ from typing import Protocol
 
 from sgm._native import AbortFlag, WorkQueue
 from sgm._native._worker import FLAG_BLOCK, CandidateBuffer, WorkTable
-from sgm.hashing import hash_difficulty, meets_target, sha256d, target_to_difficulty
+from sgm.hashing import DIFF1, sha256d, target_to_difficulty
 from sgm.jobs import Job, MidstateCache, PreparedWork, Share, rolling_readable
 from sgm.telemetry import Telemetry
 from sgm.work import Batch
 
 log = logging.getLogger(__name__)
+#: "not looked up yet" (None is a meaningful value: no such generation, no network target)
+_UNSEEN: object = object()
 
 #: Default time one batch should take on any device (seconds).
 DEFAULT_BATCH_TIME = 0.1
@@ -511,33 +514,51 @@ class Scheduler:
         return self._names.get(index, f"device{index}")
 
     def _process(self, items: list[tuple[int, int, int, int, int]]) -> None:
-        """Re-check and pass on one drain's candidates (in the order they were found)."""
+        """Re-check and pass on one drain's candidates (in the order they were found).
+
+        What is the same for a whole drain is looked up once: a generation's job and
+        network target, a device's name; the shares found go to telemetry together."""
         hw: dict[int, int] = {}
         stale: dict[int, int] = {}
         checked: dict[int, int] = {}
         ended = -1
         out: list[tuple[Share, str]] | None = [] if self.submit_batch is not None else None
+        found: list[tuple[str, str, int, float]] = []
+        jobs: dict[int, tuple[Job, int | None] | None] = {}
+        names: dict[int, str] = {}
         for index, gen, mid, nonce, flags in items:
             if gen <= ended:
                 stale[index] = stale.get(index, 0) + 1
                 continue
-            with self._lock:
-                active = self._valid.get(gen)
-            if active is None:
+            if gen in jobs:
+                entry = jobs[gen]
+            else:
+                with self._lock:
+                    active = self._valid.get(gen)
+                entry = None if active is None else (active.job, active.job.network_target)
+                jobs[gen] = entry
+            if entry is None:
                 stale[index] = stale.get(index, 0) + 1
                 continue
-            job = active.job
+            job, network = entry
             work = self.cache.get(job, mid)
+            name = names.get(index)
+            if name is None:
+                name = names[index] = self._device_name(index)
             # the easiest target this generation ever had: what any device scanned against
-            outcome = self._check(self._device_name(index), gen, job, work, nonce, job.target,
-                                  out)
+            outcome = self._check(name, gen, job, work, nonce, job.target, out,
+                                  network=network, found=found)
             checked[index] = checked.get(index, 0) + 1
             if outcome == _HW_ERROR:
                 hw[index] = hw.get(index, 0) + 1
+            elif outcome == _STALE:
+                jobs[gen] = None        # the generation ended meanwhile
             elif outcome == _BLOCK or flags & FLAG_BLOCK:
                 if self.end_job(gen):
                     log.info("job %s: a block was found; its work is over", job.job_id)
                 ended = max(ended, gen)
+        if found:
+            self.telemetry.record_shares_found(found)
         if out and self.submit_batch is not None:
             self.submit_batch(out)
         for index, n in stale.items():
@@ -548,22 +569,27 @@ class Scheduler:
                 dev.on_results(hw.get(index, 0))
 
     def _check(self, device: str, gen: int, job: Job, work: PreparedWork, nonce: int,
-               scanned_target: int, out: list[tuple[Share, str]] | None = None) -> int:
+               scanned_target: int, out: list[tuple[Share, str]] | None = None, *,
+               network: int | None | object = _UNSEEN,
+               found: list[tuple[str, str, int, float]] | None = None) -> int:
         """Re-check one nonce with hashlib and submit it if it is a wanted share (into
-        ``out`` when given: the caller submits them together)."""
+        ``out`` when given: the caller submits them together).  ``network``: the job's
+        network target when the caller has it; ``found``: where to gather the shares
+        found for telemetry (the caller records them together), else recorded here."""
         digest = sha256d(work.header(nonce))
-        if not meets_target(digest, scanned_target):
+        value = int.from_bytes(digest, "little")
+        if value > scanned_target:
             self.telemetry.record_hw_error(
                 device, detail=f"nonce {nonce:08x} of job {job.job_id} fails the CPU re-check")
             log.warning("%s: hardware error: nonce %08x does not meet the target", device, nonce)
             return _HW_ERROR
-        network = job.network_target
-        block = network is not None and meets_target(digest, network)
+        net = job.network_target if network is _UNSEEN else network
+        block = isinstance(net, int) and value <= net
         extranonce2 = work.extranonce2.hex()
         key = (job.job_id, job.extranonce1, extranonce2, job.ntime, nonce, work.version_bits)
         with self._lock:
             active = self._valid.get(gen)
-            wanted = active is not None and meets_target(digest, active.target) \
+            wanted = active is not None and value <= active.target \
                 and _bits_allowed(job, work.version_bits, active.mask)
             duplicate = key in self._seen
             if wanted and not duplicate:
@@ -581,12 +607,16 @@ class Scheduler:
         if duplicate:
             self.telemetry.record_duplicate(device)
             return _DUPLICATE
+        difficulty = DIFF1 / value if value else math.inf
         share = Share(job_id=job.job_id, extranonce2=extranonce2, ntime=job.ntime_hex,
                       nonce=f"{nonce:08x}",
                       version_bits=f"{work.version_bits:08x}" if job.rolls_version else None,
-                      hash=digest, difficulty=hash_difficulty(digest),
+                      hash=digest, difficulty=difficulty,
                       extranonce1=job.extranonce1.hex())
-        self.telemetry.record_share_found(device, job.job_id, nonce, share.difficulty)
+        if found is not None:
+            found.append((device, job.job_id, nonce, difficulty))
+        else:
+            self.telemetry.record_share_found(device, job.job_id, nonce, difficulty)
         if out is not None:
             out.append((share, device))
         elif self.submit is not None:

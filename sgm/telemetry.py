@@ -437,6 +437,25 @@ class Subscription:
             if len(self._buf) == 1:
                 self._cond.notify()
 
+    def _deliver_many(self, events: list[Event]) -> None:
+        """:meth:`_deliver` for each event under one lock, waking the reader once."""
+        kinds = self.kinds
+        if kinds is not None:
+            events = [e for e in events if isinstance(e, kinds)]
+            if not events:
+                return
+        with self._cond:
+            if self._closed:
+                return
+            was_empty = not self._buf
+            overflow = len(self._buf) + len(events) - self.maxsize
+            if overflow > 0:
+                self.dropped += min(overflow, len(self._buf) + len(events))
+            self._buf.extend(events)
+            self.delivered += len(events)
+            if was_empty:
+                self._cond.notify()
+
     # dispatcher thread (callback subscriptions) -----------------------------
 
     def _dispatch(self) -> None:
@@ -620,6 +639,19 @@ class EventBus:
         for sub in subs:
             sub._deliver(event)
 
+    def publish_many(self, events: list[Event]) -> None:
+        """:meth:`publish` for each event, in order, with one wake-up of each reader."""
+        for event in events:
+            if not isinstance(event, Event):
+                raise TypeError(f"event must be a telemetry Event, not {type(event).__name__}")
+        if not events:
+            return
+        subs = self._subs
+        with self._lock:
+            self._published += len(events)
+        for sub in subs:
+            sub._deliver_many(events)
+
     @property
     def published(self) -> int:
         return self._published
@@ -699,12 +731,33 @@ class Telemetry:
         self.total.record_share_found(difficulty)
         self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, None, None))
 
+    def record_shares_found(self, found: list[tuple[str, str, int, float]]) -> None:
+        """:meth:`record_share_found` for each ``(device, job_id, nonce, difficulty)``,
+        with one hand-over to the subscribers for all of them."""
+        events: list[Event] = []
+        for device, job_id, nonce, difficulty in found:
+            self.device(device).record_share_found(difficulty)
+            self.total.record_share_found(difficulty)
+            events.append(ShareEvent(device, job_id, nonce, difficulty, None, None))
+        self.bus.publish_many(events)
+
     def record_share_result(self, device: str, job_id: str, nonce: int, difficulty: float,
                             accepted: bool, reason: str | None = None) -> None:
         """The pool's answer to a submitted share."""
         self.device(device).record_share_result(accepted, reason)
         self.total.record_share_result(accepted, reason)
         self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, bool(accepted), reason))
+
+    def record_share_results(self, results: list[tuple[str, str, int, float, bool, str | None]]) -> None:
+        """Many answers at once, each ``(device, job_id, nonce, difficulty, accepted,
+        reason)``: the same counts and events as :meth:`record_share_result` each, with
+        one hand-over to the subscribers for all of them (a flood is thousands a second)."""
+        events: list[Event] = []
+        for device, job_id, nonce, difficulty, accepted, reason in results:
+            self.device(device).record_share_result(accepted, reason)
+            self.total.record_share_result(accepted, reason)
+            events.append(ShareEvent(device, job_id, nonce, difficulty, bool(accepted), reason))
+        self.bus.publish_many(events)
 
     def record_stale(self, device: str, job_id: str = "", nonce: int = 0,
                      difficulty: float = 0.0, *, refused: bool = False) -> None:

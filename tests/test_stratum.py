@@ -494,6 +494,199 @@ def test_client_mines_the_local_pool_accept_duplicate_stale_low_difficulty():
     run(main())
 
 
+def all_shares(job: Job, cache: MidstateCache, midstate_id: int, n: int) -> list[Share]:
+    """``n`` distinct shares of one midstate, found by the native scanner."""
+    pw = cache.get(job, midstate_id)
+    result = _native.scan(pw.midstate, pw.tail, 0, 1 << 24, job.target)
+    assert len(result.nonces) >= n, f"only {len(result.nonces)} shares in 2^24 nonces"
+    shares = [make_share(job, pw, nonce) for nonce in result.nonces[:n]]
+    assert all(s.meets_target for s in shares)
+    return shares
+
+
+def test_submit_many_sends_a_batch_in_one_write_and_every_share_gets_one_verdict():
+    """A flood's shape: hundreds of shares handed over at once (tagged by the caller),
+    judged by the real pool; the sink hears each share exactly once, with its tag."""
+    async def main():
+        pool = LocalPool(difficulty_bits=12, jobs=None, job_interval=60)
+        await pool.start()
+        jobs: asyncio.Queue = asyncio.Queue()
+        client = StratumClient(pool.url, "alice", "x", on_job=jobs.put_nowait)
+        task = asyncio.create_task(client.run())
+        try:
+            job = await asyncio.wait_for(jobs.get(), 5)
+            cache = MidstateCache()
+            good = all_shares(job, cache, 0, 300)
+            low = miss_share(job, cache, 1)
+            unknown = replace(good[0], job_id="not-this-session")
+            items = [(share, f"dev{i % 3}") for i, share in enumerate(good)]
+            items += [(good[7], "again"), (low, "low"), (unknown, "unknown")]
+            heard: list[tuple[Share, str, Verdict]] = []
+            calls = 0
+            done = asyncio.Event()
+
+            def sink(batch: list[tuple[Share, str, Verdict]]) -> None:
+                nonlocal calls
+                calls += 1
+                heard.extend(batch)
+                if len(heard) >= len(items):
+                    done.set()
+
+            client.submit_many(items, sink)
+            await asyncio.wait_for(done.wait(), 10)
+            await asyncio.sleep(0.2)        # nothing more may come
+            assert len(heard) == len(items) and calls < len(items)   # in batches
+            by_tag = {}
+            for share, tag, v in heard:
+                by_tag.setdefault(tag, []).append((share, v))
+            accepted = [s for s, t, v in heard if v.accepted]
+            assert sorted(s.nonce for s in accepted) == sorted(s.nonce for s in good)
+            assert all(t == f"dev{good.index(s) % 3}" for s, t, v in heard if v.accepted)
+            assert [v.reason for _, v in by_tag["again"]] == ["Duplicate share"]
+            assert [v.reason for _, v in by_tag["low"]] == ["Low difficulty share"]
+            (_, stale), = by_tag["unknown"]
+            assert stale.accepted is False and not stale.sent and stale.stale
+            assert pool.stats.accepted == 300 and client.accepted == 300
+            assert client.protocol is not None and client.protocol.pending_submits == 0
+        finally:
+            await client.close()
+            await task
+            await pool.stop()
+
+    run(main())
+
+
+def test_shares_in_flight_when_the_pool_goes_away_are_told_no_answer_once_each():
+    """A pool that reads the submits and closes the connection: every share written gets
+    exactly one verdict, accepted=None (the pool may have counted it), none lost."""
+    async def main():
+        got: asyncio.Queue = asyncio.Queue()
+
+        async def vanishing_pool(reader, writer):
+            while line := await reader.readline():
+                msg = json.loads(line)
+                if msg["method"] == "mining.subscribe":
+                    writer.write(encode_response(msg["id"], [[], "00000001", 4]).encode())
+                elif msg["method"] == "mining.authorize":
+                    writer.write(encode_response(msg["id"], True).encode())
+                    writer.write(encode_request(None, "mining.notify", NOTIFY).encode())
+                elif msg["method"] == "mining.submit":
+                    got.put_nowait(msg["id"])
+                    if got.qsize() == 50:
+                        break
+            writer.close()
+
+        server = await asyncio.start_server(vanishing_pool, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = StratumClient(f"stratum+tcp://127.0.0.1:{port}", "w", "x", on_job=lambda job: None,
+                               version_rolling=False, backoff_initial=30)
+        task = asyncio.create_task(client.run())
+        try:
+            job = await client.wait_for_job(5)
+            pw = MidstateCache().get(job, 0)
+            shares = [make_share(job, pw, n) for n in range(50)]
+            heard: list[Verdict] = []
+            done = asyncio.Event()
+
+            def sink(batch):
+                heard.extend(v for _, _, v in batch)
+                if len(heard) >= 50:
+                    done.set()
+
+            client.submit_many([(s, None) for s in shares], sink)
+            await asyncio.wait_for(done.wait(), 10)
+            await asyncio.sleep(0.2)
+            assert got.qsize() == 50 and len(heard) == 50
+            assert all(v.accepted is None and v.sent and NO_ANSWER in v.reason for v in heard)
+        finally:
+            await client.close()
+            await task
+            server.close()
+
+    run(main())
+
+
+def test_the_submit_line_is_the_json_encode_request_makes():
+    """The fast formatting of mining.submit: the same bytes as the general encoder, for
+    awkward worker names and job ids too (quotes, backslashes, non-ASCII, newlines)."""
+    for worker, job_id in [("alice", "1"), ('w"ör\\ker', "j\n1"), ("bc1q.rig-01", "ab" * 40)]:
+        p = StratumProtocol(worker)
+        for bits in ("20000000", None):
+            share = Share(job_id=job_id, extranonce2="00ab0001", ntime="5f5e1000", nonce="deadbeef",
+                          version_bits=bits, hash=bytes(32), difficulty=1.0)
+            req_id = p.submit(share)
+            assert p.data_to_send().decode() == encode_request(req_id, "mining.submit",
+                                                               share.submit_params(worker))
+    # a field that is not hex digits takes the general way, and still makes valid JSON
+    p = StratumProtocol("w")
+    odd = Share(job_id="1", extranonce2='00"b', ntime="5f5e1000", nonce="deadbeef", version_bits=None,
+                hash=bytes(32), difficulty=1.0)
+    req_id = p.submit(odd)
+    assert json.loads(p.data_to_send())["params"][2] == '00"b'
+
+
+@pytest.mark.parametrize("answer", [
+    '{{"id":{},"result":true,"error":null}}', '{{"result": true, "error": null, "id": {}}}',
+    '{{ "id" : {} , "result" : true , "error" : null }}\r',
+])
+def test_an_accepted_answer_in_any_usual_shape_is_the_same_result(answer):
+    p, ids = opened()
+    subscribe(p, ids)
+    share = Share(job_id="1", extranonce2="00000001", ntime="5f5e1000", nonce="deadbeef",
+                  version_bits=None, hash=bytes(32), difficulty=1.0)
+    req_id = p.submit(share)
+    line = answer.format(req_id)
+    (res,) = p.feed(line.encode())
+    assert res == SubmitResult(req_id, True, None, None, share)
+    assert p.feed(line.encode()) == []          # answered once; a repeat is an unknown id
+    other = p.submit(share)
+    (res,) = p.feed(line.replace(str(req_id), str(other)))       # str: the general way
+    assert res == SubmitResult(other, True, None, None, share)
+
+
+def test_lines_split_across_reads_and_many_in_one_read_are_all_handled():
+    """The session reads in chunks: a line cut in two, and a burst of many lines in one
+    read, reach the protocol whole and in order."""
+    async def main():
+        async def chunky_pool(reader, writer):
+            while line := await reader.readline():
+                msg = json.loads(line)
+                if msg["method"] == "mining.subscribe":
+                    writer.write(encode_response(msg["id"], [[], "00000001", 4]).encode())
+                elif msg["method"] == "mining.authorize":
+                    data = encode_response(msg["id"], True) + encode_request(None, "mining.notify", NOTIFY)
+                    for i in range(0, len(data), 7):       # in pieces of 7 bytes
+                        writer.write(data[i:i + 7].encode())
+                        await writer.drain()
+                        await asyncio.sleep(0.001)
+                    burst = "".join(encode_request(None, "mining.set_difficulty", [2.0 ** k])
+                                    for k in range(1, 201))
+                    writer.write(burst.encode())
+            writer.close()
+
+        server = await asyncio.start_server(chunky_pool, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        events: list = []
+        client = StratumClient(f"stratum+tcp://127.0.0.1:{port}", "w", "x", on_job=lambda job: None,
+                               on_event=events.append, version_rolling=False)
+        task = asyncio.create_task(client.run())
+        try:
+            job = await client.wait_for_job(5)
+            assert job.job_id == "job1"
+            for _ in range(200):
+                if sum(isinstance(e, DifficultyChanged) for e in events) >= 200:
+                    break
+                await asyncio.sleep(0.02)
+            diffs = [e.difficulty for e in events if isinstance(e, DifficultyChanged)]
+            assert diffs == [2.0 ** k for k in range(1, 201)]
+        finally:
+            await client.close()
+            await task
+            server.close()
+
+    run(main())
+
+
 def test_client_fails_over_and_comes_back_to_the_primary():
     async def main():
         primary_port = free_port()

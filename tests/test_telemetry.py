@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,42 @@ def test_bus_bounded_drops_oldest() -> None:
     assert len(sub) == 10
     assert [e.job_id for e in sub.drain()] == [f"job{n}" for n in range(15, 25)]
     assert sub.get_nowait() is None
+
+
+def test_publishing_many_at_once_is_publishing_each_in_order() -> None:
+    """publish_many (a batch of share answers): the same order, kinds filter, bound and
+    counts as one publish per event."""
+    bus = EventBus()
+    seen: list[int] = []
+    pushed = bus.subscribe(lambda e: seen.append(e.nonce), kinds=ShareEvent)
+    small = bus.subscribe(maxsize=10)
+    jobs_only = bus.subscribe(maxsize=100, kinds=JobEvent)
+    bus.publish_many([ShareEvent("cpu0", "j", n, 1.0) for n in range(8)])
+    bus.publish_many([])
+    bus.publish_many([ShareEvent("cpu0", "j", n, 1.0) for n in range(8, 25)] + [JobEvent("job9", True)])
+    assert pushed.close()
+    assert seen == list(range(25)) and pushed.handled == 25
+    assert small.dropped == 16 and small.delivered == 26
+    assert [getattr(e, "nonce", None) for e in small.drain()] == list(range(16, 25)) + [None]
+    assert [e.job_id for e in jobs_only.drain()] == ["job9"] and jobs_only.dropped == 0
+    assert bus.published == 26
+    with pytest.raises(TypeError):
+        bus.publish_many(["not an event"])  # type: ignore[list-item]
+
+
+def test_share_results_recorded_in_a_batch_count_and_publish_like_one_by_one() -> None:
+    one, many = Telemetry(), Telemetry()
+    results = [("cpu0", "j1", n, 2.0, n % 4 != 0, None if n % 4 else "low difficulty")
+               for n in range(40)] + [("gpu0", "j1", 99, 8.0, True, None)]
+    subs = [t.bus.subscribe(maxsize=100) for t in (one, many)]
+    for r in results:
+        one.record_share_result(*r)
+    many.record_share_results(results)
+    a, b = one.snapshot(), many.snapshot()
+    assert a["accepted"] == b["accepted"] == 31
+    assert a["rejected_reasons"] == b["rejected_reasons"] == {"low difficulty": 10}
+    assert [d["accepted"] for d in b["devices"]] == [30, 1]
+    assert [replace(e, ts=0) for e in subs[0].drain()] == [replace(e, ts=0) for e in subs[1].drain()]
 
 
 def test_callback_exceptions_do_not_break_publishing(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,7 +8,9 @@ failures (or a refused authorization) it moves to the next one, and while on a b
 it probes the better pools every ``failback_interval`` seconds and returns to them.
 
 All methods run on the event loop thread.  From a worker thread, use
-``asyncio.run_coroutine_threadsafe(client.submit(share), loop)``.
+``asyncio.run_coroutine_threadsafe(client.submit(share), loop)`` for one share, or
+``loop.call_soon_threadsafe(client.submit_many, items, sink)`` for many: a flood of shares
+then costs one write and one wake-up per batch, and the verdicts come back in batches.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from sgm.jobs import Job, Share
@@ -52,6 +54,10 @@ PLAIN_SCHEMES = frozenset({"stratum+tcp", "stratum", "tcp"})
 TLS_SCHEMES = frozenset({"stratum+ssl", "stratum+tcps", "stratum+tls", "ssl", "tls"})
 
 Callback = Callable[..., Any] | Callable[..., Awaitable[Any]]
+
+T = TypeVar("T")
+#: how much a session reads from the socket at once (many answers in one wake-up)
+READ_CHUNK = 1 << 16
 
 
 #: submit() reasons for shares that never reached the pool (nothing for the pool to reject)
@@ -87,6 +93,21 @@ class Verdict:
             return True
         text = (self.reason or "").lower()
         return "stale" in text or "job not found" in text
+
+#: where submit_many() delivers verdicts: a list of (share, tag, verdict), called on the loop
+VerdictSink = Callable[[list[tuple[Share, T, Verdict]]], None]
+
+
+@dataclass(slots=True)
+class _Sent(Generic[T]):
+    """A share written to the pool, waiting for its answer."""
+
+    share: Share
+    tag: T
+    sink: VerdictSink[T]
+    sent_at: float
+    warned: bool = False
+
 
 @dataclass(frozen=True)
 class PoolEndpoint:
@@ -206,6 +227,11 @@ class _Outcome:
     problem: str = ""
 
 
+def _ids(ids: list[int]) -> str:
+    """Request ids for a log line: all of a few, the range of many."""
+    return ", ".join(map(str, ids)) if len(ids) <= 5 else f"{ids[0]}..{ids[-1]} ({len(ids)})"
+
+
 class StratumClient:
     """Mine one pool (or several in failover order) over Stratum v1.
 
@@ -270,7 +296,11 @@ class StratumClient:
         #: while waiting to reconnect: (pool index, time.monotonic() of the next attempt)
         self.retry_at: tuple[int, float] | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._futures: dict[int, asyncio.Future[Verdict]] = {}
+        #: shares written to the pool and not answered yet, by request id, oldest first
+        self._sent: dict[int, _Sent[Any]] = {}
+        #: verdicts gathered while handling what one read brought, delivered after it
+        self._verdicts: dict[VerdictSink[Any], list[tuple[Share, Any, Verdict]]] = {}
+        self._answered_sent_at: float | None = None
         self._closing = False
         self._wake: asyncio.Event | None = None
         self._have_job: asyncio.Event | None = None
@@ -357,45 +387,106 @@ class StratumClient:
         ``answer_timeout``: a late answer still counts as the pool gave it.  With no answer
         by then (or the connection lost first) the verdict is ``accepted=None``.
         """
+        fut: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+
+        def sink(items: list[tuple[Share, None, Verdict]]) -> None:
+            if not fut.done():
+                fut.set_result(items[0][2])
+
+        self.submit_many([(share, None)], sink)
+        return await fut
+
+    def submit_many(self, items: Sequence[tuple[Share, T]], sink: VerdictSink[T]) -> None:
+        """Send shares (each with a tag of the caller's, e.g. the device that found it) in
+        one write, without waiting; ``sink`` gets ``(share, tag, verdict)`` lists on the
+        loop as the pool answers, in batches (one per read from the pool), with the same
+        verdicts and time limits as :meth:`submit`.  Every share gets exactly one verdict.
+        """
         proto, writer = self.protocol, self._writer
         if proto is None or writer is None or writer.is_closing():
-            return Verdict(False, NOT_CONNECTED, sent=False)
-        if not proto.knows_share_job(share):
-            self.stale += 1
-            return Verdict(False, STALE_SESSION, sent=False)
-        req_id = proto.submit(share)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Verdict] = loop.create_future()
-        self._futures[req_id] = fut
-        sent_at = loop.time()
-        try:
+            sink([(share, tag, Verdict(False, NOT_CONNECTED, sent=False)) for share, tag in items])
+            return
+        unsent: list[tuple[Share, T, Verdict]] = []
+        written: list[int] = []
+        now = asyncio.get_running_loop().time()
+        sent = self._sent
+        for share, tag in items:
+            if not proto.knows_share_job(share):
+                self.stale += 1
+                unsent.append((share, tag, Verdict(False, STALE_SESSION, sent=False)))
+                continue
+            req_id = proto.submit(share)
+            sent[req_id] = _Sent(share, tag, sink, now)
+            written.append(req_id)
+        if written:
             try:
                 writer.write(proto.data_to_send())
-                await writer.drain()
-            except (ConnectionError, OSError):
-                return Verdict(False, DISCONNECTED, sent=False)
-            try:
-                verdict = await asyncio.wait_for(asyncio.shield(fut), self.submit_timeout)
-                self._note_answer(verdict, sent_at)
-                return verdict
-            except TimeoutError:
-                log.warning("stratum: no answer to share %d within %.1fs; still waiting",
-                            req_id, self.submit_timeout)
-            try:
-                verdict = await asyncio.wait_for(fut, self.answer_timeout - self.submit_timeout)
-                self._note_answer(verdict, sent_at)
-                return verdict
-            except TimeoutError:
-                log.warning("stratum: share %d never answered (%.0fs)", req_id, self.answer_timeout)
-                proto.forget(req_id)
-                return Verdict(None, NO_ANSWER)
-        finally:
-            self._futures.pop(req_id, None)
+            except (ConnectionError, OSError, RuntimeError):
+                for req_id in written:
+                    entry = sent.pop(req_id)
+                    proto.forget(req_id)
+                    unsent.append((entry.share, entry.tag, Verdict(False, DISCONNECTED, sent=False)))
+        if unsent:
+            sink(unsent)
 
-    def _note_answer(self, verdict: Verdict, sent_at: float) -> None:
-        """Keep the round trip of a share the pool answered (shown as its latency)."""
+    def _answered(self, req_id: int, verdict: Verdict) -> None:
+        """Gather the verdict of a share the pool answered (delivered by _deliver)."""
+        entry = self._sent.pop(req_id, None)
+        if entry is None:
+            return
         if verdict.accepted is not None:
-            self.last_submit_ms = (asyncio.get_running_loop().time() - sent_at) * 1e3
+            self._answered_sent_at = entry.sent_at     # the round trip is taken in _deliver
+        self._verdicts.setdefault(entry.sink, []).append((entry.share, entry.tag, verdict))
+
+    def _deliver(self) -> None:
+        """Hand the gathered verdicts to their sinks, one call per sink."""
+        if self._answered_sent_at is not None:
+            # the latest answer's round trip (one clock read for a batch of answers)
+            self.last_submit_ms = (asyncio.get_running_loop().time() - self._answered_sent_at) * 1e3
+            self._answered_sent_at = None
+        if not self._verdicts:
+            return
+        batches, self._verdicts = self._verdicts, {}
+        for sink, items in batches.items():
+            try:
+                sink(items)
+            except Exception:  # noqa: BLE001 - a faulty sink must not end the session
+                log.exception("stratum: verdict sink %r failed", sink)
+
+    def _sweep(self, proto: StratumProtocol) -> None:
+        """Warn about shares the pool is slow to answer; give up on the ones past
+        ``answer_timeout`` (verdict: no answer).  The entries are oldest first."""
+        if not self._sent:
+            return
+        now = asyncio.get_running_loop().time()
+        slow: list[int] = []
+        expired: list[int] = []
+        for req_id, entry in self._sent.items():
+            age = now - entry.sent_at
+            if age < self.submit_timeout:
+                break
+            if age >= self.answer_timeout:
+                expired.append(req_id)
+            elif not entry.warned:
+                entry.warned = True
+                slow.append(req_id)
+        if slow:
+            log.warning("stratum: no answer to share%s %s within %.1fs; still waiting",
+                        "s" if len(slow) > 1 else "", _ids(slow), self.submit_timeout)
+        if expired:
+            log.warning("stratum: share%s %s never answered (%.0fs)",
+                        "s" if len(expired) > 1 else "", _ids(expired), self.answer_timeout)
+            for req_id in expired:
+                entry = self._sent.pop(req_id)
+                proto.forget(req_id)
+                self._verdicts.setdefault(entry.sink, []).append(
+                    (entry.share, entry.tag, Verdict(None, NO_ANSWER)))
+            self._deliver()
+
+    async def _sweep_loop(self, proto: StratumProtocol) -> None:
+        while True:
+            await asyncio.sleep(max(0.02, min(0.5, self.submit_timeout / 4)))
+            self._sweep(proto)
 
     def switch_to(self, index: int) -> None:
         """End the session in progress (if any) and open one with ``pools[index]`` next.
@@ -491,6 +582,7 @@ class StratumClient:
         log.info("stratum: connected to %s:%d (%s)", host, port, pool)
         await self._emit(self.on_event, Connected(str(pool)))
         probe = asyncio.create_task(self._failback_probe(idx, outcome, writer)) if idx > 0 else None
+        sweeper = asyncio.create_task(self._sweep_loop(proto))
         outcome.reason = "closed"
         try:
             proto.start()
@@ -502,37 +594,51 @@ class StratumClient:
             # (found by benchmarks/soak.py: a stall during the handshake, 40 s unhashed)
             loop = asyncio.get_running_loop()
             first_job_by = loop.time() + self.handshake_timeout
+            # read what has come (up to READ_CHUNK) and handle every whole line in it: in
+            # a share flood one wake-up takes hundreds of answers.  The time limits count
+            # from the last whole line, as a line-by-line read would.
+            partial = b""
+            last_line_at = loop.time()
             while not self._closing:
                 # until the first job a silent pool is dropped quickly (reconnect / failover)
                 limit = self.idle_timeout if outcome.got_job else max(0.0, first_job_by - loop.time())
+                left = max(0.0, limit - (loop.time() - last_line_at)) if outcome.got_job else limit
                 try:
-                    line = await asyncio.wait_for(reader.readline(), limit)
+                    async with asyncio.timeout(left):
+                        chunk = await reader.read(READ_CHUNK)
                 except TimeoutError:
                     outcome.reason = (f"no data from pool for {limit:g}s" if outcome.got_job else
                                       f"no job from pool within {self.handshake_timeout:g}s of "
                                       "connecting")
                     break
-                except ValueError:
-                    outcome.reason = f"line from pool longer than {MAX_LINE_BYTES} bytes"
-                    break
-                if not line:
+                if not chunk:
+                    if partial.strip():     # a last line without its newline still counts
+                        await self._handle_lines([partial], proto, writer, outcome)
                     outcome.reason = "closed by the client" if self._closing else "connection closed by pool"
                     break
-                events = proto.feed(line)
-                out = proto.data_to_send()
-                if out:
-                    writer.write(out)
-                if await self._dispatch(events, outcome):
+                lines = (partial + chunk).split(b"\n")
+                partial = lines.pop()
+                if len(partial) > MAX_LINE_BYTES + 1 or any(len(x) > MAX_LINE_BYTES + 1 for x in lines):
+                    outcome.reason = f"line from pool longer than {MAX_LINE_BYTES} bytes"
+                    break
+                if not lines:
+                    continue
+                last_line_at = loop.time()
+                if await self._handle_lines(lines, proto, writer, outcome):
                     break
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             outcome.reason = f"connection error: {exc or type(exc).__name__}"
         finally:
             if probe is not None:
                 probe.cancel()
+            sweeper.cancel()
             self.protocol, self._writer = None, None
-            for fut in self._futures.values():
-                if not fut.done():  # sent, and the connection ended before an answer
-                    fut.set_result(Verdict(None, f"{NO_ANSWER}: {DISCONNECTED}"))
+            # sent, and the connection ended before an answer
+            for entry in self._sent.values():
+                self._verdicts.setdefault(entry.sink, []).append(
+                    (entry.share, entry.tag, Verdict(None, f"{NO_ANSWER}: {DISCONNECTED}")))
+            self._sent.clear()
+            self._deliver()
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
@@ -542,6 +648,24 @@ class StratumClient:
             log.info("stratum: disconnected from %s: %s", pool, outcome.reason)
             await self._emit(self.on_event, Disconnected(str(pool), outcome.reason))
         return outcome
+
+    async def _handle_lines(self, lines: list[bytes], proto: StratumProtocol,
+                            writer: asyncio.StreamWriter, outcome: _Outcome) -> bool:
+        """Feed whole lines to the protocol, in order; True when the session must end.
+        Verdicts gathered on the way go to their sinks once, at the end."""
+        try:
+            for line in lines:
+                if not line.strip():
+                    continue
+                events = proto.feed(line)
+                out = proto.data_to_send()
+                if out:
+                    writer.write(out)
+                if await self._dispatch(events, outcome):
+                    return True
+            return False
+        finally:
+            self._deliver()
 
     async def _dispatch(self, events: list[Any], outcome: _Outcome) -> bool:
         """Handle events; True when the session must end."""
@@ -577,9 +701,7 @@ class StratumClient:
                     self.rejected += 1
                     if ev.code == STALE_CODE:
                         self.stale += 1
-                fut = self._futures.get(ev.id)
-                if fut is not None and not fut.done():
-                    fut.set_result(Verdict(ev.accepted, ev.reason, ev.code))
+                self._answered(ev.id, Verdict(ev.accepted, ev.reason, ev.code))
             elif isinstance(ev, Authorized) and not ev.ok:
                 outcome.auth_failed, outcome.reason, stop = True, f"not authorized: {ev.reason}", True
             elif isinstance(ev, ProtocolError) and ev.fatal:

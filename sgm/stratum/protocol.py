@@ -9,8 +9,10 @@ session cannot go on, e.g. a refused subscribe).
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -150,6 +152,37 @@ class _Pending:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _SubmitHeads(dict[tuple[str, str], str]):
+    """The start of a mining.submit line after its id, by (worker, job id): made with
+    json once per pair (a few are live at a time; the oldest are forgotten)."""
+
+    LIMIT = 64
+
+    def __missing__(self, key: tuple[str, str]) -> str:
+        worker, job_id = key
+        head = f',"method":"mining.submit","params":[{_dumps_str(worker)},{_dumps_str(job_id)},'
+        if len(self) >= self.LIMIT:
+            del self[next(iter(self))]
+        self[key] = head
+        return head
+
+
+#: a longer head (a worker name or job id of kilobytes) takes encode_request's way, which
+#: refuses a line over MAX_LINE_BYTES
+_FAST_HEAD_MAX = 4096
+
+
+#: an accepted share's answer as pools write it: {"id":N,"result":true,"error":null}, the
+#: keys in this order or result/error/id, with or without spaces after , and :
+_ACCEPTED = re.compile(rb'\s*\{\s*(?:"id"\s*:\s*(0|[1-9]\d{0,14})\s*,\s*"result"\s*:\s*true\s*,\s*"error"\s*:\s*null'
+                       rb'|"result"\s*:\s*true\s*,\s*"error"\s*:\s*null\s*,\s*"id"\s*:\s*(0|[1-9]\d{0,14}))'
+                       rb'\s*\}\s*')
+
+
+def _dumps_str(text: str) -> str:
+    return json.dumps(text, separators=(",", ":"))
+
+
 def _short(text: str | bytes | None, n: int = 200) -> str | None:
     if text is None:
         return None
@@ -187,6 +220,7 @@ class StratumProtocol:
         self.jobs: OrderedDict[str, Job] = OrderedDict()
 
         self._next_id = 1
+        self._heads: _SubmitHeads | None = None
         self._pending: dict[int, _Pending] = {}
         self._outbox: list[str] = []
         self._pending_extranonce: tuple[bytes, int] | None = None
@@ -200,10 +234,8 @@ class StratumProtocol:
         self._next_id += 1
         self._outbox.append(encode_request(msg_id, method, params))
         self._pending[msg_id] = _Pending(kind or method, share)
-        while len(self._pending) > MAX_PENDING_REQUESTS:  # oldest unanswered first
-            dropped = next(iter(self._pending))
-            log.debug("stratum: request %d never answered; forgotten", dropped)
-            del self._pending[dropped]
+        if len(self._pending) > MAX_PENDING_REQUESTS:
+            self._trim_pending()
         return msg_id
 
     def forget(self, msg_id: int) -> None:
@@ -232,8 +264,34 @@ class StratumProtocol:
 
     def submit(self, share: Share, worker: str | None = None) -> int:
         """Queue mining.submit for ``share``; returns the request id its SubmitResult carries."""
-        return self._request("mining.submit", share.submit_params(worker if worker is not None else self.user),
-                             kind="submit", share=share)
+        params = share.submit_params(worker if worker is not None else self.user)
+        # a flood submits thousands a second: the line is formatted directly, the same
+        # JSON that encode_request makes; the worker and job id (anyone's text) are
+        # encoded by json once each, the rest are hex digits of our own (checked here)
+        head = self._submit_heads[(params[0], params[1])]
+        if len(head) > _FAST_HEAD_MAX or not all(p.isascii() and p.isalnum() for p in params[2:]):
+            return self._request("mining.submit", params, kind="submit", share=share)
+        msg_id = self._next_id
+        self._next_id += 1
+        hexes = '","'.join(params[2:])
+        self._outbox.append(f'{{"id":{msg_id}{head}"{hexes}"]}}\n')
+        self._pending[msg_id] = _Pending("submit", share)
+        if len(self._pending) > MAX_PENDING_REQUESTS:
+            self._trim_pending()
+        return msg_id
+
+    @property
+    def _submit_heads(self) -> _SubmitHeads:
+        heads = self._heads
+        if heads is None:
+            heads = self._heads = _SubmitHeads()
+        return heads
+
+    def _trim_pending(self) -> None:
+        while len(self._pending) > MAX_PENDING_REQUESTS:  # oldest unanswered first
+            dropped = next(iter(self._pending))
+            log.debug("stratum: request %d never answered; forgotten", dropped)
+            del self._pending[dropped]
 
     @property
     def pending_submits(self) -> int:
@@ -249,6 +307,17 @@ class StratumProtocol:
     # ------------------------------------------------------------------ incoming
     def feed(self, line: str | bytes) -> list[Any]:
         """Process one line from the pool and return the resulting events."""
+        if isinstance(line, bytes):
+            # most of a flood's lines are "share accepted": taken without the JSON
+            # decoder when they have one of the usual exact shapes; anything else (or an
+            # id not awaited as a share) goes the general way below
+            m = _ACCEPTED.fullmatch(line)
+            if m is not None:
+                msg_id = int(m[1] or m[2])
+                pending = self._pending.get(msg_id)
+                if pending is not None and pending.kind == "submit":
+                    del self._pending[msg_id]
+                    return [SubmitResult(msg_id, True, None, None, pending.share)]
         try:
             msg = decode_line(line)
         except StratumError as exc:
