@@ -1,6 +1,7 @@
 """Stratum v1: message codec, the socket-free protocol, and the asyncio client against the
 embedded LocalPool over real sockets."""
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -494,6 +495,37 @@ def test_client_mines_the_local_pool_accept_duplicate_stale_low_difficulty():
     run(main())
 
 
+def handshake(writer: asyncio.StreamWriter, msg: dict, notify: bool = True) -> bool:
+    """A scripted pool's answer to subscribe and authorize (then one job); False for any
+    other request, which the script handles itself."""
+    if msg["method"] == "mining.subscribe":
+        writer.write(encode_response(msg["id"], [[], "00000001", 4]).encode())
+    elif msg["method"] == "mining.authorize":
+        writer.write(encode_response(msg["id"], True).encode())
+        if notify:
+            writer.write(encode_request(None, "mining.notify", NOTIFY).encode())
+    else:
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def client_of(script, **kw):
+    """A StratumClient running against a scripted pool (an asyncio server on 127.0.0.1)."""
+    server = await asyncio.start_server(script, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    kw.setdefault("on_job", lambda job: None)
+    kw.setdefault("version_rolling", False)
+    client = StratumClient(f"stratum+tcp://127.0.0.1:{port}", "w", "x", **kw)
+    task = asyncio.create_task(client.run())
+    try:
+        yield client
+    finally:
+        await client.close()
+        await task
+        server.close()
+
+
 def all_shares(job: Job, cache: MidstateCache, midstate_id: int, n: int) -> list[Share]:
     """``n`` distinct shares of one midstate, found by the native scanner."""
     pw = cache.get(job, midstate_id)
@@ -565,23 +597,13 @@ def test_shares_in_flight_when_the_pool_goes_away_are_told_no_answer_once_each()
         async def vanishing_pool(reader, writer):
             while line := await reader.readline():
                 msg = json.loads(line)
-                if msg["method"] == "mining.subscribe":
-                    writer.write(encode_response(msg["id"], [[], "00000001", 4]).encode())
-                elif msg["method"] == "mining.authorize":
-                    writer.write(encode_response(msg["id"], True).encode())
-                    writer.write(encode_request(None, "mining.notify", NOTIFY).encode())
-                elif msg["method"] == "mining.submit":
+                if not handshake(writer, msg) and msg["method"] == "mining.submit":
                     got.put_nowait(msg["id"])
                     if got.qsize() == 50:
                         break
             writer.close()
 
-        server = await asyncio.start_server(vanishing_pool, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        client = StratumClient(f"stratum+tcp://127.0.0.1:{port}", "w", "x", on_job=lambda job: None,
-                               version_rolling=False, backoff_initial=30)
-        task = asyncio.create_task(client.run())
-        try:
+        async with client_of(vanishing_pool, backoff_initial=30) as client:
             job = await client.wait_for_job(5)
             pw = MidstateCache().get(job, 0)
             shares = [make_share(job, pw, n) for n in range(50)]
@@ -598,10 +620,6 @@ def test_shares_in_flight_when_the_pool_goes_away_are_told_no_answer_once_each()
             await asyncio.sleep(0.2)
             assert got.qsize() == 50 and len(heard) == 50
             assert all(v.accepted is None and v.sent and NO_ANSWER in v.reason for v in heard)
-        finally:
-            await client.close()
-            await task
-            server.close()
 
     run(main())
 
@@ -651,9 +669,7 @@ def test_lines_split_across_reads_and_many_in_one_read_are_all_handled():
         async def chunky_pool(reader, writer):
             while line := await reader.readline():
                 msg = json.loads(line)
-                if msg["method"] == "mining.subscribe":
-                    writer.write(encode_response(msg["id"], [[], "00000001", 4]).encode())
-                elif msg["method"] == "mining.authorize":
+                if msg["method"] == "mining.authorize":
                     data = encode_response(msg["id"], True) + encode_request(None, "mining.notify", NOTIFY)
                     for i in range(0, len(data), 7):       # in pieces of 7 bytes
                         writer.write(data[i:i + 7].encode())
@@ -662,15 +678,12 @@ def test_lines_split_across_reads_and_many_in_one_read_are_all_handled():
                     burst = "".join(encode_request(None, "mining.set_difficulty", [2.0 ** k])
                                     for k in range(1, 201))
                     writer.write(burst.encode())
+                else:
+                    handshake(writer, msg)
             writer.close()
 
-        server = await asyncio.start_server(chunky_pool, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
         events: list = []
-        client = StratumClient(f"stratum+tcp://127.0.0.1:{port}", "w", "x", on_job=lambda job: None,
-                               on_event=events.append, version_rolling=False)
-        task = asyncio.create_task(client.run())
-        try:
+        async with client_of(chunky_pool, on_event=events.append) as client:
             job = await client.wait_for_job(5)
             assert job.job_id == "job1"
             for _ in range(200):
@@ -679,10 +692,6 @@ def test_lines_split_across_reads_and_many_in_one_read_are_all_handled():
                 await asyncio.sleep(0.02)
             diffs = [e.difficulty for e in events if isinstance(e, DifficultyChanged)]
             assert diffs == [2.0 ** k for k in range(1, 201)]
-        finally:
-            await client.close()
-            await task
-            server.close()
 
     run(main())
 
@@ -759,24 +768,14 @@ def test_a_late_answer_counts_as_the_pool_gave_it_and_a_missing_one_as_no_answer
             submits = 0
             while line := await reader.readline():
                 msg = json.loads(line)
-                if msg["method"] == "mining.subscribe":
-                    writer.write(encode_response(msg["id"], [[], "00000001", 4]).encode())
-                elif msg["method"] == "mining.authorize":
-                    writer.write(encode_response(msg["id"], True).encode())
-                    writer.write(encode_request(None, "mining.notify", NOTIFY).encode())
-                elif msg["method"] == "mining.submit":
+                if not handshake(writer, msg) and msg["method"] == "mining.submit":
                     submits += 1
                     if submits == 1:       # the first: answered late; the second: never
                         await asyncio.sleep(0.6)
                         writer.write(encode_response(msg["id"], True).encode())
             writer.close()
 
-        server = await asyncio.start_server(slow_pool, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        client = StratumClient(f"stratum+tcp://127.0.0.1:{port}", "w", "x", on_job=lambda job: None,
-                               submit_timeout=0.2, answer_timeout=3.0, version_rolling=False)
-        task = asyncio.create_task(client.run())
-        try:
+        async with client_of(slow_pool, submit_timeout=0.2, answer_timeout=3.0) as client:
             job = await client.wait_for_job(5)
             share = make_share(job, MidstateCache().get(job, 0), 0)
             assert await client.submit(share) == Verdict(True, None, None)
@@ -784,10 +783,6 @@ def test_a_late_answer_counts_as_the_pool_gave_it_and_a_missing_one_as_no_answer
             never = await client.submit(make_share(job, MidstateCache().get(job, 0), 1))
             assert never.accepted is None and never.reason == NO_ANSWER and never.sent
             assert client.protocol is not None and client.protocol.pending_submits == 0
-        finally:
-            await client.close()
-            await task
-            server.close()
 
     run(main())
 
