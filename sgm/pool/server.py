@@ -513,10 +513,12 @@ class LocalPool:
         # The fast path: a well-formed mining.submit skips the Request object and the
         # handler table.  Anything else -- or anything it cannot read -- goes the general
         # way, which parses the line again and gives the exact error for it.
-        try:
-            obj = decode_json(line.decode("utf-8"))
-        except (ValueError, RecursionError):
-            obj = None
+        obj = None
+        if len(line) <= MAX_LINE_BYTES + 1:     # longer: decode_line's "line too long"
+            try:
+                obj = decode_json(line.decode("utf-8"))
+            except (ValueError, RecursionError):
+                pass
         if type(obj) is dict and obj.get("method") == "mining.submit":
             msg_id = obj.get("id")
             params = obj.get("params", [])
@@ -541,7 +543,7 @@ class LocalPool:
 
     def _on_message(self, conn: _Conn, line: bytes) -> None:
         try:
-            msg = decode_line(line)
+            msg = decode_line(line + b"\n")   # with its newline, as readline gave it
         except StratumError as exc:
             conn.strikes += 1
             self._send(conn, encode_response(None, None, make_error(20, f"Malformed request: {exc}")))
@@ -637,7 +639,10 @@ class LocalPool:
         if worker is None or worker not in conn.workers:
             raise Reject.unauthorized()
         check_submit_shape(p)
-        job, replaced = self._find_job(p[1])
+        job = self._jobs.get(p[1])          # the current jobs first: nearly every share
+        replaced = False
+        if job is None:
+            job, replaced = self._find_job(p[1])
         target = conn.target
         older, old_target = conn.retargeted_jobs
         if job.job_id in older:

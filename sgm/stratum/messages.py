@@ -9,6 +9,7 @@ non-JSON, a JSON value that is not an object, wrong field types, lines over
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,9 +107,24 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 #: json.loads refuses a str that starts with a byte order mark; decode_line keeps that.
 _BOM = "\ufeff"
-#: Parse a line's JSON text as decode_line does (NaN/Infinity refused; no other check):
-#: for a hot path that looks at the object itself and falls back to decode_line.
-decode_json = _DECODER.decode
+#: the decoder's own C scanner (an instance attribute, not in the type stubs)
+_scan_json: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
+
+
+def decode_json(text: str) -> Any:
+    """The JSON value that starts ``text`` (only whitespace may follow), read as decode_line
+    reads it (NaN/Infinity refused); ValueError otherwise, also for leading whitespace.
+
+    For a hot path that looks at the object itself: whatever this accepts, decode_line
+    reads the same way, and for anything it refuses decode_line gives the exact error.
+    """
+    try:
+        obj, end = _scan_json(text, 0)   # the C scanner, without decode()'s Python wrapper
+    except StopIteration:
+        raise ValueError("no JSON value at the start") from None
+    if end != len(text) and not text[end:].isspace():
+        raise ValueError("extra data after the JSON value")
+    return obj
 
 
 def decode_line(line: str | bytes | bytearray) -> Request | Response:
