@@ -299,3 +299,33 @@ def test_accepted_shares_are_logged_at_debug_level_only(easy_pool, caplog):
     assert len(lines) == 1 and lines[0].levelno == logging.DEBUG
     assert f"job {notify[0]}" in lines[0].getMessage() and f"version {DEFAULT_VERSION:08x}" in lines[0].getMessage()
     c.close()
+
+
+# ------------------------------------------------------------------ the line decoder
+@pytest.mark.parametrize("text", [
+    '{"id":1,"method":"mining.submit","params":["w","1","00","00","00"]}',
+    '{"id":1,"method":"mining.submit","params":[]}\r',
+    '{"id":1,"method":"mining.submit","params":[]} \t\x1c',
+    ' {"id":1,"method":"mining.submit","params":[]}',
+    '\ufeff{"id":1,"method":"mining.submit","params":[]}',
+    '{"id":1,"method":"mining.submit","params":[NaN]}',
+    '{"id":1,"method":"mining.submit","params":[1e999]}',
+    '{"id":1,"method":"mining.submit","params":[]}{"id":2}',
+    '{"id":1,"method":"mining.submit","params":[]} x',
+    '[1]', '"text"', '', '{"id":1,"method":"mining.submit","params":["\\ud800"]}',
+])
+def test_decode_json_reads_a_line_as_decode_line_does_or_refuses_it(text):
+    """What the fast path reads, decode_line reads the same; what it refuses goes to
+    decode_line, which gives the error (so no line gets a different verdict)."""
+    from sgm.stratum.messages import Request, StratumError, decode_json, decode_line
+    try:
+        obj = decode_json(text)
+    except ValueError:
+        return      # the pool hands the line to decode_line, as before
+    if not isinstance(obj, dict):    # the pool's fast path takes objects only
+        with pytest.raises(StratumError):
+            decode_line(text)
+        return
+    msg = decode_line(text)
+    assert isinstance(msg, Request)
+    assert (msg.id, msg.method, msg.params) == (obj.get("id"), obj["method"], obj["params"])
