@@ -13,9 +13,12 @@ answer.  Reported, per run and as the median of the runs:
 
 Every answer must be ``result: true`` and the ledger must count exactly N accepted, or the
 run fails.  ``--per-write K`` sends K submits per ``send()`` (1 = a line per write, as a
-miner finding shares one by one does; 0 = the whole blast at once).
+miner finding shares one by one does; 0 = the whole blast at once); ``--lockstep`` sends
+each submit only once the one before was answered (every share a wake-up of its own: the
+pool's cost per share when shares come slower than it answers them).
 
     python benchmarks/pool_submit.py [--shares 20000] [--runs 5] [--bits 4] [--per-write 0]
+                                     [--lockstep]
 """
 from __future__ import annotations
 
@@ -92,7 +95,7 @@ def _find_shares(pt: PoolThread, en1: bytes, en2_size: int, n: int, bits: int,
     return out
 
 
-def one_run(n: int, bits: int, per_write: int, en2_every: int) -> dict[str, float]:
+def one_run(n: int, bits: int, per_write: int, en2_every: int, lockstep: bool = False) -> dict[str, float]:
     pt = PoolThread(difficulty_bits=bits, jobs=None, job_interval=3600.0)
     pt.start()
     try:
@@ -106,11 +109,20 @@ def one_run(n: int, bits: int, per_write: int, en2_every: int) -> dict[str, floa
                 return time.thread_time()
             cpu0 = pt._call(cpu())
             t0 = time.perf_counter()
+            if lockstep:
+                chunks = []
+                buf = bytearray()
+                for line in lines:
+                    sock.sendall(line)
+                    while not [m for m in _lines(sock, buf) if m.get("method") is None]:
+                        pass
             sender = threading.Thread(target=lambda: [sock.sendall(c) for c in chunks], daemon=True)
             sender.start()
             buf = bytearray()
             answered = 0
             bad = 0
+            if lockstep:
+                answered = n    # checked by the ledger below
             while answered < n:
                 for msg in _lines(sock, buf):
                     if msg.get("method") is not None:
@@ -137,13 +149,14 @@ def main() -> None:
     p.add_argument("--bits", type=int, default=4, help="share target: leading zero bits")
     p.add_argument("--per-write", type=int, default=0, help="submits per send() (0: all at once)")
     p.add_argument("--en2-every", type=int, default=1000, help="shares per extranonce2")
+    p.add_argument("--lockstep", action="store_true", help="send a submit once the last is answered")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    runs = [one_run(a.shares, a.bits, a.per_write, a.en2_every) for _ in range(a.runs)]
+    runs = [one_run(a.shares, a.bits, a.per_write, a.en2_every, a.lockstep) for _ in range(a.runs)]
     cpu = [r["pool_cpu_us_per_share"] for r in runs]
     rate = [r["shares_per_s"] for r in runs]
     result = {"cpu": platform.processor() or platform.machine(), "shares": a.shares,
-              "per_write": a.per_write, "runs": runs,
+              "per_write": a.per_write, "lockstep": a.lockstep, "runs": runs,
               "median_pool_cpu_us_per_share": statistics.median(cpu),
               "median_shares_per_s": statistics.median(rate)}
     if a.json:
@@ -153,7 +166,7 @@ def main() -> None:
         print(f"  pool {r['pool_cpu_us_per_share']:6.1f} µs CPU/share, {r['shares_per_s']:8.0f} shares/s")
     print(f"median: pool {result['median_pool_cpu_us_per_share']:.1f} µs CPU per accepted share, "
           f"{result['median_shares_per_s']:.0f} shares/s ({a.shares} shares x {a.runs} runs, "
-          f"per-write {a.per_write})")
+          f"per-write {a.per_write}{', lockstep' if a.lockstep else ''})")
 
 
 if __name__ == "__main__":
