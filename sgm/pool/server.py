@@ -5,6 +5,12 @@ customary codes: 20 other/malformed (also: version bits outside the mask), 21 jo
 found (stale), 22 duplicate, 23 low difficulty, 24 unauthorized, 25 not subscribed.
 Malformed input gets an error reply, never a crash; a client that keeps sending garbage,
 sends an over-long line or does not read its replies is dropped.  Every table is bounded.
+
+The pool shares its loop with the miner's own Stratum client, so the share path is kept
+short: every whole line of a read is handled in one wake-up and the answers go out in one
+write (a client that does not read them stops being read), and a well-formed
+``mining.submit`` skips the general message objects and is checked by the job's
+:class:`~sgm.pool.shares.JobShares`, which gives the verdicts ``check_share`` gives.
 """
 from __future__ import annotations
 
