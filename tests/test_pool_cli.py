@@ -178,6 +178,24 @@ def test_pool_serves_a_protocol_client_and_sgm(tmp_path):
     assert "stopping: SIGINT" in out
 
 
+@pytest.mark.parametrize("verbose", [True, False])
+def test_verbose_logs_every_accepted_share_and_quiet_does_not(tmp_path, verbose):
+    """The server logs accepted shares at debug level (a filtered log.info was a cost
+    a share); --verbose still shows every one."""
+    proc, port = start_pool(tmp_path, "--difficulty", "8", "--job-interval", "30",
+                            *(["--verbose"] if verbose else []))
+    try:
+        client = TinyStratumClient(port, "tiny.worker")
+        client.handshake()
+        en2, nonce = client.find_share()
+        assert client.submit(en2, nonce)["result"] is True
+        client.close()
+    finally:
+        _, err = stop_pool(proc)
+    logged = [line for line in err.splitlines() if "share accepted from tiny.worker" in line]
+    assert len(logged) == (1 if verbose else 0), err
+
+
 def test_python_m_sgm_pool_with_a_time_limit(tmp_path):
     proc, port = start_pool(tmp_path, "--time-limit", "1", "--summary-json",
                             str(tmp_path / "p.json"), module=True)

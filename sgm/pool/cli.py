@@ -195,6 +195,8 @@ def cmd_pool(argv: Sequence[str]) -> int:
     host, port = parse_listen(args.listen)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose:    # every share: the server logs accepted ones at debug level
+        logging.getLogger("sgm.pool.server").setLevel(logging.DEBUG)
     out = _Out(sys.stdout, args.quiet)
     try:
         result = asyncio.run(_serve(args, host, port, out))

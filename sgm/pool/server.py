@@ -5,6 +5,12 @@ customary codes: 20 other/malformed (also: version bits outside the mask), 21 jo
 found (stale), 22 duplicate, 23 low difficulty, 24 unauthorized, 25 not subscribed.
 Malformed input gets an error reply, never a crash; a client that keeps sending garbage,
 sends an over-long line or does not read its replies is dropped.  Every table is bounded.
+
+The pool shares its loop with the miner's own Stratum client, so the share path is kept
+short: every whole line of a read is handled in one wake-up and the answers go out in one
+write (a client that does not read them stops being read), and a well-formed
+``mining.submit`` skips the general message objects and is checked by the job's
+:class:`~sgm.pool.shares.JobShares`, which gives the verdicts ``check_share`` gives.
 """
 from __future__ import annotations
 
@@ -23,12 +29,13 @@ from sgm.bitcoin import DEFAULT_VERSION_MASK
 from sgm.checks import check_int, is_hex, is_int
 from sgm.hashing import bits_to_difficulty, difficulty_to_target
 from sgm.pool.records import Ledger, PoolStats
-from sgm.pool.shares import Reject, ShareRules, VersionReading, check_share, check_submit_shape, check_version_reading
+from sgm.pool.shares import JobShares, Reject, VersionReading, check_submit_shape, check_version_reading
 from sgm.pool.template import DEFAULT_VERSION, EXTRANONCE1_SIZE, JobMaker, PoolJob
 from sgm.stratum.messages import (
     MAX_LINE_BYTES,
     Request,
     StratumError,
+    decode_json,
     decode_line,
     encode_request,
     encode_response,
@@ -42,6 +49,12 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = ("127.0.0.1",)
 _MAX_STRIKES = 10                 # malformed lines before a client is dropped
 _MAX_WRITE_BUFFER = 1 << 20       # a client that does not read is dropped
+#: bytes read from a client at once: every whole line in them is handled in one wake-up and
+#: answered with one write (a line longer than the limit is refused all the same)
+_READ_CHUNK = 64 * 1024
+#: a line (its newline excluded) longer than this is refused: what asyncio's readline
+#: allowed with the limit MAX_LINE_BYTES + 2 (room for a CR)
+_LONGEST_LINE = MAX_LINE_BYTES + 2
 _MAX_CONNECTIONS = 256
 _MAX_WORKERS_PER_CONN = 64
 _MAX_WORKER_NAME = 256
@@ -90,6 +103,8 @@ class _Conn:
     #: ckpool does, so shares already on the wire when the change went out are not refused.
     retargeted_jobs: tuple[frozenset[str], int] = (frozenset(), 0)
     strikes: int = 0
+    #: answers queued while a batch of lines is handled (None: _send writes at once)
+    out: list[str] | None = None
     got_work: bool = False
     closed: bool = False
     accepted: int = 0
@@ -160,6 +175,8 @@ class LocalPool:
         # or still accepted within stale_grace seconds
         self._stale_ids: OrderedDict[str, tuple[PoolJob, float]] = OrderedDict()
         self._seen: dict[str, set[tuple[Any, ...]]] = {}
+        # job id -> the fast share check of that job (rebuilt when a job id names another job)
+        self._checks: dict[str, JobShares] = {}
         self._ledger = Ledger()
         self._en1_salt = int.from_bytes(os.urandom(2), "big") << 16
         self.finished = asyncio.Event()
@@ -329,6 +346,8 @@ class LocalPool:
         for jid in [j for j in self._seen if j not in self._jobs
                     and (j not in self._stale_ids or now - self._stale_ids[j][1] > self.stale_grace)]:
             del self._seen[jid]
+        for jid in [j for j in self._checks if j not in self._seen]:
+            del self._checks[jid]
         self._ledger.job_issued()
         log.info("local pool: job %s (height %d, version %08x, clean=%s)", job.job_id, job.height,
                  job.version, clean)
@@ -381,6 +400,12 @@ class LocalPool:
     def _send(self, conn: _Conn, line: str) -> None:
         if conn.closed:
             return
+        if conn.out is not None:    # a batch is being handled: its answers go out together
+            conn.out.append(line)
+            return
+        self._write(conn, line)
+
+    def _write(self, conn: _Conn, text: str) -> None:
         transport = conn.writer.transport
         if transport.is_closing():
             return
@@ -388,10 +413,17 @@ class LocalPool:
             log.warning("local pool: client %s does not read; dropping it", conn.peer)
             self._close(conn)
             return
-        conn.writer.write(line.encode("utf-8"))
+        conn.writer.write(text.encode("utf-8"))
+
+    def _flush(self, conn: _Conn) -> None:
+        """Write the answers queued during a batch, in order, with one write."""
+        out, conn.out = conn.out, None
+        if out and not conn.closed:
+            self._write(conn, out[0] if len(out) == 1 else "".join(out))
 
     def _close(self, conn: _Conn) -> None:
         if not conn.closed:
+            self._flush(conn)       # answers queued before the close still go out
             conn.closed = True
             conn.writer.close()
 
@@ -420,29 +452,25 @@ class LocalPool:
         log.debug("local pool: client %d connected from %s", cid, peer)
         self._notify(self.on_connect, conn)
         try:
+            rest = b""      # the start of a line whose newline has not come yet
             while not conn.closed:
                 try:
-                    line = await reader.readline()
-                except ValueError:
-                    log.warning("local pool: client %s sent a line over %d bytes; disconnecting", peer, MAX_LINE_BYTES)
-                    self._send(conn, encode_response(None, None, make_error(20, "Line too long")))
-                    self._misbehaved(conn)
-                    break
+                    data = await reader.read(_READ_CHUNK)
                 except (ConnectionError, OSError):
                     break
-                if not line:
+                if not data:    # end of stream: a last line without its newline still counts
+                    if rest:
+                        self._handle_lines(conn, [rest])
                     break
-                if not line.strip():
-                    continue
-                try:
-                    self._on_line(conn, line)
-                except Exception:  # noqa: BLE001 - one client's input must never kill the pool
-                    log.exception("local pool: error handling a line from %s", peer)
-                    self._send(conn, encode_response(None, None, make_error(20, "Internal error")))
-                if conn.strikes >= _MAX_STRIKES:
-                    log.warning("local pool: client %s sent too many malformed lines; disconnecting", peer)
-                    self._misbehaved(conn)
+                lines = (rest + data if rest else data).split(b"\n")
+                rest = lines.pop()
+                if len(rest) > _LONGEST_LINE:
+                    lines.append(rest)      # refused in its turn, after the lines before it
+                self._handle_lines(conn, lines)
+                if conn.closed:
                     break
+                # one drain a batch: a client that does not read stops being read (so it
+                # cannot make the pool hold more than a batch beyond the transport's limit)
                 with contextlib.suppress(ConnectionError, OSError):
                     await writer.drain()
         except asyncio.CancelledError:
@@ -458,10 +486,70 @@ class LocalPool:
                 self._handlers.discard(task)
             log.debug("local pool: client %d gone", cid)
 
+    def _handle_lines(self, conn: _Conn, lines: list[bytes]) -> None:
+        """Handle a batch of lines in order and send every answer with one write."""
+        conn.out = []
+        try:
+            for line in lines:
+                if len(line) > _LONGEST_LINE:
+                    log.warning("local pool: client %s sent a line over %d bytes; disconnecting",
+                                conn.peer, MAX_LINE_BYTES)
+                    self._send(conn, encode_response(None, None, make_error(20, "Line too long")))
+                    self._misbehaved(conn)
+                    return
+                if not line or line.isspace():
+                    continue
+                try:
+                    self._on_line(conn, line)
+                except Exception:  # noqa: BLE001 - one client's input must never kill the pool
+                    log.exception("local pool: error handling a line from %s", conn.peer)
+                    self._send(conn, encode_response(None, None, make_error(20, "Internal error")))
+                if conn.strikes >= _MAX_STRIKES:
+                    log.warning("local pool: client %s sent too many malformed lines; disconnecting",
+                                conn.peer)
+                    self._misbehaved(conn)
+                    return
+                if conn.closed:
+                    return
+        finally:
+            self._flush(conn)
+
     # --------------------------------------------------------------- messages
     def _on_line(self, conn: _Conn, line: bytes) -> None:
+        # The fast path: a well-formed mining.submit skips the Request object and the
+        # handler table.  Anything else -- or anything it cannot read -- goes the general
+        # way, which parses the line again and gives the exact error for it.
+        obj = None
+        if len(line) <= MAX_LINE_BYTES + 1:     # longer: decode_line's "line too long"
+            try:
+                obj = decode_json(line.decode("utf-8"))
+            except (ValueError, RecursionError):
+                pass
+        if type(obj) is dict and obj.get("method") == "mining.submit":
+            msg_id = obj.get("id")
+            params = obj.get("params", [])
+            if params is None:
+                params = []
+            if (msg_id is None or type(msg_id) is int or type(msg_id) is str) and type(params) is list:
+                self._answer_submit(conn, msg_id, params)
+                return
+        self._on_message(conn, line)
+
+    def _answer_submit(self, conn: _Conn, msg_id: int | str | None, params: list[Any]) -> None:
         try:
-            msg = decode_line(line)
+            result = self._submit(conn, params)
+        except Reject as rej:
+            self._send(conn, encode_response(msg_id, False, make_error(rej.code, rej.message)))
+            return
+        if result is True and type(msg_id) is int:
+            # what encode_response gives, without json.dumps (an int id prints the same)
+            self._send(conn, f'{{"id":{msg_id},"result":true,"error":null}}\n')
+        else:
+            self._send(conn, encode_response(msg_id, result))
+
+    def _on_message(self, conn: _Conn, line: bytes) -> None:
+        try:
+            msg = decode_line(line + b"\n")   # with its newline, as readline gave it
         except StratumError as exc:
             conn.strikes += 1
             self._send(conn, encode_response(None, None, make_error(20, f"Malformed request: {exc}")))
@@ -539,7 +627,9 @@ class LocalPool:
 
     # --------------------------------------------------------------- shares
     def _on_submit(self, conn: _Conn, req: Request) -> Any:
-        p = req.params
+        return self._submit(conn, req.params)
+
+    def _submit(self, conn: _Conn, p: list[Any]) -> Any:
         worker = p[0] if p and isinstance(p[0], str) else None
         try:
             return self._check_submit(conn, p, worker)
@@ -555,22 +645,28 @@ class LocalPool:
         if worker is None or worker not in conn.workers:
             raise Reject.unauthorized()
         check_submit_shape(p)
-        job, replaced = self._find_job(p[1])
+        job = self._jobs.get(p[1])          # the current jobs first: nearly every share
+        replaced = False
+        if job is None:
+            job, replaced = self._find_job(p[1])
         target = conn.target
         older, old_target = conn.retargeted_jobs
         if job.job_id in older:
             target = max(target, old_target)
-        rules = ShareRules(extranonce1=conn.extranonce1, extranonce2_size=self.extranonce2_size,
-                           version_mask=conn.version_mask, target=target,
-                           version_reading=self.version_reading)
-        share = check_share(job, p, rules, self._seen.setdefault(job.job_id, set()), now=time.time())
+        checks = self._checks.get(job.job_id)
+        if checks is None or checks.job is not job:
+            checks = self._checks[job.job_id] = JobShares(job)
+        share = checks.check(p, conn.extranonce1, self.extranonce2_size, conn.version_mask, target,
+                             self.version_reading, self._seen.setdefault(job.job_id, set()), time.time())
         self._ledger.accept(share, after_replace=replaced)
         conn.accepted += 1
         if self.vardiff is not None:
             conn.vd_count += 1
             self._vardiff_check(conn, time.monotonic())
-        log.info("local pool: share accepted from %s (job %s, version %08x, diff %.4g)",
-                 share.worker, share.job_id, share.version, share.difficulty)
+        # one line a share only when asked for: even a filtered log.info costs a call a share
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("local pool: share accepted from %s (job %s, version %08x, diff %.4g)",
+                      share.worker, share.job_id, share.version, share.difficulty)
         return True
 
     # --------------------------------------------------------------- vardiff

@@ -25,13 +25,15 @@ hashed with the job's version as it is.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from sgm.checks import is_hex
-from sgm.hashing import hash_difficulty, meets_target, nbits_to_target
+from sgm.hashing import DIFF1, hash_difficulty, meets_target, nbits_to_target
 from sgm.pool.records import (
     DUPLICATE,
     INVALID_VERSION_BITS,
@@ -49,7 +51,7 @@ from sgm.pool.template import PoolJob
 __all__ = [
     "VersionReading", "VERSION_READINGS", "check_version_reading", "read_version",
     "merkle_root", "share_header", "Reject", "ShareRules", "check_submit_shape", "check_share",
-    "NTIME_FUTURE",
+    "NTIME_FUTURE", "JobShares",
 ]
 
 VersionReading = Literal["bip310", "ckpool", "xor"]
@@ -149,8 +151,11 @@ class ShareRules:
 def check_submit_shape(params: Sequence[Any]) -> None:
     """mining.submit carries 5 or 6 strings: worker, job id, extranonce2, ntime, nonce
     [, version bits]."""
-    if not 5 <= len(params) <= 6 or not all(isinstance(x, str) for x in params):
+    if not 5 <= len(params) <= 6:
         raise Reject.malformed("Malformed submit")
+    for x in params:   # a loop, not all(genexpr): this runs for every share
+        if not isinstance(x, str):
+            raise Reject.malformed("Malformed submit")
 
 
 def _hex_u32(value: str, what: str) -> int:
@@ -197,3 +202,96 @@ def check_share(job: PoolJob, params: Sequence[str], rules: ShareRules, seen: se
         difficulty=hash_difficulty(digest), version=version,
         block=meets_target(digest, nbits_to_target(job.nbits)))
 
+
+
+# ------------------------------------------------------------------ the pool's fast path
+_sha256 = hashlib.sha256
+_HEX8 = re.compile(r"[0-9a-fA-F]{8}\Z").match
+_VERSION = struct.Struct("<I")
+_TAIL = struct.Struct("<III")
+#: (extranonce1, extranonce2 text) pairs whose merkle root a JobShares keeps; a miner keeps
+#: one extranonce2 for millions of shares, so a few per connection are all that repeat.
+_KEEP_ROOTS = 1024
+_HEX_OF_SIZE: dict[int, Any] = {}
+
+
+def _hex_of_size(digits: int) -> Any:
+    """A compiled matcher for exactly ``digits`` hex digits (what is_hex(x, digits) says)."""
+    match = _HEX_OF_SIZE.get(digits)
+    if match is None:
+        match = _HEX_OF_SIZE[digits] = re.compile(rf"[0-9a-fA-F]{{{digits}}}\Z").match
+    return match
+
+
+class JobShares:
+    """:func:`check_share` for one job, with what does not change from share to share
+    worked out once: the job's block target, and per (extranonce1, extranonce2) the
+    extranonce2 bytes and the header bytes between version and ntime (prevhash ‖ merkle
+    root), so a share costs one header hash instead of the coinbase and branch hashes too.
+
+    :meth:`check` gives the verdict check_share gives for the same share -- the same checks
+    in the same order, the same Reject codes and messages, the same AcceptedShare -- and
+    tests/test_pool_fast.py compares the two on valid and invalid shares.
+    """
+
+    __slots__ = ("job", "block_target", "_roots")
+
+    def __init__(self, job: PoolJob) -> None:
+        self.job = job
+        self.block_target = nbits_to_target(job.nbits)
+        self._roots: dict[tuple[bytes, str], tuple[bytes, bytes]] = {}
+
+    def _middle(self, extranonce1: bytes, en2_hex: str) -> tuple[bytes, bytes]:
+        key = (extranonce1, en2_hex)
+        hit = self._roots.get(key)
+        if hit is None:
+            extranonce2 = bytes.fromhex(en2_hex)
+            if len(self._roots) >= _KEEP_ROOTS:   # bounded: forget them all, rarely
+                self._roots.clear()
+            hit = self._roots[key] = (extranonce2,
+                                      self.job.prevhash + merkle_root(self.job, extranonce1, extranonce2))
+        return hit
+
+    def check(self, params: Sequence[str], extranonce1: bytes, extranonce2_size: int,
+              version_mask: int, target: int, reading: VersionReading, seen: set[tuple[Any, ...]],
+              now: float) -> AcceptedShare:
+        """check_share(job, params, ShareRules(...), seen, now=now), faster."""
+        job = self.job
+        worker, _job_id, en2_hex, ntime_hex, nonce_hex = params[:5]
+        if not _hex_of_size(2 * extranonce2_size)(en2_hex):
+            raise Reject.malformed("Invalid extranonce2 size")
+        if not _HEX8(ntime_hex):
+            raise Reject.malformed("Invalid ntime")
+        ntime = int(ntime_hex, 16)
+        if not _HEX8(nonce_hex):
+            raise Reject.malformed("Invalid nonce")
+        nonce = int(nonce_hex, 16)
+        if not job.ntime <= ntime <= int(now) + NTIME_FUTURE:
+            raise Reject.malformed("ntime out of range")
+        if len(params) == 6:
+            bits_hex = params[5]
+            if not _HEX8(bits_hex):
+                raise Reject.malformed("Invalid version bits")
+            version_bits = int(bits_hex, 16)
+            outside = version_bits & ~version_mask & _U32
+            if outside:
+                raise Reject(20, f"Invalid version bits {version_bits:08x}: {outside:08x} outside the "
+                             f"negotiated mask {version_mask:08x}", INVALID_VERSION_BITS)
+            version = read_version(reading, job.version, version_bits, version_mask)
+            version_text: str | None = bits_hex.lower()
+        else:
+            version = job.version & _U32
+            version_text = None
+        extranonce2, middle = self._middle(extranonce1, en2_hex)
+        key = (extranonce1, extranonce2, ntime, nonce, version)
+        if key in seen:
+            raise Reject(22, "Duplicate share", DUPLICATE)
+        header = _VERSION.pack(version) + middle + _TAIL.pack(ntime, job.nbits, nonce)
+        digest = _sha256(_sha256(header).digest()).digest()
+        value = int.from_bytes(digest, "little")
+        if value > target:
+            raise Reject(23, "Low difficulty share", LOW_DIFFICULTY)
+        seen.add(key)
+        return AcceptedShare(job.job_id, worker, extranonce1.hex(), en2_hex.lower(), ntime_hex.lower(),
+                             nonce_hex.lower(), version_text, header, digest,
+                             DIFF1 / value if value else math.inf, version, value <= self.block_target)

@@ -9,13 +9,14 @@ non-JSON, a JSON value that is not an object, wrong field types, lines over
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sgm.checks import is_int
 
 __all__ = [
-    "MAX_LINE_BYTES", "StratumError", "Request", "Response", "decode_line", "encode_request",
+    "MAX_LINE_BYTES", "StratumError", "decode_json", "Request", "Response", "decode_line", "encode_request",
     "encode_response", "make_error", "parse_error", "ERROR_CODES",
 ]
 
@@ -101,6 +102,31 @@ def _reject_constant(name: str) -> Any:
     raise StratumError(f"JSON constant {name} is not allowed")
 
 
+#: One decoder for every line: json.loads with a keyword argument builds a new JSONDecoder
+#: per call, which costs more than parsing a mining.submit line.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+#: json.loads refuses a str that starts with a byte order mark; decode_line keeps that.
+_BOM = "\ufeff"
+#: the decoder's own C scanner (an instance attribute, not in the type stubs)
+_scan_json: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
+
+
+def decode_json(text: str) -> Any:
+    """The JSON value that starts ``text`` (only whitespace may follow), read as decode_line
+    reads it (NaN/Infinity refused); ValueError otherwise, also for leading whitespace.
+
+    For a hot path that looks at the object itself: whatever this accepts, decode_line
+    reads the same way, and for anything it refuses decode_line gives the exact error.
+    """
+    try:
+        obj, end = _scan_json(text, 0)   # the C scanner, without decode()'s Python wrapper
+    except StopIteration:
+        raise ValueError("no JSON value at the start") from None
+    if end != len(text) and not text[end:].isspace():
+        raise ValueError("extra data after the JSON value")
+    return obj
+
+
 def decode_line(line: str | bytes | bytearray) -> Request | Response:
     """Parse one line (trailing CR/LF allowed).  Raises StratumError on malformed input."""
     if isinstance(line, (bytes, bytearray)):
@@ -120,7 +146,9 @@ def decode_line(line: str | bytes | bytearray) -> Request | Response:
     if not text:
         raise StratumError("empty line")
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        if text.startswith(_BOM):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        obj = _DECODER.decode(text)
     except StratumError:
         raise
     except (ValueError, RecursionError) as exc:
