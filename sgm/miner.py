@@ -114,6 +114,45 @@ def tls_context(cafile: str | None, verify: bool) -> ssl.SSLContext | None:
     return None
 
 
+class SubmitSlots:
+    """Shares in flight, at most ``size``: taken before a share is sent, given back when
+    its verdict comes.  Unlike a semaphore it takes and gives many at once (a drain's
+    shares, a read's verdicts: one lock round trip each)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = size
+        self._cond = threading.Condition(threading.Lock())
+
+    @property
+    def in_use(self) -> int:
+        return self.size - self._free
+
+    def take_upto(self, n: int) -> int:
+        """Take up to ``n`` free slots without waiting; how many were taken."""
+        with self._cond:
+            k = min(n, self._free)
+            self._free -= k
+            return k
+
+    def take_one(self, timeout: float) -> bool:
+        """Take one slot, waiting up to ``timeout`` s for one to be given back."""
+        with self._cond:
+            if not self._free:
+                self._cond.wait(timeout)
+            if self._free:
+                self._free -= 1
+                return True
+            return False
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            if self._free + n > self.size:
+                raise ValueError(f"{n} slots given back, only {self.size - self._free} taken")
+            self._free += n
+            self._cond.notify()
+
+
 class Miner:
     """Start/stop mining, toggle devices, observe everything through telemetry events."""
 
@@ -136,7 +175,7 @@ class Miner:
         self._stop_net: asyncio.Event | None = None
         self._pending: set[Future[Any]] = set()
         self._pending_lock = threading.Lock()
-        self._submit_slots = threading.BoundedSemaphore(MAX_SUBMITS_IN_FLIGHT)
+        self._submit_slots = SubmitSlots(MAX_SUBMITS_IN_FLIGHT)
         self._started_at = 0.0
         self._stopped_at: float | None = None
         self._stop_deadline = 0.0
@@ -546,7 +585,7 @@ class Miner:
         loop = self._loop
         client: StratumClient | SoloClient | None = self.solo or self.client
         if loop is None or client is None or loop.is_closed():
-            self._submit_slots.release()
+            self._submit_slots.give(1)
             self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
             return
 
@@ -558,7 +597,7 @@ class Miner:
             fut = asyncio.run_coroutine_threadsafe(coro, loop)
         except RuntimeError:  # the loop closed meanwhile (stopping): never sent, counted stale
             coro.close()
-            self._submit_slots.release()
+            self._submit_slots.give(1)
             self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
             return
         with self._pending_lock:
@@ -576,31 +615,33 @@ class Miner:
             for share, device in shares:
                 self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
             return
-        ready: list[tuple[Share, str]] = []
-        for share, device in shares:
-            if not self._submit_slots.acquire(blocking=False):
-                if ready:        # send what has slots before waiting for more
-                    self._send_batch(loop, client, ready)
-                    ready = []
-                if not self._wait_submit_slot():
-                    # stopped: found, never sent
-                    self.telemetry.record_stale_count(device, 1, unchecked=False)
-                    continue
-            ready.append((share, device))
-        if ready:
-            self._send_batch(loop, client, ready)
+        slots = self._submit_slots
+        i, n = 0, len(shares)
+        while i < n:
+            k = slots.take_upto(n - i)      # as many as are free, in one lock round trip
+            if k:
+                self._send_batch(loop, client, shares[i:i + k])
+                i += k
+                continue
+            if not self._wait_submit_slot():
+                # stopped: found, never sent
+                self.telemetry.record_stale_count(shares[i][1], 1, unchecked=False)
+                i += 1
+                continue
+            self._send_batch(loop, client, shares[i:i + 1])
+            i += 1
 
     @property
     def submits_in_flight(self) -> int:
         """Shares sent (or being sent) whose answer has not come yet."""
-        return MAX_SUBMITS_IN_FLIGHT - self._submit_slots._value
+        return self._submit_slots.in_use
 
     def _wait_submit_slot(self) -> bool:
         """Wait for a free submit slot; False once a stop's grace for shares ran out."""
         while True:
             if not self._running and time.monotonic() >= self._stop_deadline:
                 return False
-            if self._submit_slots.acquire(timeout=0.1):
+            if self._submit_slots.take_one(timeout=0.1):
                 return True
 
     def _send_batch(self, loop: asyncio.AbstractEventLoop, client: StratumClient | SoloClient,
@@ -613,7 +654,7 @@ class Miner:
             try:
                 self._count_verdict(device, share, await client.submit(share))
             finally:
-                self._submit_slots.release()
+                self._submit_slots.give(1)
 
         async def submit_all() -> None:
             await asyncio.gather(*(submit_one(s, d) for s, d in ready))
@@ -624,7 +665,7 @@ class Miner:
         except RuntimeError:  # the loop closed meanwhile (stopping): never sent, counted stale
             coro.close()
             for share, device in ready:
-                self._submit_slots.release()
+                self._submit_slots.give(1)
                 self._count_verdict(device, share, Verdict(False, NOT_CONNECTED, sent=False))
             return
         with self._pending_lock:
@@ -644,7 +685,7 @@ class Miner:
             try:
                 self._count_verdicts(items)
             finally:
-                self._submit_slots.release(len(items))
+                self._submit_slots.give(len(items))
                 left -= len(items)
                 if left <= 0 and not done.done():
                     done.set_result(None)
@@ -695,7 +736,7 @@ class Miner:
     def _forget(self, fut: Future[Any]) -> None:
         with self._pending_lock:
             self._pending.discard(fut)
-        self._submit_slots.release()
+        self._submit_slots.give(1)
 
     # ------------------------------------------------------------------ reporting
     def summary(self) -> dict[str, Any]:

@@ -539,7 +539,7 @@ def test_a_share_found_as_the_loop_closes_is_counted_stale_not_lost(monkeypatch)
         loop.close()
     assert miner.telemetry.snapshot()["stale"] == 1
     assert not [w for w in caught if "never awaited" in str(w.message)]
-    assert miner._submit_slots.acquire(blocking=False)   # the slot came back
+    assert miner.submits_in_flight == 0   # the slot came back
 
 
 # ------------------------------------------------------------------ BIP 310 at real pools
@@ -694,3 +694,26 @@ def test_devices_named_at_start_start_switched_off_and_never_hash_until_switched
         assert wait_until(lambda: miner.telemetry.device("cpu1").hashes > 0, timeout=60)
     finally:
         miner.stop()
+
+
+def test_submit_slots_are_taken_and_given_in_bulk_and_never_over_given():
+    """The bound on shares in flight: a drain takes what is free at once; a waiting
+    collector gets a slot as soon as a verdict gives one back; giving back more than was
+    taken is a bug, told at once."""
+    import threading
+
+    from sgm.miner import SubmitSlots
+
+    slots = SubmitSlots(8)
+    assert slots.take_upto(5) == 5 and slots.take_upto(5) == 3 and slots.in_use == 8
+    assert slots.take_upto(1) == 0 and not slots.take_one(timeout=0.01)
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(slots.take_one(timeout=30)))
+    waiter.start()
+    slots.give(2)
+    waiter.join(30)
+    assert got == [True] and slots.in_use == 7
+    slots.give(7)
+    assert slots.in_use == 0
+    with pytest.raises(ValueError, match="only 0 taken"):
+        slots.give(1)
