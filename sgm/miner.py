@@ -288,13 +288,14 @@ class Miner:
         return self._running
 
     def subscribe(self, callback: Callable[[Event], Any] | None = None,
-                  maxsize: int = 1000) -> Subscription:
+                  maxsize: int = 1000, gather: float = 0.0) -> Subscription:
         """Telemetry events: with ``callback``, called on a dispatcher thread of the
         subscription's own (never the network or a device thread, which only append to its
         buffer of ``maxsize`` events, dropping the oldest when full); without, a queue to
         pull from.  Close the subscription when done; closing it after :meth:`stop` lets
-        the callback see the last events (it waits, bounded, for the buffer to drain)."""
-        return self.telemetry.subscribe(callback, maxsize)
+        the callback see the last events (it waits, bounded, for the buffer to drain).
+        ``gather``: seconds the callback's events may gather first (see EventBus.subscribe)."""
+        return self.telemetry.subscribe(callback, maxsize, gather=gather)
 
     def add_pool(self, url: str, user: str = "", password: str = "x") -> None:
         """Append a failover pool (lowest priority)."""

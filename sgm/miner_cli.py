@@ -212,6 +212,8 @@ def _fmt_count(n: float) -> str:
 
 #: Share lines printed in one second at most; more are summed up in one line.
 SHARE_LINES_PER_SECOND = 10
+#: seconds the printer lets events gather before it takes them (see EventBus.subscribe)
+PRINTER_GATHER_S = 0.05
 
 
 class Printer:
@@ -551,7 +553,9 @@ def _mine(miner: Any, cfg: Any, extras: dict[str, Any], printer: Printer,
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     # the Printer runs on the subscription's own thread: a slow stdout cannot stall the pool
-    sub = miner.subscribe(printer.on_event, maxsize=10_000)
+    # lines reach a terminal within a twentieth of a second; in a share flood the printer's
+    # thread then wakes 20 times a second, not once for every few shares
+    sub = miner.subscribe(printer.on_event, maxsize=10_000, gather=PRINTER_GATHER_S)
     try:
         try:
             miner.start()

@@ -384,10 +384,13 @@ class Subscription:
     """
 
     def __init__(self, bus: EventBus, callback: Callable[[Event], Any] | None, maxsize: int,
-                 kinds: tuple[type, ...] | None) -> None:
+                 kinds: tuple[type, ...] | None, gather: float = 0.0) -> None:
         self._bus = bus
         self.callback = callback
         self.maxsize = maxsize
+        #: callback subscriptions: seconds the dispatcher lets events gather after the first
+        #: (0: none); in a flood it then wakes a few times a second, not once per publish
+        self.gather = gather
         self.kinds = kinds
         self._buf: collections.deque[Event] = collections.deque(maxlen=maxsize)
         self._cond = threading.Condition(threading.Lock())
@@ -466,6 +469,10 @@ class Subscription:
             with cond:
                 while not buf and not self._closed:
                     cond.wait()
+                if self.gather > 0 and buf and not self._closed and len(buf) < self.maxsize // 2:
+                    # publishers notify only an empty buffer, so this waits the whole
+                    # interval (a close wakes it at once)
+                    cond.wait(self.gather)
                 if not buf:
                     return  # closed and drained (or emptied by a close() that gave up)
                 # everything buffered at once: one lock round trip per batch, not per event
@@ -600,20 +607,24 @@ class EventBus:
         self._published = 0
 
     def subscribe(self, callback: Callable[[Event], Any] | None = None, maxsize: int = 1000,
-                  kinds: type | tuple[type, ...] | None = None) -> Subscription:
+                  kinds: type | tuple[type, ...] | None = None, gather: float = 0.0) -> Subscription:
         """A new subscription of at most ``maxsize`` buffered events: with ``callback`` a
         push subscriber (called on its own dispatcher thread), else a queue to pull from.
 
-        ``kinds`` restricts delivery to instances of those event classes.  Close the
-        subscription when done (a callback subscription holds a thread until then).
+        ``kinds`` restricts delivery to instances of those event classes; ``gather``
+        (callback subscriptions) lets events gather that many seconds after the first
+        before the callback sees them, for a reader that need not hear each at once.
+        Close the subscription when done (a callback subscription holds a thread until then).
         """
+        if not isinstance(gather, (int, float)) or not 0 <= gather <= 10:
+            raise ValueError(f"gather must be seconds in 0..10, got {gather!r}")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         if not is_int(maxsize) or maxsize < 1:
             raise ValueError(f"maxsize must be an int >= 1, got {maxsize!r}")
         if kinds is not None and not isinstance(kinds, tuple):
             kinds = (kinds,)
-        sub = Subscription(self, callback, maxsize, kinds)
+        sub = Subscription(self, callback, maxsize, kinds, float(gather))
         with self._lock:
             self._subs = self._subs + (sub,)
         return sub
@@ -808,8 +819,8 @@ class Telemetry:
     # reading ------------------------------------------------------------------
 
     def subscribe(self, callback: Callable[[Event], Any] | None = None, maxsize: int = 1000,
-                  kinds: type | tuple[type, ...] | None = None) -> Subscription:
-        return self.bus.subscribe(callback, maxsize, kinds)
+                  kinds: type | tuple[type, ...] | None = None, gather: float = 0.0) -> Subscription:
+        return self.bus.subscribe(callback, maxsize, kinds, gather)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready summary with a ``devices`` list (registration order)."""

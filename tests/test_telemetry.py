@@ -252,6 +252,24 @@ def test_publishing_many_at_once_is_publishing_each_in_order() -> None:
         bus.publish_many(["not an event"])  # type: ignore[list-item]
 
 
+def test_a_gathering_subscriber_takes_a_flood_in_few_calls_and_loses_nothing() -> None:
+    """gather: the dispatcher waits that long after the first event, so a flood published
+    a few at a time reaches the callback in a few batches; every event arrives, in order."""
+    bus = EventBus()
+    seen: list[int] = []
+
+    def cb(e: ShareEvent) -> None:
+        seen.append(e.nonce)
+
+    sub = bus.subscribe(cb, maxsize=10_000, gather=0.5)
+    for n in range(0, 3000, 3):
+        bus.publish_many([ShareEvent("cpu0", "j", n + k, 1.0) for k in range(3)])
+    assert sub.close(timeout=30)
+    assert seen == list(range(3000)) and sub.dropped == 0
+    with pytest.raises(ValueError, match="gather"):
+        bus.subscribe(cb, gather=-1)
+
+
 def test_share_results_recorded_in_a_batch_count_and_publish_like_one_by_one() -> None:
     one, many = Telemetry(), Telemetry()
     results = [("cpu0", "j1", n, 2.0, n % 4 != 0, None if n % 4 else "low difficulty")

@@ -82,7 +82,7 @@ class EventLog:
         self.sub: Subscription | None = None
 
     def attach(self, miner: Any) -> EventLog:
-        self.sub = miner.subscribe(self.on_event, maxsize=10_000)
+        self.sub = miner.subscribe(self.on_event, maxsize=10_000, gather=0.05)  # a file: no hurry
         return self
 
     def close(self, timeout: float = 5.0) -> None:

@@ -39,7 +39,7 @@ class ShareLog:
 
     def attach(self, miner: Any) -> ShareLog:
         self._miner = miner
-        self.sub = miner.subscribe(self.on_event, maxsize=100_000)
+        self.sub = miner.subscribe(self.on_event, maxsize=100_000, gather=0.05)  # a file: no hurry
         return self
 
     def close(self, timeout: float = 5.0) -> None:
