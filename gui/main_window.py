@@ -344,9 +344,9 @@ class MainWindow(QMainWindow):
         # other miners watched through their cgminer APIs (polled off this thread)
         self.rigs_tab = RigsTab(list(self.settings.rigs))
         self.rigs_tab.rigs_changed.connect(self._on_rigs_changed)
-        # no mnemonic: every letter of "Rigs" is taken (Run benchmark, Settings, ...);
-        # Ctrl+Tab reaches it like every tab
-        self.tabs.addTab(self.rigs_tab, "Rigs")
+        # Alt+R (the Benchmark tab's Run button uses Alt+U: a tab's key must be free on
+        # every page, a page's own keys only on that page)
+        self.tabs.addTab(self.rigs_tab, "&Rigs")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         # Ctrl+Tab / Ctrl+PgDn (and back) switch tabs wherever the focus is, the table too
         for keys, step in (("Ctrl+Tab", 1), ("Ctrl+PgDown", 1), ("Ctrl+Shift+Tab", -1),

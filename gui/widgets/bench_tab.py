@@ -93,7 +93,7 @@ class BenchTab(QtWidgets.QWidget):
         # Threads applies to the CPU only: an OpenCL run measures each device whole
         self.device_combo.currentIndexChanged.connect(
             lambda _i: self.threads_spin.setEnabled(self.device_combo.currentData() == "cpu"))
-        self.run_button = QtWidgets.QPushButton("&Run benchmark")
+        self.run_button = QtWidgets.QPushButton("R&un benchmark")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setEnabled(False)

@@ -203,15 +203,31 @@ def mnemonic(text: str) -> str | None:
     return text.replace("&&", "")[i + 1].lower() if i >= 0 else None
 
 
-def test_mnemonics_are_unique_across_the_window(bare_window):
+def test_mnemonics_are_unique_among_what_is_on_screen_together(bare_window):
+    """Every tab has a key (Rigs too).  Qt fires the key of a visible widget only, so a
+    key must be unique among the tabs, the menus and the page shown: a tab's key is free
+    on every page, two pages may reuse one of their own."""
     w = bare_window()
-    texts = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    texts += [a.text() for a in w.menuBar().actions()]
-    texts += [b.text() for b in w.findChildren(QAbstractButton)]
-    texts += [lb.text() for lb in w.findChildren(QLabel) if lb.buddy() is not None]
-    keys = [k for k in map(mnemonic, texts) if k]
-    assert len(keys) >= 15 and all(k in string.ascii_lowercase for k in keys)
-    assert len(keys) == len(set(keys)), sorted(keys)
+    pages = [w.tabs.widget(i) for i in range(w.tabs.count())]
+    tab_texts = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    assert all(mnemonic(t) for t in tab_texts), tab_texts
+
+    def labelled(root) -> list:
+        return ([b for b in root.findChildren(QAbstractButton)]
+                + [lb for lb in root.findChildren(QLabel) if lb.buddy() is not None])
+
+    def keys_of(widgets) -> list[str]:
+        return [k for k in (mnemonic(x.text()) for x in widgets) if k]
+
+    always = keys_of([a for a in w.menuBar().actions()]) + [mnemonic(t) for t in tab_texts]
+    always += keys_of([x for x in labelled(w) if not any(p.isAncestorOf(x) for p in pages)])
+    seen = set(always)
+    for page, title in zip(pages, tab_texts, strict=True):
+        keys = always + keys_of(labelled(page))
+        assert all(k in string.ascii_lowercase for k in keys)
+        assert len(keys) == len(set(keys)), (title, sorted(keys))
+        seen |= set(keys)
+    assert len(seen) >= 15
 
 
 # ------------------------------------------------------------------ 5. config file
