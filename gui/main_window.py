@@ -239,6 +239,10 @@ class MainWindow(QMainWindow):
         #: the lateness (ms) of each timer tick, for the responsiveness checks
         self.tick_lateness_ms: list[float] = []
         self._last_tick = time.monotonic()
+        #: devices switched off while a benchmark measures, switched on again after it
+        self._bench_paused: list[str] = []
+        #: the CPU kernel mining uses now (from the snapshots; None: not mining on a CPU)
+        self._mining_kernel: str | None = None
 
         self.setWindowTitle("sgm")
         self.setWindowIcon(make_icon())
@@ -339,6 +343,11 @@ class MainWindow(QMainWindow):
 
         self.bench_tab = BenchTab()
         self.bench_tab.mining_now = lambda: self.bridge.running
+        self.bench_tab.mining_kernel = self.mining_kernel
+        self.bench_tab.configured_kernel = self.config.impl
+        self.bench_tab.run_started.connect(self._pause_for_bench)
+        self.bench_tab.run_ended.connect(self._resume_after_bench)
+        self.bench_tab.kernel_chosen.connect(self._on_kernel_chosen)
         self.tabs.addTab(self.bench_tab, "&Benchmark")
 
         # other miners watched through their cgminer APIs (polled off this thread)
@@ -567,8 +576,51 @@ class MainWindow(QMainWindow):
 
     def _on_toggle(self, name: str, enabled: bool) -> None:
         self.bridge.set_device_enabled(name, enabled)
-        self.settings.disabled_devices = self.model.disabled_devices()
+        if enabled and name in self._bench_paused:
+            self._bench_paused.remove(name)     # the user took it back
+        self.settings.disabled_devices = self._user_disabled()
         self._save_settings("gui.disabled_devices")
+
+    def _user_disabled(self) -> list[str]:
+        """The devices the user switched off (not those a benchmark paused)."""
+        return [n for n in self.model.disabled_devices() if n not in self._bench_paused]
+
+    # ------------------------------------------------------------ benchmark and kernel
+    def mining_kernel(self) -> str | None:
+        """The CPU kernel the running CPU devices mine with (None: no CPU device mines)."""
+        return self._mining_kernel
+
+    def _pause_for_bench(self, _device: str) -> None:
+        """A benchmark starts: switch the working devices off (when the tab asks to) so the
+        figures are the kernels' own; the pool stays connected, the counters are kept, and
+        the settings file keeps the user's own on/off choices."""
+        if not self.bench_tab.pause_check.isChecked() or not self.bridge.running:
+            return
+        self._bench_paused = [n for n in self.model.names()
+                              if n not in self.model.disabled_devices()]
+        for name in self._bench_paused:
+            self.bridge.set_device_enabled(name, False)
+        if self._bench_paused:
+            self.log_pane.append("INFO", "Mining paused while the benchmark measures: "
+                                 + ", ".join(self._bench_paused), time.time())
+
+    def _resume_after_bench(self) -> None:
+        paused, self._bench_paused = self._bench_paused, []
+        if not paused or self._quitting or not self.bridge.running:
+            return
+        for name in paused:
+            self.bridge.set_device_enabled(name, True)
+        self.log_pane.append("INFO", "The benchmark ended: mining resumed on "
+                             + ", ".join(paused), time.time())
+
+    def _on_kernel_chosen(self, impl: str, reason: str) -> None:
+        running = self.mining_kernel()
+        later = (f" Mining keeps {running} until it starts again (Stop all and Start all "
+                 "do not restart it; quitting and starting the app does)."
+                 if running and running != impl else "")
+        self.statusBar().showMessage(f"{impl} is the CPU default kernel from the next start "
+                                     "of mining", 10000)
+        self.log_pane.append("INFO", f"CPU default kernel: {reason}.{later}", time.time())
 
     def confirm(self, title: str, text: str, action: str) -> bool:
         """Ask before a change that restarts mining; True when the user agreed (``action``
@@ -728,6 +780,12 @@ class MainWindow(QMainWindow):
                                                  for o in ("accepted", "rejected", "stale")})
         active = [p for p in snap.get("pools", []) if p.get("active")]
         self.charts.set_pool_difficulty(active[0]["difficulty"] if active else None)
+        # (a CPU device switched off, or paused for a benchmark, keeps its kernel)
+        cpus = [d for d in summary.get("devices") or [] if d.get("kind") == "cpu"]
+        kernel = str(cpus[0].get("impl")) if cpus and snap.get("running") else None
+        if kernel != self._mining_kernel:
+            self._mining_kernel = kernel
+            self.bench_tab.refresh_kernel()
 
     def _on_events(self, events: list[Any]) -> None:
         charts, pane = self.charts, self.log_pane
@@ -786,7 +844,10 @@ class MainWindow(QMainWindow):
                             "Mining starts by itself once a pool answers; the Pools tab "
                             "shows each pool's state")
             return
-        if all_off:
+        if all_off and self._bench_paused:
+            self._set_state(f"Paused while the benchmark measures (connected to {where}); "
+                            "mining resumes when it ends.", "Paused")
+        elif all_off:
             self._set_state(f"Stopped: every device is switched off (connected to {where}). "
                             "Start all resumes.", "Stopped")
         else:
@@ -840,8 +901,8 @@ class MainWindow(QMainWindow):
         if snap.get("running") and not self._quitting:
             self._describe_session(snap)
             # the rate where a taskbar shows it, as miners do
-            title = {"Mining": format_rate(rate), "Stopped": "Stopped"}.get(self.state_text,
-                                                                           "Not mining")
+            title = {"Mining": format_rate(rate), "Stopped": "Stopped",
+                     "Paused": "Paused"}.get(self.state_text, "Not mining")
             self.setWindowTitle(f"{title} — sgm")
         self.lbl_rate.setText(format_rate(rate))
         self.lbl_accepted.setText(f"Accepted {s['accepted']:,}")
@@ -947,6 +1008,7 @@ class MainWindow(QMainWindow):
         self.settings.geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
         if self.model.names():   # (no rows: mining never started; keep the file's list)
             self.settings.disabled_devices = self.model.disabled_devices()
+            self.settings.disabled_devices = self._user_disabled()
         if self._file_had_problems and not self._user_changed_settings:
             # saving would put defaults over the fields the user may want to fix by hand
             log.info("settings file %s has problems (see the warnings); not rewritten",

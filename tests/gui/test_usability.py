@@ -24,6 +24,7 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel
 
+from sgm import _native
 from sgm.api import LICENSE, MinerConfig, PoolConfig, __version__
 from sgm.pool import PoolThread
 from sgm_gui import main_window as mw
@@ -42,6 +43,9 @@ from sgm_gui.settings import GuiSettings, load_settings
 from sgm_gui.widgets.pool_panel import COL_STATE, PoolPanel
 
 from .conftest import embedded
+
+#: the benchmark tab's tests measure one kernel
+IMPL = _native.available_implementations()[0]
 
 
 @pytest.fixture
@@ -364,3 +368,35 @@ def test_every_column_has_a_tooltip_and_the_words_are_plain(bare_window):
     texts = [lb.text() for lb in w.findChildren(QLabel)]
     texts += [b.text() for b in w.findChildren(QAbstractButton)]
     assert not [t for t in texts if "`" in t]
+
+
+# ------------------------------------------------------------------ 10. benchmark tab
+def test_mining_pauses_while_the_benchmark_measures_and_resumes_after(qtbot, bridge,
+                                                                      open_window, tmp_path):
+    """The engine's own snapshots show every device off while the run measures and on
+    again after it; the pause is not a choice the settings file keeps."""
+    w = open_window(embedded(threads=1, bits=16))
+    qtbot.waitUntil(lambda: w.lbl_state.text() == "Mining", timeout=30_000)
+    tab = w.bench_tab
+    assert tab.pause_check.isChecked()                # the default
+    tab._impls = [IMPL]
+    tab.seconds_spin.setValue(1.0)
+    tab.repeats_spin.setValue(2)
+    tab.threads_spin.setValue(1)
+    during: list[list[bool]] = []
+    bridge.snapshot.connect(
+        lambda snap: during.append([bool(d["enabled"]) for d in snap["summary"]["devices"]])
+        if tab.is_running() else None)
+    with qtbot.waitSignal(tab.run_ended, timeout=120_000):
+        assert tab.run()
+        assert "Mining is paused" in tab.status_label.text()
+    assert [False] in during
+    qtbot.waitUntil(lambda: w.lbl_state.text() == "Mining" and
+                    [d["enabled"] for d in bridge.last_snapshot["summary"]["devices"]]
+                    == [True], timeout=30_000)
+    w.log_pane.flush()
+    assert "Mining paused while the benchmark measures: cpu0" in w.log_pane.text()
+    assert "mining resumed on cpu0" in w.log_pane.text()
+    path = tmp_path / "sgm.json"
+    if path.exists():
+        assert load_settings(path)[0].disabled_devices == []
