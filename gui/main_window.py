@@ -243,6 +243,11 @@ class MainWindow(QMainWindow):
         self._bench_paused: list[str] = []
         #: the CPU kernel mining uses now (from the snapshots; None: not mining on a CPU)
         self._mining_kernel: str | None = None
+        #: time spent mining this session: a pool connected and a device working (the
+        #: engine's elapsed_s counts from the start, unreachable pools included); the
+        #: elapsed_s of the snapshot it was last added from (None: a new session)
+        self.mined_s = 0.0
+        self._mined_mark: float | None = None
 
         self.setWindowTitle("sgm")
         self.setWindowIcon(make_icon())
@@ -780,12 +785,28 @@ class MainWindow(QMainWindow):
                                                  for o in ("accepted", "rejected", "stale")})
         active = [p for p in snap.get("pools", []) if p.get("active")]
         self.charts.set_pool_difficulty(active[0]["difficulty"] if active else None)
+        self.model.set_waiting(bool(snap.get("running")) and bool(snap.get("pools"))
+                               and not active)
+        self._count_mined_time(snap, bool(active))
         # (a CPU device switched off, or paused for a benchmark, keeps its kernel)
         cpus = [d for d in summary.get("devices") or [] if d.get("kind") == "cpu"]
         kernel = str(cpus[0].get("impl")) if cpus and snap.get("running") else None
         if kernel != self._mining_kernel:
             self._mining_kernel = kernel
             self.bench_tab.refresh_kernel()
+
+    def _count_mined_time(self, snap: dict[str, Any], connected: bool) -> None:
+        """Add the time since the last snapshot to the uptime when, over it, a pool was
+        connected and a device was switched on: waiting for an unreachable pool, or with
+        every device off, is not mining."""
+        elapsed = float(snap["summary"].get("elapsed_s", 0.0))
+        mark = self._mined_mark
+        if mark is None or elapsed < mark:      # a new session: its uptime starts at zero
+            self.mined_s, mark = 0.0, (0.0 if mark is None else elapsed)
+        working = any(d.get("enabled") for d in snap["summary"].get("devices") or [])
+        if connected and working and snap.get("running"):
+            self.mined_s += elapsed - mark
+        self._mined_mark = elapsed
 
     def _on_events(self, events: list[Any]) -> None:
         charts, pane = self.charts, self.log_pane
@@ -802,6 +823,7 @@ class MainWindow(QMainWindow):
         """Mining started: the header follows from the snapshots (never from calls into
         the engine on this thread)."""
         self._finished_handled = False
+        self._mined_mark = None           # the new session's uptime starts at zero
         self._set_state("Started: waiting for the pool…", "Starting…")
         self._drop_start_failures()
         if self.bridge.last_snapshot is not None and self.bridge.last_snapshot.get("running"):
@@ -914,7 +936,10 @@ class MainWindow(QMainWindow):
             if reasons else "Shares the pool rejected (none so far)")
         self.lbl_stale.setText(f"Stale {s['stale']:,}")
         self.lbl_best.setText(f"Best share {float(s['best_share_diff']):.4g}")
-        self.lbl_uptime.setText(f"Up {format_uptime(float(s['elapsed_s']))}")
+        self.lbl_uptime.setText(f"Up {format_uptime(self.mined_s)}")
+        self.lbl_uptime.setToolTip(
+            f"Time mining this session: counts while a pool is connected and a device is "
+            f"on ({format_uptime(float(s['elapsed_s']))} since mining was started)")
         self.pool_panel.set_status(list(snap.get("pools", [])))
         dropped = int(snap.get("dropped", 0))
         self.charts.setToolTip(f"{dropped:,} share samples not charted (flood); counters are "

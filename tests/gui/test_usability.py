@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import string
 from pathlib import Path
@@ -134,6 +135,51 @@ def test_stop_all_reads_stopped_and_greys_the_devices(qtbot, bridge, open_window
     assert w.windowTitle() == "Stopped — sgm"
     w.start_all()
     qtbot.waitUntil(lambda: w.lbl_state.text() == "Mining", timeout=30_000)
+
+
+def since_start(w: MainWindow) -> int:
+    """The seconds since mining was started, as the uptime's tooltip says them."""
+    m = re.search(r"\((\d+):(\d\d):(\d\d) since mining was started\)", w.lbl_uptime.toolTip())
+    return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) if m else -1
+
+
+def test_the_uptime_stands_still_while_no_pool_answers(qtbot, bridge, open_window):
+    """Up counts time mining: not while the pool refuses every connection (the engine's
+    elapsed_s goes on, and the tooltip says how long since the start)."""
+    sock, port = refused_port()
+    with sock:
+        w = open_window(MinerConfig(threads=1, pools=[
+            PoolConfig(f"stratum+tcp://127.0.0.1:{port}", "wallet.worker", "x")]))
+        qtbot.waitUntil(lambda: "retrying in" in w.lbl_state.text() and
+                        float(bridge.last_snapshot["summary"]["elapsed_s"]) >= 3.0,
+                        timeout=30_000)
+        qtbot.waitUntil(lambda: since_start(w) >= 3, timeout=30_000)
+        assert w.mined_s == 0.0
+        assert w.counters()["uptime"] == "Up 0:00:00"
+        assert "since mining was started" in w.lbl_uptime.toolTip()
+        # the device has no work: greyed, its live figures blank, the tooltip says why
+        qtbot.waitUntil(lambda: w.model.rowCount() == 1, timeout=30_000)
+        for col in (COL_RATE_1M, COL_UTIL):
+            assert w.model.data(w.model.index(0, col)) == ""
+        colour = w.model.data(w.model.index(0, COL_NAME), Qt.ItemDataRole.ForegroundRole)
+        assert QColor(colour) == QColor(IDLE_COLOUR)
+        assert "Waiting for a pool" in w.model.data(w.model.index(0, COL_UTIL),
+                                                    Qt.ItemDataRole.ToolTipRole)
+
+
+def test_the_uptime_counts_while_mining_and_stops_with_stop_all(qtbot, bridge, open_window):
+    w = open_window(embedded(threads=1, bits=16))
+    qtbot.waitUntil(lambda: w.mined_s >= 2.0 and w.counters()["uptime"] != "Up 0:00:00",
+                    timeout=30_000)
+    w.stop_all()
+    qtbot.waitUntil(lambda: w.lbl_state.text() == "Stopped", timeout=30_000)
+    stopped_at = w.mined_s
+    snapshots: list[float] = []
+    bridge.snapshot.connect(lambda snap: snapshots.append(snap["summary"]["elapsed_s"]))
+    qtbot.waitUntil(lambda: len(snapshots) >= 3, timeout=30_000)
+    assert w.mined_s == stopped_at
+    w.start_all()
+    qtbot.waitUntil(lambda: w.mined_s > stopped_at, timeout=30_000)
 
 
 # ------------------------------------------------------------------ 3. restarts
