@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -156,6 +156,12 @@ class _NotToldTwice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.ERROR or not (
             record.name == "sgm.stratum" or record.name.startswith("sgm.stratum."))
+
+
+#: The first bytes of what QWidget.saveGeometry writes (its magic number, big-endian).
+GEOMETRY_MAGIC = bytes.fromhex("01d9d0cb")
+#: Qt platforms without a real screen: the window size they save is no use on one.
+HEADLESS = frozenset({"offscreen", "minimal"})
 
 
 def format_uptime(seconds: float) -> str:
@@ -510,13 +516,20 @@ class MainWindow(QMainWindow):
         geometry = self.settings.geometry
         if geometry:
             try:
-                ok = self.restoreGeometry(QByteArray(base64.b64decode(geometry)))
+                blob = base64.b64decode(geometry)
+                ok = self.restoreGeometry(QByteArray(blob))
             except ValueError:
-                ok = False
+                blob, ok = b"", False
             if ok:
                 self._fit_into(self._available_geometry())
                 return
-            self.show_warning("The saved window size could not be used; using the default")
+            if blob[:4] == GEOMETRY_MAGIC:
+                # a size Qt saved on a screen of another width (a headless run's 800-pixel
+                # screen, a laptop off its monitor): Qt refuses it, the default size fits
+                # this screen, and nothing is wrong with the file
+                log.info("saved window size is from another screen; using the default")
+            else:
+                self.show_warning("The saved window size could not be used; using the default")
         self.resize(fit_size(self._available_geometry()))
 
     def _available_geometry(self) -> QRect:
@@ -1030,9 +1043,11 @@ class MainWindow(QMainWindow):
                 hook()
             except Exception:   # noqa: BLE001 - quitting goes on
                 log.exception("before-quit hook failed")
-        self.settings.geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
+        if not (self.settings.geometry and QGuiApplication.platformName() in HEADLESS):
+            # (a headless run keeps the size saved on a real screen: its own is no use there)
+            self.settings.geometry = base64.b64encode(
+                bytes(self.saveGeometry().data())).decode()
         if self.model.names():   # (no rows: mining never started; keep the file's list)
-            self.settings.disabled_devices = self.model.disabled_devices()
             self.settings.disabled_devices = self._user_disabled()
         if self._file_had_problems and not self._user_changed_settings:
             # saving would put defaults over the fields the user may want to fix by hand

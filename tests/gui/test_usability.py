@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
 
 from sgm import _native
 from sgm.api import LICENSE, MinerConfig, PoolConfig, __version__
@@ -379,6 +380,52 @@ def test_about_says_the_version_licence_and_config_path(bare_window, tmp_path):
     assert f"Licence: {LICENSE}" in text and str(path) in text
     assert [a.text() for a in w.menuBar().actions()][-1] == "&Help"
     assert w.windowTitle() == "sgm"
+
+
+def geometry_from_another_screen() -> str:
+    """What saveGeometry wrote for a 700x500 window on a screen 4 times as wide as this
+    one (a laptop's screen after a large monitor, or the other way round)."""
+    probe = QWidget()
+    probe.resize(700, 500)
+    blob = bytearray(probe.saveGeometry().data())
+    assert bytes(blob[:4]) == mw.GEOMETRY_MAGIC
+    width = probe.screen().geometry().width()
+    blob[46:50] = (4 * width).to_bytes(4, "big")     # format 3: the screen's width
+    probe.deleteLater()
+    return base64.b64encode(bytes(blob)).decode()
+
+
+def test_a_size_saved_on_another_screen_gives_the_default_without_a_warning(qtbot, bridge):
+    w = MainWindow(bridge, embedded(), GuiSettings(geometry=geometry_from_another_screen()))
+    qtbot.addWidget(w)
+    try:
+        assert w.banner.text() == "" and not w.banner_box.isVisibleTo(w)
+        assert w.size() == fit_size(w.screen().availableGeometry())
+    finally:
+        w.timer.stop()
+        w.log_pane.detach()
+
+
+def test_a_saved_size_that_is_no_window_size_is_warned_about(qtbot, bridge):
+    w = MainWindow(bridge, embedded(), GuiSettings(geometry=base64.b64encode(
+        bytes(66)).decode()))
+    qtbot.addWidget(w)
+    try:
+        assert "saved window size could not be used" in w.banner.text()
+    finally:
+        w.timer.stop()
+        w.log_pane.detach()
+
+
+def test_a_headless_run_keeps_the_size_saved_on_a_screen(qtbot, bridge, open_window,
+                                                         tmp_path):
+    assert QApplication.platformName() in mw.HEADLESS     # (the tests run offscreen)
+    saved = geometry_from_another_screen()
+    w = open_window(embedded(threads=1, bits=16), GuiSettings(geometry=saved))
+    with qtbot.waitSignal(w.closed, timeout=30_000):
+        w.close()
+    kept, warnings = load_settings(tmp_path / "sgm.json")
+    assert warnings == [] and kept.geometry == saved
 
 
 def test_fit_size_keeps_a_saved_size_that_fits():
