@@ -197,7 +197,7 @@ class BenchTab(QtWidgets.QWidget):
         self.plot_widget = pg.PlotWidget(background=BACKGROUND)
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setTitle("Hash rate per implementation", color=FOREGROUND, size="10pt")
-        self.plot.setLabel("left", "rate", units="H/s")
+        self.plot.setLabel("left", "rate")
         for name in ("left", "bottom"):
             self.plot.getAxis(name).setPen(pg.mkPen(FOREGROUND))
             self.plot.getAxis(name).setTextPen(pg.mkPen(FOREGROUND))
@@ -490,6 +490,9 @@ class BenchTab(QtWidgets.QWidget):
         self.placeholder.setVisible(not runs)
         for name in ("left", "bottom"):
             self.plot.getAxis(name).setStyle(showValues=bool(runs))
+        # no unit on an empty axis: pyqtgraph scales it (MH/s) once there are bars, and a
+        # bare "H/s" beside the table's MH/s read as a second unit
+        self.plot.setLabel("left", "rate", units="H/s" if runs else None)
         if not runs:
             return
         width = 0.8 / max(1, len(series))

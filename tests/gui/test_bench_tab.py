@@ -37,8 +37,13 @@ def tab(qtbot) -> BenchTab:
     widget.wait(60)
 
 
+def left_label(tab: BenchTab) -> str:
+    return tab.plot.getAxis("left").labelString()
+
+
 def test_a_run_stays_off_the_gui_thread_and_shows_table_and_bars(tab: BenchTab, qtbot) -> None:
     assert tab.placeholder.isVisible()       # an empty chart says what will fill it
+    assert "H/s" not in left_label(tab)      # ... and shows no unit of its own
     ticks_while_running = 0
     gui_thread = threading.get_ident()
 
@@ -81,6 +86,7 @@ def test_a_run_stays_off_the_gui_thread_and_shows_table_and_bars(tab: BenchTab, 
     assert list(tab.bars[0].opts["height"]) == [runs[0]["hashes_per_s"]]
     assert tab.bars[0] in tab.plot.items
     assert not tab.placeholder.isVisible()
+    assert "MH/s" in left_label(tab) or "kH/s" in left_label(tab)    # scaled, as the table
     assert "Done" in tab.status_label.text()
 
 
