@@ -480,13 +480,14 @@ class BenchTab(QtWidgets.QWidget):
         self.table.setMinimumWidth(width)
 
     def _draw_bars(self, runs: list[dict[str, Any]]) -> None:
-        """Grouped bars: one group per implementation, one bar per thread count."""
+        """Grouped bars: one group per implementation (an OpenCL device is one), one bar
+        per CPU thread count; OpenCL runs are a series of their own, never a "thread
+        count" (their threads are the device's compute units)."""
         for item in self.bars:
             self.plot.removeItem(item)
         self.bars = []
         self.legend.clear()
         categories = list(dict.fromkeys(self._run_label(r) for r in runs))
-        series = list(dict.fromkeys(r.get("threads") for r in runs))
         self.placeholder.setVisible(not runs)
         for name in ("left", "bottom"):
             self.plot.getAxis(name).setStyle(showValues=bool(runs))
@@ -495,22 +496,40 @@ class BenchTab(QtWidgets.QWidget):
         self.plot.setLabel("left", "rate", units="H/s" if runs else None)
         if not runs:
             return
-        width = 0.8 / max(1, len(series))
-        for j, threads in enumerate(series):
-            xs, hs = [], []
+
+        def series_of(r: dict[str, Any]) -> tuple[str, Any]:
+            return ("opencl", None) if r.get("device") == "opencl" else ("cpu", r.get("threads"))
+
+        series = list(dict.fromkeys(series_of(r) for r in runs))
+        # each group's bars share its 0.8 slot: a group with one bar gets all of it
+        in_group = {c: [k for k in series if any(series_of(r) == k and self._run_label(r) == c
+                                                 for r in runs)] for c in categories}
+        for j, key in enumerate(series):
+            xs, hs, ws = [], [], []
             for r in runs:
-                if r.get("threads") == threads:
-                    xs.append(categories.index(self._run_label(r)) - 0.4 + width * (j + 0.5))
-                    hs.append(float(r.get("hashes_per_s", 0.0)))
+                if series_of(r) != key:
+                    continue
+                group = self._run_label(r)
+                members = in_group[group]
+                width = 0.8 / len(members)
+                xs.append(categories.index(group) - 0.4 + width * (members.index(key) + 0.5))
+                hs.append(float(r.get("hashes_per_s", 0.0)))
+                ws.append(width * 0.9)
             colour = DEVICE_COLOURS[j % len(DEVICE_COLOURS)]
-            bar = pg.BarGraphItem(x=xs, height=hs, width=width * 0.9,
+            bar = pg.BarGraphItem(x=xs, height=hs, width=ws,
                                   brush=pg.mkBrush(colour), pen=pg.mkPen(colour))
-            name = (f"{threads} thread{'s' if threads != 1 else ''}"
-                    if runs[0].get("device") == "cpu" else "OpenCL")
+            threads = key[1]
+            name = ("OpenCL (all compute units)" if key[0] == "opencl"
+                    else f"{threads} thread{'s' if threads != 1 else ''}")
             self.plot.addItem(bar)
             self.legend.addItem(bar, name)
             self.bars.append(bar)
-        self.plot.getAxis("bottom").setTicks([[(i, c) for i, c in enumerate(categories)]])
+        # the axis names an OpenCL group by its device alone (the table has the kernel):
+        # a long label would overlap its neighbours and pyqtgraph would drop it
+        short = {self._run_label(r): (str(r.get("name") or r.get("impl", ""))
+                                      if r.get("device") == "opencl" else self._run_label(r))
+                 for r in runs}
+        self.plot.getAxis("bottom").setTicks([[(i, short[c]) for i, c in enumerate(categories)]])
         self.plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
         self.plot.enableAutoRange(axis=pg.ViewBox.YAxis)
 

@@ -280,5 +280,12 @@ def test_cpu_and_opencl_results_stay_side_by_side(qtbot) -> None:
     assert kinds[0] == "cpu"
     row = kinds.index("opencl")          # compute units, not the CPU Threads option
     assert widget.table.item(row, 2).text().endswith(" CUs")
+    # the chart: a CPU series and an OpenCL one (not a "N threads" series), and the axis
+    # names the OpenCL device
+    names = [label.text for _sample, label in widget.legend.items]
+    assert names == ["1 thread", "OpenCL (all compute units)"]
+    ticks = [text for _x, text in widget.plot.getAxis("bottom")._tickLevels[0]]
+    device_name = widget.table.item(row, 1).text().split(" (")[0]   # "opencl0.0 (kernel)"
+    assert ticks[0] == IMPL and device_name in ticks[1:]
     widget.device_combo.setCurrentIndex(widget.device_combo.findData("opencl"))
     assert not widget.threads_spin.isEnabled()
