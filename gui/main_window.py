@@ -585,6 +585,7 @@ class MainWindow(QMainWindow):
 
     def stop_all(self) -> None:
         """Switch every device off; the pool stays connected, Start all resumes."""
+        self._bench_paused = []     # the end of a benchmark must not switch them back on
         if self.bridge.running:
             self.bridge.set_all_enabled(False)
             self.model.mark_wanted(False)

@@ -493,3 +493,13 @@ def test_mining_pauses_while_the_benchmark_measures_and_resumes_after(qtbot, bri
     path = tmp_path / "sgm.json"
     if path.exists():
         assert load_settings(path)[0].disabled_devices == []
+    # Stop all while a run measures is the user's word: the run's end does not undo it
+    with qtbot.waitSignal(tab.run_ended, timeout=120_000):
+        assert tab.run()
+        w.stop_all()
+    later: list[list[bool]] = []
+    bridge.snapshot.connect(
+        lambda snap: later.append([bool(d["enabled"]) for d in snap["summary"]["devices"]]))
+    qtbot.waitUntil(lambda: len(later) >= 3, timeout=30_000)
+    assert later[-1] == [False] and w.lbl_state.text() == "Stopped"
+    assert load_settings(path)[0].disabled_devices == ["cpu0"]
