@@ -6,8 +6,9 @@ mining -- out of the box the embedded local pool, like ``sgm``.  For scripted ru
 ``--quit-after SECONDS``, ``--screenshot PATH`` (PNG of the window just before quitting) and
 ``--summary-json PATH`` (the same object ``sgm`` writes).
 
-Exit status: 0 after a clean quit, 2 for a usage error (message on stderr), 1 when mining
-could not start in a scripted run or an output file could not be written.
+Exit status: 0 after a clean quit, 2 for a usage error or no display to open the window on
+(message on stderr), 1 when mining could not start in a scripted run or an output file could
+not be written.
 """
 from __future__ import annotations
 
@@ -105,6 +106,27 @@ def build_config(args: argparse.Namespace, settings: Any, path: Path,
     return cfg
 
 
+def display_problem(env: dict[str, str] | os._Environ[str] | None = None,
+                    platform: str | None = None) -> str | None:
+    """Why Qt could not open a window here, or None.  Qt itself aborts the process (a core
+    dump and a page of plugin messages) when its platform finds no display, so the app
+    asks first: on X11/Wayland desktops (not macOS or Windows) a window needs DISPLAY or
+    WAYLAND_DISPLAY, unless QT_QPA_PLATFORM names a platform that needs neither."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if platform in ("darwin", "win32", "cygwin"):
+        return None
+    chosen = env.get("QT_QPA_PLATFORM", "").split(":", 1)[0].strip()
+    x11, wayland = bool(env.get("DISPLAY")), bool(env.get("WAYLAND_DISPLAY"))
+    if chosen == "xcb" and not x11:
+        return "no X display (set DISPLAY, or run with QT_QPA_PLATFORM=offscreen)"
+    if chosen.startswith("wayland") and not wayland:
+        return "no Wayland display (set WAYLAND_DISPLAY, or run with QT_QPA_PLATFORM=offscreen)"
+    if not chosen and not (x11 or wayland):
+        return "no display (set DISPLAY or run with QT_QPA_PLATFORM=offscreen)"
+    return None
+
+
 def _setup_logging() -> None:
     """Warnings and errors also go to stderr (the window sets what its log pane shows)."""
     if not logging.getLogger().handlers:
@@ -133,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = build_config(args, settings, path, warnings)
     except UsageError as exc:
         print(f"sgm-gui: error: {exc}", file=sys.stderr)
+        return 2
+    problem = display_problem()
+    if problem:
+        print(f"sgm-gui: {problem}", file=sys.stderr)
         return 2
     _setup_logging()
     return _run(args, config, settings, path, warnings)

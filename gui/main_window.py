@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -158,6 +158,12 @@ class _NotToldTwice(logging.Filter):
             record.name == "sgm.stratum" or record.name.startswith("sgm.stratum."))
 
 
+#: The first bytes of what QWidget.saveGeometry writes (its magic number, big-endian).
+GEOMETRY_MAGIC = bytes.fromhex("01d9d0cb")
+#: Qt platforms without a real screen: the window size they save is no use on one.
+HEADLESS = frozenset({"offscreen", "minimal"})
+
+
 def format_uptime(seconds: float) -> str:
     s = int(max(0.0, seconds))
     h, rem = divmod(s, 3600)
@@ -239,6 +245,15 @@ class MainWindow(QMainWindow):
         #: the lateness (ms) of each timer tick, for the responsiveness checks
         self.tick_lateness_ms: list[float] = []
         self._last_tick = time.monotonic()
+        #: devices switched off while a benchmark measures, switched on again after it
+        self._bench_paused: list[str] = []
+        #: the CPU kernel mining uses now (from the snapshots; None: not mining on a CPU)
+        self._mining_kernel: str | None = None
+        #: time spent mining this session: a pool connected and a device working (the
+        #: engine's elapsed_s counts from the start, unreachable pools included); the
+        #: elapsed_s of the snapshot it was last added from (None: a new session)
+        self.mined_s = 0.0
+        self._mined_mark: float | None = None
 
         self.setWindowTitle("sgm")
         self.setWindowIcon(make_icon())
@@ -339,14 +354,19 @@ class MainWindow(QMainWindow):
 
         self.bench_tab = BenchTab()
         self.bench_tab.mining_now = lambda: self.bridge.running
+        self.bench_tab.mining_kernel = self.mining_kernel
+        self.bench_tab.configured_kernel = self.config.impl
+        self.bench_tab.run_started.connect(self._pause_for_bench)
+        self.bench_tab.run_ended.connect(self._resume_after_bench)
+        self.bench_tab.kernel_chosen.connect(self._on_kernel_chosen)
         self.tabs.addTab(self.bench_tab, "&Benchmark")
 
         # other miners watched through their cgminer APIs (polled off this thread)
         self.rigs_tab = RigsTab(list(self.settings.rigs))
         self.rigs_tab.rigs_changed.connect(self._on_rigs_changed)
-        # no mnemonic: every letter of "Rigs" is taken (Run benchmark, Settings, ...);
-        # Ctrl+Tab reaches it like every tab
-        self.tabs.addTab(self.rigs_tab, "Rigs")
+        # Alt+R (the Benchmark tab's Run button uses Alt+U: a tab's key must be free on
+        # every page, a page's own keys only on that page)
+        self.tabs.addTab(self.rigs_tab, "&Rigs")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         # Ctrl+Tab / Ctrl+PgDn (and back) switch tabs wherever the focus is, the table too
         for keys, step in (("Ctrl+Tab", 1), ("Ctrl+PgDown", 1), ("Ctrl+Shift+Tab", -1),
@@ -496,13 +516,20 @@ class MainWindow(QMainWindow):
         geometry = self.settings.geometry
         if geometry:
             try:
-                ok = self.restoreGeometry(QByteArray(base64.b64decode(geometry)))
+                blob = base64.b64decode(geometry)
+                ok = self.restoreGeometry(QByteArray(blob))
             except ValueError:
-                ok = False
+                blob, ok = b"", False
             if ok:
                 self._fit_into(self._available_geometry())
                 return
-            self.show_warning("The saved window size could not be used; using the default")
+            if blob[:4] == GEOMETRY_MAGIC:
+                # a size Qt saved on a screen of another width (a headless run's 800-pixel
+                # screen, a laptop off its monitor): Qt refuses it, the default size fits
+                # this screen, and nothing is wrong with the file
+                log.info("saved window size is from another screen; using the default")
+            else:
+                self.show_warning("The saved window size could not be used; using the default")
         self.resize(fit_size(self._available_geometry()))
 
     def _available_geometry(self) -> QRect:
@@ -558,6 +585,7 @@ class MainWindow(QMainWindow):
 
     def stop_all(self) -> None:
         """Switch every device off; the pool stays connected, Start all resumes."""
+        self._bench_paused = []     # the end of a benchmark must not switch them back on
         if self.bridge.running:
             self.bridge.set_all_enabled(False)
             self.model.mark_wanted(False)
@@ -567,8 +595,51 @@ class MainWindow(QMainWindow):
 
     def _on_toggle(self, name: str, enabled: bool) -> None:
         self.bridge.set_device_enabled(name, enabled)
-        self.settings.disabled_devices = self.model.disabled_devices()
+        if enabled and name in self._bench_paused:
+            self._bench_paused.remove(name)     # the user took it back
+        self.settings.disabled_devices = self._user_disabled()
         self._save_settings("gui.disabled_devices")
+
+    def _user_disabled(self) -> list[str]:
+        """The devices the user switched off (not those a benchmark paused)."""
+        return [n for n in self.model.disabled_devices() if n not in self._bench_paused]
+
+    # ------------------------------------------------------------ benchmark and kernel
+    def mining_kernel(self) -> str | None:
+        """The CPU kernel the running CPU devices mine with (None: no CPU device mines)."""
+        return self._mining_kernel
+
+    def _pause_for_bench(self, _device: str) -> None:
+        """A benchmark starts: switch the working devices off (when the tab asks to) so the
+        figures are the kernels' own; the pool stays connected, the counters are kept, and
+        the settings file keeps the user's own on/off choices."""
+        if not self.bench_tab.pause_check.isChecked() or not self.bridge.running:
+            return
+        self._bench_paused = [n for n in self.model.names()
+                              if n not in self.model.disabled_devices()]
+        for name in self._bench_paused:
+            self.bridge.set_device_enabled(name, False)
+        if self._bench_paused:
+            self.log_pane.append("INFO", "Mining paused while the benchmark measures: "
+                                 + ", ".join(self._bench_paused), time.time())
+
+    def _resume_after_bench(self) -> None:
+        paused, self._bench_paused = self._bench_paused, []
+        if not paused or self._quitting or not self.bridge.running:
+            return
+        for name in paused:
+            self.bridge.set_device_enabled(name, True)
+        self.log_pane.append("INFO", "The benchmark ended: mining resumed on "
+                             + ", ".join(paused), time.time())
+
+    def _on_kernel_chosen(self, impl: str, reason: str) -> None:
+        running = self.mining_kernel()
+        later = (f" Mining keeps {running} until it starts again (Stop all and Start all "
+                 "do not restart it; quitting and starting the app does)."
+                 if running and running != impl else "")
+        self.statusBar().showMessage(f"{impl} is the CPU default kernel from the next start "
+                                     "of mining", 10000)
+        self.log_pane.append("INFO", f"CPU default kernel: {reason}.{later}", time.time())
 
     def confirm(self, title: str, text: str, action: str) -> bool:
         """Ask before a change that restarts mining; True when the user agreed (``action``
@@ -728,6 +799,28 @@ class MainWindow(QMainWindow):
                                                  for o in ("accepted", "rejected", "stale")})
         active = [p for p in snap.get("pools", []) if p.get("active")]
         self.charts.set_pool_difficulty(active[0]["difficulty"] if active else None)
+        self.model.set_waiting(bool(snap.get("running")) and bool(snap.get("pools"))
+                               and not active)
+        self._count_mined_time(snap, bool(active))
+        # (a CPU device switched off, or paused for a benchmark, keeps its kernel)
+        cpus = [d for d in summary.get("devices") or [] if d.get("kind") == "cpu"]
+        kernel = str(cpus[0].get("impl")) if cpus and snap.get("running") else None
+        if kernel != self._mining_kernel:
+            self._mining_kernel = kernel
+            self.bench_tab.refresh_kernel()
+
+    def _count_mined_time(self, snap: dict[str, Any], connected: bool) -> None:
+        """Add the time since the last snapshot to the uptime when, over it, a pool was
+        connected and a device was switched on: waiting for an unreachable pool, or with
+        every device off, is not mining."""
+        elapsed = float(snap["summary"].get("elapsed_s", 0.0))
+        mark = self._mined_mark
+        if mark is None or elapsed < mark:      # a new session: its uptime starts at zero
+            self.mined_s, mark = 0.0, (0.0 if mark is None else elapsed)
+        working = any(d.get("enabled") for d in snap["summary"].get("devices") or [])
+        if connected and working and snap.get("running"):
+            self.mined_s += elapsed - mark
+        self._mined_mark = elapsed
 
     def _on_events(self, events: list[Any]) -> None:
         charts, pane = self.charts, self.log_pane
@@ -744,6 +837,7 @@ class MainWindow(QMainWindow):
         """Mining started: the header follows from the snapshots (never from calls into
         the engine on this thread)."""
         self._finished_handled = False
+        self._mined_mark = None           # the new session's uptime starts at zero
         self._set_state("Started: waiting for the pool…", "Starting…")
         self._drop_start_failures()
         if self.bridge.last_snapshot is not None and self.bridge.last_snapshot.get("running"):
@@ -786,7 +880,10 @@ class MainWindow(QMainWindow):
                             "Mining starts by itself once a pool answers; the Pools tab "
                             "shows each pool's state")
             return
-        if all_off:
+        if all_off and self._bench_paused:
+            self._set_state(f"Paused while the benchmark measures (connected to {where}); "
+                            "mining resumes when it ends.", "Paused")
+        elif all_off:
             self._set_state(f"Stopped: every device is switched off (connected to {where}). "
                             "Start all resumes.", "Stopped")
         else:
@@ -840,8 +937,8 @@ class MainWindow(QMainWindow):
         if snap.get("running") and not self._quitting:
             self._describe_session(snap)
             # the rate where a taskbar shows it, as miners do
-            title = {"Mining": format_rate(rate), "Stopped": "Stopped"}.get(self.state_text,
-                                                                           "Not mining")
+            title = {"Mining": format_rate(rate), "Stopped": "Stopped",
+                     "Paused": "Paused"}.get(self.state_text, "Not mining")
             self.setWindowTitle(f"{title} — sgm")
         self.lbl_rate.setText(format_rate(rate))
         self.lbl_accepted.setText(f"Accepted {s['accepted']:,}")
@@ -853,7 +950,10 @@ class MainWindow(QMainWindow):
             if reasons else "Shares the pool rejected (none so far)")
         self.lbl_stale.setText(f"Stale {s['stale']:,}")
         self.lbl_best.setText(f"Best share {float(s['best_share_diff']):.4g}")
-        self.lbl_uptime.setText(f"Up {format_uptime(float(s['elapsed_s']))}")
+        self.lbl_uptime.setText(f"Up {format_uptime(self.mined_s)}")
+        self.lbl_uptime.setToolTip(
+            f"Time mining this session: counts while a pool is connected and a device is "
+            f"on ({format_uptime(float(s['elapsed_s']))} since mining was started)")
         self.pool_panel.set_status(list(snap.get("pools", [])))
         dropped = int(snap.get("dropped", 0))
         self.charts.setToolTip(f"{dropped:,} share samples not charted (flood); counters are "
@@ -944,9 +1044,12 @@ class MainWindow(QMainWindow):
                 hook()
             except Exception:   # noqa: BLE001 - quitting goes on
                 log.exception("before-quit hook failed")
-        self.settings.geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
+        if not (self.settings.geometry and QGuiApplication.platformName() in HEADLESS):
+            # (a headless run keeps the size saved on a real screen: its own is no use there)
+            self.settings.geometry = base64.b64encode(
+                bytes(self.saveGeometry().data())).decode()
         if self.model.names():   # (no rows: mining never started; keep the file's list)
-            self.settings.disabled_devices = self.model.disabled_devices()
+            self.settings.disabled_devices = self._user_disabled()
         if self._file_had_problems and not self._user_changed_settings:
             # saving would put defaults over the fields the user may want to fix by hand
             log.info("settings file %s has problems (see the warnings); not rewritten",

@@ -23,6 +23,9 @@ if TYPE_CHECKING:   # the OpenCL device module needs pyopencl: imported only whe
 
 #: Called with one line of progress text per measured run.
 Progress = Callable[[str], None]
+#: Called with each run's JSON object as soon as it is measured (its ratio is 0.0 until the
+#: whole benchmark's reference median is known): a window shows rows as they come.
+OnRun = Callable[[dict[str, Any]], None]
 
 REFERENCE_WHAT = "hashlib sha256, large buffer"
 _REF_BUFFER = bytes(range(256)) * (1 << 16)  # 16 MiB
@@ -96,7 +99,8 @@ def measure_opencl(scanner: OpenCLScanner, seconds: float) -> tuple[float, float
 
 
 def run_opencl_bench(seconds: float = 1.0, repeats: int = 3,
-                     progress: Progress | None = None) -> dict[str, Any]:
+                     progress: Progress | None = None,
+                     on_run: OnRun | None = None) -> dict[str, Any]:
     """Measure every OpenCL device `repeats` times: the contract's JSON object, each run
     with the device's name, geometry, launch size and kernel time besides."""
     from sgm.devices.opencl import OpenCLScanner, discover
@@ -131,6 +135,8 @@ def run_opencl_bench(seconds: float = 1.0, repeats: int = 3,
                      f"{statistics.median(samples) / 1e6:8.2f} MH/s, launch {scanner.launch_size} "
                      f"nonces = {scanner.launch_s * 1e3:.1f} ms, host thread "
                      f"{100 * statistics.median(shares):.1f}% of a core")
+        if on_run:
+            on_run(dict(runs[-1]))
         scanner.close()
     reference = statistics.median(ref_samples)
     for r in runs:
@@ -152,6 +158,7 @@ def run_bench(
     seconds: float = 1.0,
     repeats: int = 3,
     progress: Progress | None = None,
+    on_run: OnRun | None = None,
 ) -> dict[str, Any]:
     """Measure every (impl, threads) `repeats` times; return the contract's JSON object."""
     ref_samples = [measure_reference()]
@@ -167,6 +174,8 @@ def run_bench(
             runs.append(BenchRun("cpu", impl, threads, statistics.median(samples), 0.0, samples))
             if progress:
                 progress(f"  {impl:10s} {threads} thread(s): {statistics.median(samples) / 1e6:8.2f} MH/s")
+            if on_run:
+                on_run(asdict(runs[-1]))
     reference = statistics.median(ref_samples)
     for r in runs:
         r.ratio = r.hashes_per_s * 128 / reference

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sgm import _native
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,3 +87,31 @@ def test_sgm_impl_pins_the_kernel_and_a_damaged_file_is_measured_again(tmp_path)
     assert fixed["default_impl"] in avail
     assert json.loads((tmp_path / "kernel-choice.json").read_text())["impl"] == \
         fixed["default_impl"]
+
+
+def test_a_kernel_a_person_chose_is_kept_and_said_to_be_theirs(tmp_path, monkeypatch):
+    """sgm.api.save_kernel_choice (the desktop app's "Use this kernel"): the slowest
+    kernel chosen on purpose is what the next process mines with, and `sgm devices` says
+    who chose it; a kernel this CPU lacks is refused; an unwritable cache is an error, not
+    a choice that silently holds for one process."""
+    from sgm._native import _sha256d
+    from sgm.api import save_kernel_choice
+
+    monkeypatch.setenv("SGM_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SGM_IMPL", raising=False)
+    try:
+        choice = save_kernel_choice("scalar", {"scalar": 1e6})
+        assert choice.impl == "scalar" and not choice.pinned
+        cpu = devices(tmp_path)
+        assert cpu["default_impl"] == "scalar"
+        assert cpu["default_impl_reason"].startswith("scalar: chosen by the user on ")
+        assert "scalar 1.0 MH/s" in cpu["default_impl_reason"]
+        with pytest.raises(ValueError, match="not available"):
+            save_kernel_choice("abacus")
+        blocked = tmp_path / "file"
+        blocked.write_text("")
+        monkeypatch.setenv("SGM_CACHE_DIR", str(blocked / "sub"))
+        with pytest.raises(OSError):
+            save_kernel_choice("scalar")
+    finally:
+        _sha256d._reset_default()       # this process picks its default afresh

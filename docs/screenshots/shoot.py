@@ -7,7 +7,9 @@ Run under an X server with a window manager, e.g. (see docs/screenshots/README.m
 
 Scenarios: ``mining`` (the embedded pool), ``refused`` (a pool on a closed port),
 ``stopped`` (Stop all after mining started), ``pools`` (the Pools tab with a URL error),
-``rigs`` (the Rigs tab watching three ``sgm --api-listen`` processes and a dead address).
+``rigs`` (the Rigs tab watching three ``sgm --api-listen`` processes and a dead address),
+``bench`` (the Benchmark tab measuring two kernels at 1 thread while mining is paused;
+``--use KERNEL`` then keeps KERNEL as the default; SGM_CACHE_DIR keeps the real one safe).
 The whole screen is grabbed after ``--after`` seconds, then the app quits cleanly.
 """
 from __future__ import annotations
@@ -23,9 +25,12 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=("mining", "refused", "stopped", "pools", "rigs"))
+    p.add_argument("scenario", choices=("mining", "refused", "stopped", "pools", "rigs", "bench"))
     p.add_argument("out")
     p.add_argument("--after", type=float, default=8.0)
+    p.add_argument("--use", default=None, help="bench: keep this kernel as the default")
+    p.add_argument("--at", type=float, default=None,
+                   help="bench: seconds into the run to shoot (default --after)")
     opts = p.parse_args()
 
     from PySide6.QtCore import QTimer
@@ -70,6 +75,30 @@ def main() -> int:
     if opts.scenario == "rigs":
         window.tabs.setCurrentWidget(window.rigs_tab)
 
+    if opts.scenario == "bench":
+        from sgm.api import kernel_choice
+
+        tab = window.bench_tab
+        tab.seconds_spin.setValue(0.5)
+        tab.repeats_spin.setValue(1)
+        tab.threads_spin.setValue(1)
+
+        def bench() -> None:
+            # the kernel mining uses (calibrated when it started) and one other
+            default = kernel_choice().impl or "scalar"
+            others = [k for k in (opts.use, "sha-ni", "avx2", "scalar") if k and k != default]
+            tab._impls = [default, others[0]]
+            window.tabs.setCurrentWidget(tab)
+            tab.run()
+
+        def use() -> None:
+            for row, r in enumerate(tab._shown):
+                if r.get("impl") == opts.use:
+                    tab.table.selectRow(row)
+                    tab.use_selected_kernel()
+        QTimer.singleShot(3000, bench)
+        if opts.use:
+            tab.finished.connect(lambda _r: QTimer.singleShot(500, use))
     if opts.scenario == "stopped":
         QTimer.singleShot(int(opts.after * 500), window.stop_all)
     if opts.scenario == "pools":
@@ -89,7 +118,7 @@ def main() -> int:
         window.request_quit()
 
     window.closed.connect(app.quit)
-    QTimer.singleShot(int(opts.after * 1000), shoot)
+    QTimer.singleShot(int((opts.at or opts.after) * 1000), shoot)
     app.exec()
     closed.close()
     for proc in rigs:

@@ -119,6 +119,7 @@ class DeviceTableModel(QAbstractTableModel):
         #: dataChanged signals emitted by apply() (tests check coalescing)
         self.changes_emitted = 0
         self._running = True      # a mining session is on (else every row is idle)
+        self._waiting = False     # ... but no pool gives work (every row is idle too)
 
     # ------------------------------------------------------------ Qt model API
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt idiom
@@ -166,7 +167,9 @@ class DeviceTableModel(QAbstractTableModel):
                 return QColor(IDLE_COLOUR)
         if role == Qt.ItemDataRole.ToolTipRole and idle and col in _WORK_FIGURES:
             return ("Not mining: Start all starts a session" if not self._running
-                    else "Switched off: tick On to mine on this device")
+                    else "Switched off: tick On to mine on this device" if not row.enabled
+                    else "Waiting for a pool: no work until one answers (the header says "
+                    "why)")
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_ENABLED and row.pending:
             return f"Asked to {'start' if row.wanted else 'stop'}; waiting for the engine"
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_BATCH:
@@ -191,13 +194,20 @@ class DeviceTableModel(QAbstractTableModel):
     # ------------------------------------------------------------ values
     def is_idle(self, row: DeviceRow) -> bool:
         """The device does no work: switched off (as the engine reports) or not mining."""
-        return not self._running or not row.enabled
+        return not self._running or self._waiting or not row.enabled
 
     def set_running(self, running: bool) -> None:
         """A session started or stopped: every row's figures and colour change (one
         dataChanged at the next :meth:`apply`)."""
         if running != self._running:
             self._running = running
+            self._dirty.update(self.names())
+
+    def set_waiting(self, waiting: bool) -> None:
+        """The session runs but no pool is connected: the devices have no work, their rows
+        are greyed and their live figures blank, as for a switched-off device."""
+        if waiting != self._waiting:
+            self._waiting = waiting
             self._dirty.update(self.names())
 
     @staticmethod

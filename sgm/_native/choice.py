@@ -9,6 +9,7 @@ native module; it is measured again only when that key changes or when asked
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -134,14 +135,44 @@ def calibrate(save: bool = True) -> dict[str, Any]:
     return record
 
 
-def _save(record: dict[str, Any]) -> None:
+def save_choice(impl: str, rates: dict[str, float] | None = None) -> dict[str, Any]:
+    """Keep ``impl`` as this CPU's default kernel because a person chose it (e.g. from
+    benchmark figures); ``rates`` are the hashes/s they saw, kept for ``explain``.
+
+    The running process's kernels keep theirs; a CPU device made after this (the next start
+    of mining) uses ``impl``.  Raises ValueError for a kernel this CPU cannot run and
+    OSError when the cache file cannot be written (a choice that silently held for one
+    process only would look saved to the person who made it)."""
+    if impl not in _sha256d.available_implementations():
+        raise ValueError(f"kernel {impl!r} is not available on this CPU; available: "
+                         f"{', '.join(_sha256d.available_implementations())}")
+    kept = {str(k): float(v) for k, v in (rates or {}).items()}
+    record = {"format": FORMAT, "impl": impl, "rates": kept,
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "key": machine_key(), "chosen_by": "user"}
+    _write(record)
+    _sha256d._reset_default(kept)
+    return record
+
+
+def _write(record: dict[str, Any]) -> None:
     path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".kernel-choice-")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".kernel-choice-")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1)
         os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _save(record: dict[str, Any]) -> None:
+    path = cache_path()
+    try:
+        _write(record)
     except OSError as exc:   # a read-only home: the pick holds for this process only
         log.debug("kernel choice not saved to %s: %s", path, exc)
 
@@ -168,6 +199,10 @@ def explain(impl_option: str | None = None) -> str:
     rates = data.get("rates") or {}
     shown = ", ".join(f"{n} {r / 1e6:.1f} MH/s"
                       for n, r in sorted(rates.items(), key=lambda kv: -kv[1]))
+    if data.get("chosen_by") == "user":
+        return (f"{data['impl']}: chosen by the user on {data.get('measured_at', '?')}"
+                + (f" (benchmark: {shown})" if shown else "")
+                + f"; kept in {cache_path()}; recalibrate with sgm bench --save-default")
     return (f"{data['impl']}: fastest when calibrated on {data.get('measured_at', '?')} "
             f"({shown}; one thread); kept in {cache_path()}; "
             f"recalibrate with sgm bench --save-default")

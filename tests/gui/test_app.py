@@ -171,6 +171,36 @@ def test_usage_errors_exit_2_with_a_message(argv, fragment, capsys):
     assert fragment in capsys.readouterr().err
 
 
+def test_no_display_is_a_one_line_error_and_exit_2(tmp_path):
+    """No DISPLAY, no WAYLAND_DISPLAY, no QT_QPA_PLATFORM: Qt would abort the process with
+    a core dump and a page of plugin lines; sgm-gui says what to do and exits 2."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
+    r = subprocess.run([sys.executable, "-m", "sgm_gui.app", "-t", "1", "--quit-after", "1"],
+                       capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == ("sgm-gui: no display (set DISPLAY or run with "
+                                "QT_QPA_PLATFORM=offscreen)")
+    assert not (tmp_path / "cfg").exists()           # nothing written on the way out
+
+
+@pytest.mark.parametrize("env, platform, words", [
+    ({}, "linux", "no display"),
+    ({"QT_QPA_PLATFORM": "xcb", "WAYLAND_DISPLAY": "wayland-0"}, "linux", "no X display"),
+    ({"QT_QPA_PLATFORM": "wayland", "DISPLAY": ":0"}, "linux", "no Wayland display"),
+    ({"DISPLAY": ":0"}, "linux", None),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, "linux", None),
+    ({"QT_QPA_PLATFORM": "offscreen"}, "linux", None),
+    ({"QT_QPA_PLATFORM": "vnc:size=800x600"}, "linux", None),
+    ({}, "darwin", None),
+    ({}, "win32", None),
+])
+def test_display_problem_knows_which_platform_needs_which_display(env, platform, words):
+    problem = gui_app.display_problem(env, platform)
+    assert (problem is None) if words is None else problem.startswith(words)
+
+
 def test_the_icon_is_drawn_and_exported(qtbot, tmp_path):
     assert not make_icon().isNull()
     render_icon_png(str(tmp_path / "i" / "sgm.png"), 128)

@@ -14,7 +14,9 @@
 """
 from __future__ import annotations
 
+import base64
 import json
+import re
 import socket
 import string
 from pathlib import Path
@@ -22,8 +24,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
 
+from sgm import _native
 from sgm.api import LICENSE, MinerConfig, PoolConfig, __version__
 from sgm.pool import PoolThread
 from sgm_gui import main_window as mw
@@ -42,6 +45,9 @@ from sgm_gui.settings import GuiSettings, load_settings
 from sgm_gui.widgets.pool_panel import COL_STATE, PoolPanel
 
 from .conftest import embedded
+
+#: the benchmark tab's tests measure one kernel
+IMPL = _native.available_implementations()[0]
 
 
 @pytest.fixture
@@ -132,6 +138,51 @@ def test_stop_all_reads_stopped_and_greys_the_devices(qtbot, bridge, open_window
     qtbot.waitUntil(lambda: w.lbl_state.text() == "Mining", timeout=30_000)
 
 
+def since_start(w: MainWindow) -> int:
+    """The seconds since mining was started, as the uptime's tooltip says them."""
+    m = re.search(r"\((\d+):(\d\d):(\d\d) since mining was started\)", w.lbl_uptime.toolTip())
+    return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) if m else -1
+
+
+def test_the_uptime_stands_still_while_no_pool_answers(qtbot, bridge, open_window):
+    """Up counts time mining: not while the pool refuses every connection (the engine's
+    elapsed_s goes on, and the tooltip says how long since the start)."""
+    sock, port = refused_port()
+    with sock:
+        w = open_window(MinerConfig(threads=1, pools=[
+            PoolConfig(f"stratum+tcp://127.0.0.1:{port}", "wallet.worker", "x")]))
+        qtbot.waitUntil(lambda: "retrying in" in w.lbl_state.text() and
+                        float(bridge.last_snapshot["summary"]["elapsed_s"]) >= 3.0,
+                        timeout=30_000)
+        qtbot.waitUntil(lambda: since_start(w) >= 3, timeout=30_000)
+        assert w.mined_s == 0.0
+        assert w.counters()["uptime"] == "Up 0:00:00"
+        assert "since mining was started" in w.lbl_uptime.toolTip()
+        # the device has no work: greyed, its live figures blank, the tooltip says why
+        qtbot.waitUntil(lambda: w.model.rowCount() == 1, timeout=30_000)
+        for col in (COL_RATE_1M, COL_UTIL):
+            assert w.model.data(w.model.index(0, col)) == ""
+        colour = w.model.data(w.model.index(0, COL_NAME), Qt.ItemDataRole.ForegroundRole)
+        assert QColor(colour) == QColor(IDLE_COLOUR)
+        assert "Waiting for a pool" in w.model.data(w.model.index(0, COL_UTIL),
+                                                    Qt.ItemDataRole.ToolTipRole)
+
+
+def test_the_uptime_counts_while_mining_and_stops_with_stop_all(qtbot, bridge, open_window):
+    w = open_window(embedded(threads=1, bits=16))
+    qtbot.waitUntil(lambda: w.mined_s >= 2.0 and w.counters()["uptime"] != "Up 0:00:00",
+                    timeout=30_000)
+    w.stop_all()
+    qtbot.waitUntil(lambda: w.lbl_state.text() == "Stopped", timeout=30_000)
+    stopped_at = w.mined_s
+    snapshots: list[float] = []
+    bridge.snapshot.connect(lambda snap: snapshots.append(snap["summary"]["elapsed_s"]))
+    qtbot.waitUntil(lambda: len(snapshots) >= 3, timeout=30_000)
+    assert w.mined_s == stopped_at
+    w.start_all()
+    qtbot.waitUntil(lambda: w.mined_s > stopped_at, timeout=30_000)
+
+
 # ------------------------------------------------------------------ 3. restarts
 def test_a_change_that_restarts_mining_asks_and_cancel_keeps_mining(qtbot, bridge,
                                                                      open_window, monkeypatch):
@@ -203,15 +254,31 @@ def mnemonic(text: str) -> str | None:
     return text.replace("&&", "")[i + 1].lower() if i >= 0 else None
 
 
-def test_mnemonics_are_unique_across_the_window(bare_window):
+def test_mnemonics_are_unique_among_what_is_on_screen_together(bare_window):
+    """Every tab has a key (Rigs too).  Qt fires the key of a visible widget only, so a
+    key must be unique among the tabs, the menus and the page shown: a tab's key is free
+    on every page, two pages may reuse one of their own."""
     w = bare_window()
-    texts = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    texts += [a.text() for a in w.menuBar().actions()]
-    texts += [b.text() for b in w.findChildren(QAbstractButton)]
-    texts += [lb.text() for lb in w.findChildren(QLabel) if lb.buddy() is not None]
-    keys = [k for k in map(mnemonic, texts) if k]
-    assert len(keys) >= 15 and all(k in string.ascii_lowercase for k in keys)
-    assert len(keys) == len(set(keys)), sorted(keys)
+    pages = [w.tabs.widget(i) for i in range(w.tabs.count())]
+    tab_texts = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    assert all(mnemonic(t) for t in tab_texts), tab_texts
+
+    def labelled(root) -> list:
+        return ([b for b in root.findChildren(QAbstractButton)]
+                + [lb for lb in root.findChildren(QLabel) if lb.buddy() is not None])
+
+    def keys_of(widgets) -> list[str]:
+        return [k for k in (mnemonic(x.text()) for x in widgets) if k]
+
+    always = keys_of([a for a in w.menuBar().actions()]) + [mnemonic(t) for t in tab_texts]
+    always += keys_of([x for x in labelled(w) if not any(p.isAncestorOf(x) for p in pages)])
+    seen = set(always)
+    for page, title in zip(pages, tab_texts, strict=True):
+        keys = always + keys_of(labelled(page))
+        assert all(k in string.ascii_lowercase for k in keys)
+        assert len(keys) == len(set(keys)), (title, sorted(keys))
+        seen |= set(keys)
+    assert len(seen) >= 15
 
 
 # ------------------------------------------------------------------ 5. config file
@@ -315,6 +382,52 @@ def test_about_says_the_version_licence_and_config_path(bare_window, tmp_path):
     assert w.windowTitle() == "sgm"
 
 
+def geometry_from_another_screen() -> str:
+    """What saveGeometry wrote for a 700x500 window on a screen 4 times as wide as this
+    one (a laptop's screen after a large monitor, or the other way round)."""
+    probe = QWidget()
+    probe.resize(700, 500)
+    blob = bytearray(probe.saveGeometry().data())
+    assert bytes(blob[:4]) == mw.GEOMETRY_MAGIC
+    width = probe.screen().geometry().width()
+    blob[46:50] = (4 * width).to_bytes(4, "big")     # format 3: the screen's width
+    probe.deleteLater()
+    return base64.b64encode(bytes(blob)).decode()
+
+
+def test_a_size_saved_on_another_screen_gives_the_default_without_a_warning(qtbot, bridge):
+    w = MainWindow(bridge, embedded(), GuiSettings(geometry=geometry_from_another_screen()))
+    qtbot.addWidget(w)
+    try:
+        assert w.banner.text() == "" and not w.banner_box.isVisibleTo(w)
+        assert w.size() == fit_size(w.screen().availableGeometry())
+    finally:
+        w.timer.stop()
+        w.log_pane.detach()
+
+
+def test_a_saved_size_that_is_no_window_size_is_warned_about(qtbot, bridge):
+    w = MainWindow(bridge, embedded(), GuiSettings(geometry=base64.b64encode(
+        bytes(66)).decode()))
+    qtbot.addWidget(w)
+    try:
+        assert "saved window size could not be used" in w.banner.text()
+    finally:
+        w.timer.stop()
+        w.log_pane.detach()
+
+
+def test_a_headless_run_keeps_the_size_saved_on_a_screen(qtbot, bridge, open_window,
+                                                         tmp_path):
+    assert QApplication.platformName() in mw.HEADLESS     # (the tests run offscreen)
+    saved = geometry_from_another_screen()
+    w = open_window(embedded(threads=1, bits=16), GuiSettings(geometry=saved))
+    with qtbot.waitSignal(w.closed, timeout=30_000):
+        w.close()
+    kept, warnings = load_settings(tmp_path / "sgm.json")
+    assert warnings == [] and kept.geometry == saved
+
+
 def test_fit_size_keeps_a_saved_size_that_fits():
     assert fit_size(QRect(0, 0, 1920, 1080), QSize(1000, 700)) == QSize(1000, 700)
 
@@ -348,3 +461,45 @@ def test_every_column_has_a_tooltip_and_the_words_are_plain(bare_window):
     texts = [lb.text() for lb in w.findChildren(QLabel)]
     texts += [b.text() for b in w.findChildren(QAbstractButton)]
     assert not [t for t in texts if "`" in t]
+
+
+# ------------------------------------------------------------------ 10. benchmark tab
+def test_mining_pauses_while_the_benchmark_measures_and_resumes_after(qtbot, bridge,
+                                                                      open_window, tmp_path):
+    """The engine's own snapshots show every device off while the run measures and on
+    again after it; the pause is not a choice the settings file keeps."""
+    w = open_window(embedded(threads=1, bits=16))
+    qtbot.waitUntil(lambda: w.lbl_state.text() == "Mining", timeout=30_000)
+    tab = w.bench_tab
+    assert tab.pause_check.isChecked()                # the default
+    tab._impls = [IMPL]
+    tab.seconds_spin.setValue(1.0)
+    tab.repeats_spin.setValue(2)
+    tab.threads_spin.setValue(1)
+    during: list[list[bool]] = []
+    bridge.snapshot.connect(
+        lambda snap: during.append([bool(d["enabled"]) for d in snap["summary"]["devices"]])
+        if tab.is_running() else None)
+    with qtbot.waitSignal(tab.run_ended, timeout=120_000):
+        assert tab.run()
+        assert "Mining is paused" in tab.status_label.text()
+    assert [False] in during
+    qtbot.waitUntil(lambda: w.lbl_state.text() == "Mining" and
+                    [d["enabled"] for d in bridge.last_snapshot["summary"]["devices"]]
+                    == [True], timeout=30_000)
+    w.log_pane.flush()
+    assert "Mining paused while the benchmark measures: cpu0" in w.log_pane.text()
+    assert "mining resumed on cpu0" in w.log_pane.text()
+    path = tmp_path / "sgm.json"
+    if path.exists():
+        assert load_settings(path)[0].disabled_devices == []
+    # Stop all while a run measures is the user's word: the run's end does not undo it
+    with qtbot.waitSignal(tab.run_ended, timeout=120_000):
+        assert tab.run()
+        w.stop_all()
+    later: list[list[bool]] = []
+    bridge.snapshot.connect(
+        lambda snap: later.append([bool(d["enabled"]) for d in snap["summary"]["devices"]]))
+    qtbot.waitUntil(lambda: len(later) >= 3, timeout=30_000)
+    assert later[-1] == [False] and w.lbl_state.text() == "Stopped"
+    assert load_settings(path)[0].disabled_devices == ["cpu0"]
