@@ -603,9 +603,11 @@ def test_sgm_mines_with_cpu_and_opencl_together(cl_device, tmp_path):
     out = tmp_path / "summary.json"
     # PoCL on one thread, the native kernel on the other core
     # 13-bit shares: any batch the nice-19 CPU worker finishes holds some, even when busy
-    # processes leave it little time
-    r = sgm("--devices", "cpu,opencl", "-t", "1", "--time-limit", "6", "--jobs", "100",
-            "--duration", "3", "--difficulty", "13", "-q", "--summary-json", str(out),
+    # processes leave it little time; and one job for the whole run, so a batch that a
+    # starved worker finishes late still holds shares of a live job (with a new job every
+    # few seconds they may all be stale, rightly)
+    r = sgm("--devices", "cpu,opencl", "-t", "1", "--time-limit", "6", "--jobs", "1",
+            "--duration", "60", "--difficulty", "13", "-q", "--summary-json", str(out),
             env_extra={"POCL_MAX_PTHREAD_COUNT": "1"})
     assert r.returncode == 0, r.stderr
     s = json.loads(out.read_text())

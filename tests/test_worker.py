@@ -95,6 +95,29 @@ def test_a_full_buffer_makes_the_worker_wait_and_nothing_is_lost():
     assert sorted(got) == hits(0, 1 << 18, target)
 
 
+def test_hashes_are_counted_before_the_candidates_they_found_go_out():
+    """A reader that sees a candidate also sees the hashes that found it (a rig's API must
+    never report shares beside 0 H/s): one batch of 2^18 nonces at 1 in 64, read while
+    the worker is still inside it."""
+    target = bits_to_target(6)
+    q, t, b, w = make(1 << 18, batch=1 << 18, capacity=64)
+    t.put(1, 0, MIDSTATE, TAIL, target)
+    th = threading.Thread(target=w.run)
+    th.start()
+    seen = []
+    deadline = time.monotonic() + 120
+    while th.is_alive() or len(b):
+        items, _ = b.drain(1 << 20, 0.05)
+        if items:
+            hashes, batches, *_ = w.counters()
+            last = max(n for *_, n, _ in items)
+            seen.append((last, hashes, batches))
+        assert time.monotonic() < deadline
+    th.join()
+    assert seen and all(hashes > last for last, hashes, _ in seen), seen[:5]
+    assert any(batches == 0 for *_, batches in seen)      # read inside the batch
+
+
 def test_the_worker_hashes_while_another_thread_holds_the_gil():
     q, t, b, w = make(1 << 32 - 1, batch=1 << 12)
     t.put(1, 0, MIDSTATE, TAIL, 0)

@@ -698,6 +698,9 @@ cdef class CpuWorker:
                 self._fn(&work, <uint32_t>(u.nonce_start + pos), left, self._found, 256,
                          &self.abort.flag, &res)
                 pos += res.done
+                # counted as scanned, before its candidates go out: whoever reads a share
+                # found also reads the hashes that found it
+                self._hashes += res.done
                 if res.n_found:
                     n_push = 0
                     for i in range(res.n_found):
@@ -732,7 +735,6 @@ cdef class CpuWorker:
                 rest.nonce_start = <uint32_t>(u.nonce_start + scanned)
                 rest.nonce_count = u.nonce_count - scanned
                 self._queue.give_back_c(&rest)
-            self._hashes += scanned
             self._batches += 1
             self._busy_ns += t1 - t0
             self._last_latency_ns = t1 - t0
