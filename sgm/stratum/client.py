@@ -94,6 +94,9 @@ class Verdict:
         text = (self.reason or "").lower()
         return "stale" in text or "job not found" in text
 
+#: the verdict of most shares (frozen: one object serves them all)
+_ACCEPTED = Verdict(True)
+
 #: where submit_many() delivers verdicts: a list of (share, tag, verdict), called on the loop
 VerdictSink = Callable[[list[tuple[Share, T, Verdict]]], None]
 
@@ -701,7 +704,8 @@ class StratumClient:
                     self.rejected += 1
                     if ev.code == STALE_CODE:
                         self.stale += 1
-                self._answered(ev.id, Verdict(ev.accepted, ev.reason, ev.code))
+                self._answered(ev.id, _ACCEPTED if ev.accepted and ev.reason is None and ev.code is None
+                               else Verdict(ev.accepted, ev.reason, ev.code))
             elif isinstance(ev, Authorized) and not ev.ok:
                 outcome.auth_failed, outcome.reason, stop = True, f"not authorized: {ev.reason}", True
             elif isinstance(ev, ProtocolError) and ev.fatal:
