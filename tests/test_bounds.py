@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 
 from sgm.jobs import MidstateCache
-from sgm.pool import PoolThread
-from sgm.pool import faults as faults_mod
-from sgm.pool import server as server_mod
+from sgm.pool import PoolThread, faults as faults_mod, server as server_mod
 from sgm.pool.faults import FaultPoolThread
 from sgm.scheduler import MAX_VALID_GENERATIONS, Scheduler
 from sgm.stratum.protocol import StratumProtocol
