@@ -461,7 +461,13 @@ class FaultPool(LocalPool):
 
     def _fault_extranonce_change(self) -> int:
         """mining.set_extranonce in the middle of a job: the current job keeps the old
-        extranonce1 (the change applies from the next notify), a job sent later the new."""
+        extranonce1 (the change applies from the next notify), a job sent later the new.
+
+        Not while the pool is stalled: the stall would drop the set_extranonce line while
+        the pool's side changed, and every later share would be refused as invalid -- a
+        pool at odds with itself, not a fault of the miner's (the soak found it)."""
+        if time.monotonic() < self._stall_until:
+            return 0
         conns = self._working()
         for conn in conns:
             old = conn.extranonce1
