@@ -31,7 +31,7 @@ from sgm.checks import is_int, is_number
 __all__ = [
     "WINDOWS", "DecayingRate", "DeviceStats", "Event", "JobEvent", "ShareEvent",
     "DeviceEvent", "LogEvent", "AnyEvent", "Subscription", "EventBus", "Telemetry",
-    "event_to_dict", "CLOSE_TIMEOUT",
+    "event_to_dict", "CLOSE_TIMEOUT", "MAX_REJECT_REASONS", "OTHER_REASONS",
 ]
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,12 @@ Clock = Callable[[], float]
 
 #: Averaging windows (time constants, seconds) of :class:`DecayingRate`.
 WINDOWS: dict[str, float] = {"5s": 5.0, "1m": 60.0, "5m": 300.0, "15m": 900.0}
+
+#: Distinct reject reasons DeviceStats.rejected counts apart; later ones are counted
+#: together under OTHER_REASONS (a pool that puts a job id or a hash in its error text
+#: would otherwise add a key per share for as long as the miner runs).
+MAX_REJECT_REASONS = 32
+OTHER_REASONS = "(other reasons)"
 
 #: Time constant (s) of the utilisation average.
 UTILISATION_WINDOW = 10.0
@@ -223,6 +229,8 @@ class DeviceStats:
                 self.accepted += 1
             else:
                 key = reason or "unknown"
+                if key not in self.rejected and len(self.rejected) >= MAX_REJECT_REASONS:
+                    key = OTHER_REASONS
                 self.rejected[key] = self.rejected.get(key, 0) + 1
 
     def record_stale(self, n: int = 1, *, refused: bool = False,

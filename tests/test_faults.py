@@ -254,6 +254,17 @@ def test_extranonce_change_in_the_middle_of_a_job(rig: Rig) -> None:
     assert out.pool.connections_total == 1
 
 
+def test_an_extranonce_change_during_a_stall_is_not_made(rig: Rig) -> None:
+    """The stall drops every line; an extranonce1 changed on the pool's side but never
+    announced made the miner's later shares invalid (84 after a 2 s stall): the fault
+    pool does not change what it cannot tell."""
+    rig.pool.inject("stall", seconds=2.0)
+    assert rig.pool.inject("extranonce_change") == 0
+    rig.mining(3)
+    out = rig.finish()
+    assert_sound(out, lossless=False)
+
+
 def test_absurd_difficulties_are_refused(rig: Rig) -> None:
     rig.pool.inject("absurd_difficulty")
     rig.mining(5)

@@ -34,6 +34,7 @@ import os
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,8 +113,9 @@ FAULTS = ("close_mid_line", "stall", "garbage", "long_line", "invalid_json", "wr
           "reconnect_storm", "refuse_auth", "flip_answers", "reorder_answers")
 
 
-#: how many submits' answers FaultBook.answers keeps (the book stays bounded in a soak)
-MAX_ANSWERS_KEPT = 20_000
+#: how many submits' answers FaultBook.answers keeps, the latest (the book stays bounded in
+#: a soak: at ~175 bytes an entry, 20,000 kept were 3.5 MB of a 60-minute soak's growth)
+MAX_ANSWERS_KEPT = 4096
 
 
 @dataclass
@@ -137,8 +139,8 @@ class FaultBook:
     authorizations_refused: int = 0
     notifies_flooded: int = 0
     #: the answer put on the wire for each submit, by (job id, nonce): True, False, or None
-    #: when it was never sent (the first MAX_ANSWERS_KEPT submits)
-    answers: dict[tuple[str, int], bool | None] = field(default_factory=dict)
+    #: when it was never sent (the latest MAX_ANSWERS_KEPT submits; insertion order)
+    answers: OrderedDict[tuple[str, int], bool | None] = field(default_factory=OrderedDict)
     #: monotonic times of connects and disconnects (for reconnect gaps)
     connects: list[float] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)
@@ -200,7 +202,7 @@ class FaultPool(LocalPool):
     def snapshot_book(self) -> FaultBook:
         with self._book_lock:
             return dataclasses.replace(self.book, injected=dict(self.book.injected),
-                                       answers=dict(self.book.answers),
+                                       answers=OrderedDict(self.book.answers),
                                        connects=list(self.book.connects),
                                        disconnects=list(self.book.disconnects))
 
@@ -279,8 +281,12 @@ class FaultPool(LocalPool):
                     self.book.flipped += 1
         stalled = time.monotonic() < self._stall_until
         with self._book_lock:
-            if key is not None and len(self.book.answers) < MAX_ANSWERS_KEPT:
-                self.book.answers[key] = None if stalled else ok
+            if key is not None:
+                answers = self.book.answers
+                answers[key] = None if stalled else ok
+                answers.move_to_end(key)    # a resubmitted key counts as the newest
+                while len(answers) > MAX_ANSWERS_KEPT:   # the oldest go first
+                    answers.popitem(last=False)
             if stalled:
                 self.book.unanswered_submits += 1
             elif ok:
@@ -455,7 +461,13 @@ class FaultPool(LocalPool):
 
     def _fault_extranonce_change(self) -> int:
         """mining.set_extranonce in the middle of a job: the current job keeps the old
-        extranonce1 (the change applies from the next notify), a job sent later the new."""
+        extranonce1 (the change applies from the next notify), a job sent later the new.
+
+        Not while the pool is stalled: the stall would drop the set_extranonce line while
+        the pool's side changed, and every later share would be refused as invalid -- a
+        pool at odds with itself, not a fault of the miner's (the soak found it)."""
+        if time.monotonic() < self._stall_until:
+            return 0
         conns = self._working()
         for conn in conns:
             old = conn.extranonce1
