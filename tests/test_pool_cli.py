@@ -253,8 +253,11 @@ def test_vardiff_brings_a_fast_miner_to_the_aimed_rate():
     finally:
         miner.stop()
         pt.stop()
-    # far from the flood (thousands a minute) it started at
-    assert after.difficulty >= start * 100, windows
+    # the loop ends only with a stretch in the band: far from the flood (thousands a
+    # minute) it started at, and vardiff moved more than once to get there.  (A lower
+    # difficulty reaches sgm's work only with the pool's next job, so vardiff's own
+    # number may sit below what the miner still mines at: no bound on it here.)
+    assert after.retargets >= 3 and aim / 4 <= rate <= aim * 4, windows
 
 
 @pytest.mark.parametrize("argv, message", [
