@@ -24,6 +24,23 @@ from sgm_gui.main_window import MainWindow  # noqa: E402
 from sgm_gui.settings import GuiSettings  # noqa: E402
 from tests.conftest import wait_until  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _qt_objects_die_in_their_test(qapp):
+    """Every Qt object a test made is destroyed before the next test, on the GUI thread,
+    with its deferred deletions delivered.  Left to a later garbage collection, a window's
+    menus were once destroyed in the middle of an import in a non-GUI test (with the GIL
+    held) and hung the suite on a Qt lock."""
+    yield
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    for _ in range(2):
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        qapp.processEvents()
+        gc.collect()
+
 #: generous: a loaded 2-core box calibrates slowly
 START_TIMEOUT_MS = 60_000
 
