@@ -746,9 +746,7 @@ class Telemetry:
     def record_share_found(self, device: str, job_id: str, nonce: int,
                            difficulty: float) -> None:
         """A nonce passed the re-check and is being submitted."""
-        self.device(device).record_share_found(difficulty)
-        self.total.record_share_found(difficulty)
-        self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, None, None))
+        self.record_shares_found([(device, job_id, nonce, difficulty)])
 
     def record_shares_found(self, found: list[tuple[str, str, int, float]]) -> None:
         """:meth:`record_share_found` for each ``(device, job_id, nonce, difficulty)``,
@@ -763,9 +761,7 @@ class Telemetry:
     def record_share_result(self, device: str, job_id: str, nonce: int, difficulty: float,
                             accepted: bool, reason: str | None = None) -> None:
         """The pool's answer to a submitted share."""
-        self.device(device).record_share_result(accepted, reason)
-        self.total.record_share_result(accepted, reason)
-        self.bus.publish(ShareEvent(device, job_id, nonce, difficulty, bool(accepted), reason))
+        self.record_share_results([(device, job_id, nonce, difficulty, accepted, reason)])
 
     def record_share_results(self, results: list[tuple[str, str, int, float, bool, str | None]]) -> None:
         """Many answers at once, each ``(device, job_id, nonce, difficulty, accepted,
